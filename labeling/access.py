@@ -1,0 +1,109 @@
+"""The one way a view, API or task gets a project it must be allowed to see.
+
+Every lookup of a project-scoped object goes through :func:`project_access` (or, for objects
+addressed by id, a selector that filters on the projects it returns). A caller who is not a member
+gets ``Http404`` (never a 403 that confirms the project exists); a member whose role lacks the
+capability gets ``PermissionDenied``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+
+from labeling.models import IngestToken, Membership, Project, Role
+
+Capability = Literal["ingest", "label", "review", "read", "export", "configure"]
+
+# Which roles hold which capability. Annotators see their queue only; engineers read data,
+# estimates and exports and may ingest; reviewers adjudicate and set gold; admins do everything.
+CAPABILITIES: dict[str, frozenset[str]] = {
+    "ingest": frozenset({Role.ENGINEER, Role.ADMIN}),
+    "label": frozenset({Role.ANNOTATOR, Role.REVIEWER, Role.ADMIN}),
+    "review": frozenset({Role.REVIEWER, Role.ADMIN}),
+    "read": frozenset({Role.REVIEWER, Role.ENGINEER, Role.ADMIN}),
+    "export": frozenset({Role.ENGINEER, Role.ADMIN}),
+    "configure": frozenset({Role.ADMIN}),
+}
+
+
+@dataclass(frozen=True)
+class IngestClient:
+    """The request.user of a call authenticated with a project ingestion token."""
+
+    token: IngestToken
+    is_authenticated: bool = True
+    is_active: bool = True
+    is_staff: bool = False
+    is_superuser: bool = False
+    is_anonymous: bool = False
+    pk: None = None
+    id: None = None
+    username: str = "ingest-token"
+
+    def __str__(self) -> str:
+        return f"ingest-token:{self.token.prefix}"
+
+
+def role_in(*, user: Any, project: Project) -> str | None:
+    """The user's role in the project, ``"admin"`` for superusers, None for non-members."""
+    if isinstance(user, IngestClient) or not getattr(user, "is_authenticated", False):
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    return (
+        Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    )
+
+
+def has_capability(*, role: str | None, need: Capability) -> bool:
+    return role is not None and role in CAPABILITIES[need]
+
+
+def project_access(*, user: Any, slug: str, need: Capability) -> Project:
+    """Return the project if ``user`` may ``need`` it; 404 for outsiders, 403 for a weaker role.
+
+    Ingestion tokens reach only their own project and only the ``ingest`` capability.
+    """
+    if isinstance(user, IngestClient):
+        if user.token.project.slug != slug:
+            raise Http404("No such project.")
+        if need != "ingest":
+            raise PermissionDenied("An ingestion token can only ingest.")
+        return user.token.project
+    if not getattr(user, "is_authenticated", False):
+        raise PermissionDenied("Authentication required.")
+    try:
+        project = Project.objects.get(slug=slug)
+    except Project.DoesNotExist:
+        raise Http404("No such project.") from None
+    role = role_in(user=user, project=project)
+    if role is None:
+        raise Http404("No such project.")
+    if not has_capability(role=role, need=need):
+        raise PermissionDenied(f"Your role ({role}) cannot {need} in this project.")
+    return project
+
+
+def projects_for(*, user: Any, need: Capability = "label") -> QuerySet[Project]:
+    """Projects where the user holds ``need`` (all projects for superusers)."""
+    if isinstance(user, IngestClient) or not getattr(user, "is_authenticated", False):
+        return Project.objects.none()
+    if user.is_superuser:
+        return Project.objects.all()
+    return Project.objects.filter(
+        memberships__user=user, memberships__role__in=CAPABILITIES[need]
+    ).distinct()
+
+
+def visible_projects(*, user: Any) -> QuerySet[Project]:
+    """Every project the user is a member of, whatever the role."""
+    if isinstance(user, IngestClient) or not getattr(user, "is_authenticated", False):
+        return Project.objects.none()
+    if user.is_superuser:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user).distinct()

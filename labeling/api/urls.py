@@ -1,0 +1,10 @@
+"""Labeling API routes, one module per area."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("labeling.api.projects")),
+    path("", include("labeling.api.ingest")),
+    path("", include("labeling.api.queue")),
+    path("", include("labeling.api.exports")),
+]

@@ -1,0 +1,55 @@
+"""DRF authentication for project-scoped ingestion tokens (``Authorization: Ingest <key>``)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from labeling.access import IngestClient
+from labeling.models import IngestToken
+
+KEY_PREFIX = "fwi_"
+KEYWORD = "Ingest"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def generate_key() -> str:
+    """A new random ingestion key; only its hash is stored."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class IngestTokenAuthentication(authentication.BaseAuthentication):
+    """Accepts ``Authorization: Ingest fwi_...`` (and ``Bearer fwi_...``)."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        header = authentication.get_authorization_header(request).split()
+        if len(header) != 2:
+            return None
+        scheme, raw = header[0].decode(errors="replace"), header[1]
+        if scheme not in (KEYWORD, "Bearer"):
+            return None
+        key = raw.decode(errors="replace")
+        if not key.startswith(KEY_PREFIX):
+            return None
+        token = (
+            IngestToken.objects.select_related("project")
+            .filter(key_hash=hash_key(key), revoked_at__isnull=True)
+            .first()
+        )
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked ingestion token.")
+        now = timezone.now()
+        if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+            IngestToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return IngestClient(token=token), token
+
+    def authenticate_header(self, request: Request) -> str:
+        return KEYWORD

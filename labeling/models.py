@@ -1,0 +1,383 @@
+"""Labeling models: projects and roles, interactions and their events, queues, annotations, exports.
+
+Fields, constraints and simple properties only; writes live in ``labeling.services``, reads in
+``labeling.selectors``. ``labeling`` never imports ``sampling``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+    ENGINEER = "engineer", "Engineer"
+    ADMIN = "admin", "Admin"
+
+
+# Higher roles include the rights of lower ones, except that only annotators, reviewers and admins
+# label (engineers read data and export). See labeling.access for the one place that checks roles.
+ROLE_RANK = {Role.ANNOTATOR: 1, Role.REVIEWER: 2, Role.ENGINEER: 3, Role.ADMIN: 4}
+
+
+class Project(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    # The current label schema (see labeling.schema for the format; it includes "target").
+    label_schema = models.JSONField(default=dict)
+    schema_version = models.PositiveIntegerField(default=1)
+    segment_keys = models.JSONField(default=list, blank=True)
+    custom_event_types = models.JSONField(default=list, blank=True)
+    # The name of one entry of Interaction.scores that the proxy calibrates as its primary judge.
+    primary_judge = models.CharField(max_length=100, blank=True)
+    guidelines = models.TextField(blank=True)
+    lease_seconds = models.PositiveIntegerField(default=600)
+    max_skips = models.PositiveIntegerField(default=3)
+    gold_rate = models.FloatField(default=0.0)
+    retrain_every = models.PositiveIntegerField(default=50)
+    redact_pii = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def target(self) -> dict[str, Any]:
+        """The target question and what counts as good, e.g. {"question": "quality", "good": [4, 5]}."""
+        return dict(self.label_schema.get("target") or {})
+
+
+class LabelSchemaVersion(models.Model):
+    """Every schema a project has had; annotations point at the version they were made under."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="schema_versions")
+    version = models.PositiveIntegerField()
+    schema = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="uniq_schema_version")
+        ]
+        ordering = ["project", "version"]
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="uniq_membership")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.project_id}:{self.role}"
+
+
+class IngestToken(models.Model):
+    """A project-scoped token that can only ingest. Only the sha256 of the key is stored."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="ingest_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Interaction(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="interactions")
+    external_id = models.CharField(max_length=200)
+    conversation_id = models.CharField(max_length=200, blank=True, default="")
+    occurred_at = models.DateTimeField()
+    model_version = models.CharField(max_length=200, blank=True, default="")
+    messages = models.JSONField(default=list)
+    response = models.TextField()
+    alt_response = models.TextField(blank=True, default="")
+    alt_model_version = models.CharField(max_length=200, blank=True, default="")
+    segment = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    scores = models.JSONField(default=dict, blank=True)
+    # Signal aggregates, recomputed from Event rows by labeling.services.signals (never incremented
+    # in place, so they cannot drift): {"copy": 1, "regenerate": 0, "edit_ratio": 0.4, ...}.
+    signals = models.JSONField(default=dict, blank=True)
+    # +1 thumbs up, -1 thumbs down (the latest explicit rating), null: no explicit feedback.
+    explicit_rating = models.SmallIntegerField(null=True, blank=True)
+    # Proxy quality score P(good) and the proxy model version that produced it (null: prior).
+    proxy_score = models.FloatField(null=True, blank=True)
+    proxy_version = models.PositiveIntegerField(null=True, blank=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+    # Follow-up work (late events attached, aggregates, scoring) done; null: the sweep picks it up.
+    processed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"], name="uniq_interaction_external_id"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["project", "occurred_at"], name="ix_inter_proj_time"),
+            models.Index(fields=["project", "model_version"], name="ix_inter_proj_model"),
+            models.Index(fields=["project", "conversation_id"], name="ix_inter_proj_conv"),
+            models.Index(
+                fields=["project", "id"],
+                name="ix_inter_unprocessed",
+                condition=Q(processed_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.external_id}"
+
+
+class EventType(models.TextChoices):
+    THUMBS_UP = "thumbs_up"
+    THUMBS_DOWN = "thumbs_down"
+    COPY = "copy"
+    REGENERATE = "regenerate"
+    EDIT = "edit"  # value: edit ratio 0..1
+    ABANDON = "abandon"
+    FOLLOW_UP = "follow_up"
+    DWELL_MS = "dwell_ms"  # value: milliseconds
+    SHARE = "share"
+    OUTCOME = "outcome"  # name + value, e.g. ticket_resolved = 1
+    SCORE = "score"  # name + value: a judge score computed later
+
+
+BUILTIN_EVENT_TYPES = frozenset(EventType.values)
+
+
+class Event(models.Model):
+    """An implicit or explicit signal. Kept even when its interaction has not arrived yet."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="events")
+    interaction = models.ForeignKey(
+        Interaction, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    external_id = models.CharField(max_length=200)  # the interaction's external_id
+    # Optional client-supplied id: a retried event with the same id is stored once.
+    event_id = models.CharField(max_length=200, null=True, blank=True)
+    type = models.CharField(max_length=64)
+    name = models.CharField(max_length=100, blank=True, default="")
+    value = models.FloatField(null=True, blank=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "event_id"],
+                name="uniq_event_id",
+                condition=Q(event_id__isnull=False),
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["project", "external_id"],
+                name="ix_event_orphans",
+                condition=Q(interaction__isnull=True),
+            ),
+        ]
+
+
+class QueueItem(models.Model):
+    """A selected interaction waiting for ``overlap`` annotations.
+
+    ``done_count`` and ``leased_count`` are changed only inside labeling.services.queue while the
+    row is locked, so they always equal the counts of the assignment rows.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        DONE = "done"
+        FLAGGED = "flagged"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="queue_items")
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="queue_items"
+    )
+    # The sampling run that selected it (a plain id: labeling does not import sampling).
+    sampling_run_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    overlap = models.PositiveSmallIntegerField(default=1)
+    priority = models.FloatField(default=0.0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    done_count = models.PositiveSmallIntegerField(default=0)
+    leased_count = models.PositiveSmallIntegerField(default=0)
+    skip_count = models.PositiveSmallIntegerField(default=0)
+    is_gold = models.BooleanField(default=False)
+    gold_answer = models.JSONField(null=True, blank=True)
+    holdout = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "interaction"], name="uniq_queue_item"),
+            models.CheckConstraint(
+                condition=Q(done_count__lte=models.F("overlap")), name="queue_done_le_overlap"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["project", "is_gold", "-priority", "id"],
+                name="ix_queue_open",
+                condition=Q(status="open"),
+            ),
+        ]
+
+
+class Assignment(models.Model):
+    class Status(models.TextChoices):
+        LEASED = "leased"
+        SUBMITTED = "submitted"
+        SKIPPED = "skipped"
+        EXPIRED = "expired"
+
+    queue_item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.LEASED)
+    leased_at = models.DateTimeField()
+    lease_expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            # No annotator gets the same item twice.
+            models.UniqueConstraint(fields=["queue_item", "annotator"], name="uniq_assignment")
+        ]
+        indexes = [
+            models.Index(
+                fields=["lease_expires_at"],
+                name="ix_assignment_leased",
+                condition=Q(status="leased"),
+            ),
+            models.Index(fields=["annotator", "status"], name="ix_assignment_annotator"),
+        ]
+
+
+class Annotation(models.Model):
+    """Submitted values. An edit makes a new row (version + 1) and clears ``is_current`` on the old."""
+
+    class Kind(models.TextChoices):
+        LABEL = "label"
+        ADJUDICATION = "adjudication"
+
+    queue_item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="annotations")
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="annotations"
+    )
+    assignment = models.ForeignKey(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
+    )
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.LABEL)
+    values = models.JSONField()
+    schema_version = models.PositiveIntegerField()
+    version = models.PositiveIntegerField(default=1)
+    is_current = models.BooleanField(default=True)
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    )
+    time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["queue_item", "annotator", "kind"],
+                name="uniq_current_annotation",
+                condition=Q(is_current=True),
+            )
+        ]
+        indexes = [
+            models.Index(fields=["interaction", "is_current"], name="ix_annotation_current"),
+            models.Index(fields=["annotator", "created_at"], name="ix_annotation_by_user"),
+        ]
+
+
+class AuditLog(models.Model):
+    """Who changed what: label edits, adjudications, role and token changes."""
+
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_log"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    action = models.CharField(max_length=64)
+    object_type = models.CharField(max_length=64, blank=True, default="")
+    object_id = models.CharField(max_length=64, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+
+class Export(models.Model):
+    """A versioned snapshot of a dataset (training kinds here; ``eval`` rows come from sampling)."""
+
+    class Kind(models.TextChoices):
+        SFT = "sft"
+        PREFERENCE = "preference"
+        CLASSIFICATION = "classification"
+        EVAL = "eval"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    filters = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    progress = models.FloatField(default=0.0)
+    rows = models.PositiveIntegerField(default=0)
+    bytes = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    schema_version = models.PositiveIntegerField(default=1)
+    manifest = models.JSONField(default=dict, blank=True)
+    file_path = models.CharField(max_length=500, blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -1,0 +1,9 @@
+"""Labeling pages."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("labeling.views.core")),
+    path("", include("labeling.views.annotate")),
+    path("", include("labeling.views.exports")),
+]

@@ -1,0 +1,1 @@
+"""Browser views of the labeling app, one module per area."""

@@ -1,0 +1,5 @@
+"""Pages: annotate."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

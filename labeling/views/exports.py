@@ -1,0 +1,5 @@
+"""Pages: exports."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,5 @@
+"""API: runs. (Views and this module's urlpatterns.)"""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

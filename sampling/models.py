@@ -1,0 +1,148 @@
+"""Sampling models: strategies, runs, per-item inclusion probabilities and proxy model artefacts."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from labeling.models import Interaction, Project
+
+
+class SamplingStrategy(models.Model):
+    """An admin-configured way to pick items for labelling (DESIGN.md section 6).
+
+    Validation (weights sum to 1, random weight >= 0.05, ...) lives in sampling.services.strategies.
+    """
+
+    class Mode(models.TextChoices):
+        # Poisson sampling with recorded inclusion probabilities: labels can be reweighted.
+        PROBABILISTIC = "probabilistic"
+        # modAL ranked batch on the top-K uncertain candidates: training data only, no pi.
+        DETERMINISTIC = "deterministic"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="strategies")
+    name = models.CharField(max_length=100)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.PROBABILISTIC)
+    # {"uncertainty": 0.6, "coverage": 0.2, "random": 0.2}
+    weights = models.JSONField(default=dict)
+    uncertainty_measure = models.CharField(max_length=32, default="sqrt")
+    batch_size = models.PositiveIntegerField(default=200)
+    # {"model_versions": [...], "segment": {"tier": ["pro"]}, "since": iso, "until": iso}
+    filters = models.JSONField(default=dict, blank=True)
+    # {"tier": 30}: the minimum labels wanted per value of the segment key.
+    segment_minimums = models.JSONField(default=dict, blank=True)
+    overlap_fraction = models.FloatField(default=0.0)
+    overlap_k = models.PositiveSmallIntegerField(default=2)
+    holdout_fraction = models.FloatField(default=0.0)
+    # A crontab expression ("0 * * * *") or null; run by Celery beat.
+    schedule = models.CharField(max_length=100, null=True, blank=True)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="uniq_strategy_name")
+        ]
+        verbose_name_plural = "sampling strategies"
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.name}"
+
+
+class ProxyModel(models.Model):
+    """A trained proxy P(good | interaction): artefact file, metrics and label count.
+
+    A row in status ``training`` is the database claim that prevents two trainings of one project
+    at once (partial unique constraint).
+    """
+
+    class Status(models.TextChoices):
+        TRAINING = "training"
+        READY = "ready"
+        FAILED = "failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="proxy_models")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.TRAINING)
+    kind = models.CharField(max_length=32, blank=True, default="")  # "logistic", "prior", ...
+    artifact_path = models.CharField(max_length=500, blank=True, default="")
+    metrics = models.JSONField(default=dict, blank=True)
+    n_labels = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="uniq_proxy_version"),
+            models.UniqueConstraint(
+                fields=["project"], name="one_training_per_project", condition=Q(status="training")
+            ),
+        ]
+        ordering = ["project", "-version"]
+
+
+class SamplingRun(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sampling_runs")
+    strategy = models.ForeignKey(
+        SamplingStrategy, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    strategy_snapshot = models.JSONField(default=dict)
+    deterministic = models.BooleanField(default=False)
+    proxy_model = models.ForeignKey(
+        ProxyModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    pool_size = models.PositiveIntegerField(default=0)
+    expected_size = models.FloatField(default=0.0)
+    selected_count = models.PositiveIntegerField(default=0)
+    holdout_count = models.PositiveIntegerField(default=0)
+    seed = models.BigIntegerField(default=0)
+    timings = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class Inclusion(models.Model):
+    """One row per interaction a run considered: f at sampling time, pi, selected, holdout.
+
+    Narrow on purpose (written with COPY on PostgreSQL). The unique interaction column enforces
+    "an interaction is considered by at most one run".
+    """
+
+    run = models.ForeignKey(SamplingRun, on_delete=models.CASCADE, related_name="inclusions")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    interaction = models.OneToOneField(
+        Interaction, on_delete=models.CASCADE, related_name="inclusion"
+    )
+    f = models.FloatField()
+    pi = models.FloatField(null=True, blank=True)  # null: deterministic mode, no estimate
+    selected = models.BooleanField(default=False)
+    holdout = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["run"], name="ix_inclusion_selected", condition=Q(selected=True)
+            ),
+            models.Index(fields=["project", "run"], name="ix_inclusion_project"),
+        ]

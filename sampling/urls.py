@@ -1,0 +1,8 @@
+"""Sampling pages: configuration and dashboards."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("sampling.views.config")),
+    path("", include("sampling.views.dashboards")),
+]

@@ -1,0 +1,1 @@
+"""Browser views of the sampling app (configuration pages, dashboards)."""

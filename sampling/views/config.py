@@ -1,0 +1,5 @@
+"""Pages: config."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,5 @@
+"""Pages: dashboards."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
