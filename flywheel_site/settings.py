@@ -236,3 +236,12 @@ FLYWHEEL = {
     "MAX_ROWS_PER_REQUEST": int(os.environ.get("FLYWHEEL_MAX_ROWS_PER_REQUEST", "100000")),
     "SCORE_CHUNK_SIZE": int(os.environ.get("FLYWHEEL_SCORE_CHUNK_SIZE", "5000")),
 }
+
+# Periodic work (Celery beat). The database is the source of truth: each sweep finds what a lost
+# message or a Redis outage left undone.
+CELERY_BEAT_SCHEDULE = {
+    "labeling-sweep-unprocessed": {"task": "labeling.sweep_unprocessed", "schedule": 60.0},
+    "labeling-expire-leases": {"task": "labeling.expire_leases", "schedule": 60.0},
+    "sampling-score-sweep": {"task": "sampling.score_sweep", "schedule": 120.0},
+    "sampling-dispatch-scheduled": {"task": "sampling.dispatch_scheduled_runs", "schedule": 60.0},
+}

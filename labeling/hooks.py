@@ -1,0 +1,36 @@
+"""A small registry through which ``labeling`` hands work to other apps without importing them.
+
+``sampling`` registers its receivers in ``SamplingConfig.ready()``; ``labeling`` fires events after
+commit. Receivers must be cheap (enqueue a Celery task) and idempotent.
+
+Events:
+- ``interactions_processed(project_id: int, interaction_ids: list[int])`` — new or changed
+  interactions whose signal aggregates are up to date (score them).
+- ``labels_submitted(project_id: int, count: int)`` — annotations were submitted (maybe retrain).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_receivers: dict[str, list[Callable[..., Any]]] = defaultdict(list)
+
+
+def connect(event: str, receiver: Callable[..., Any]) -> None:
+    if receiver not in _receivers[event]:
+        _receivers[event].append(receiver)
+
+
+def fire(event: str, **kwargs: Any) -> None:
+    """Call every receiver. A failing receiver (e.g. Redis down) is logged, never raised: the
+    database is the source of truth and the periodic sweeps pick up what was not handed over."""
+    for receiver in list(_receivers[event]):
+        try:
+            receiver(**kwargs)
+        except Exception:
+            logger.exception("hook %s receiver %r failed; the sweep will catch up", event, receiver)

@@ -1,0 +1,1 @@
+"""Writes of the labeling app, one module per area."""
