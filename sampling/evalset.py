@@ -1,0 +1,1 @@
+"""The eval export kind: labelled sampled items with pi, weight and f (registered on import)."""

@@ -1,0 +1,1 @@
+"""Receivers of labeling.hooks events: enqueue scoring, retraining, the demo run."""
