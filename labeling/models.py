@@ -378,6 +378,9 @@ class Export(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Touched with every progress update: a "running" export whose heartbeat is older than
+    # settings.EXPORT_STALE_SECONDS belongs to a dead worker and may be claimed again.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
