@@ -1,18 +1,104 @@
-"""Template context shared by every page: the user's projects and whether Celery runs eagerly."""
+"""Template context for every page: the user's projects, the current project, its navigation.
+
+The navigation is built here once so every page (whoever owns it) gets the same project switcher
+and sub-navigation. An entry shows only when the user's role holds its capability
+(``labeling.access``) and its page exists (its URL name reverses), so a page that another area has
+not built yet simply does not appear instead of breaking every page.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
 
-from labeling.access import visible_projects
+from labeling.access import Capability, has_capability, visible_projects
+from labeling.models import Membership, Project, Role
+
+# (label, capability needed, URL names tried in order; each takes the project slug as ``slug``).
+PROJECT_NAV: tuple[tuple[str, Capability, tuple[str, ...]], ...] = (
+    ("Label", "label", ("annotate", "project-annotate", "label", "project-label")),
+    ("Dashboard", "read", ("project-dashboard",)),
+    ("Strategies", "configure", ("project-strategies",)),
+    ("Schema", "configure", ("project-schema",)),
+    ("Members", "configure", ("project-members",)),
+    ("Tokens", "configure", ("project-tokens",)),
+    ("Exports", "export", ("exports", "project-exports", "export-list")),
+)
+
+
+@dataclass(frozen=True)
+class NavLink:
+    label: str
+    url: str
+    active: bool = False
+
+
+@dataclass(frozen=True)
+class NavProject:
+    project: Project
+    role: str
+    links: tuple[NavLink, ...]
+
+    @property
+    def home_url(self) -> str:
+        return self.links[0].url if self.links else ""
+
+
+def _reverse_first(names: tuple[str, ...], slug: str) -> str | None:
+    for name in names:
+        try:
+            return reverse(name, kwargs={"slug": slug})
+        except NoReverseMatch:
+            continue
+    return None
+
+
+def project_links(*, slug: str, role: str | None, current_path: str = "") -> tuple[NavLink, ...]:
+    """The sub-navigation of one project for a role: only pages the role may open and that exist."""
+    links: list[NavLink] = []
+    for label, need, names in PROJECT_NAV:
+        if not has_capability(role=role, need=need):
+            continue
+        url = _reverse_first(names, slug)
+        if url is not None:
+            links.append(NavLink(label, url, active=bool(current_path.startswith(url))))
+    return tuple(links)
+
+
+def roles_by_project(*, user: Any) -> dict[int, str]:
+    """project id -> the user's role, for every project the user can see (one query)."""
+    projects = visible_projects(user=user)
+    if getattr(user, "is_superuser", False):
+        return dict.fromkeys(projects.values_list("pk", flat=True), Role.ADMIN)
+    return dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
 
 
 def flywheel(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
-    return {
+    context: dict[str, Any] = {
         "celery_eager": settings.CELERY_TASK_ALWAYS_EAGER,
         "nav_projects": visible_projects(user=user) if user is not None else [],
+        "nav_tree": [],
+        "current_project": None,
+        "current_role": None,
+        "current_links": (),
     }
+    if user is None or not getattr(user, "is_authenticated", False):
+        return context
+    roles = roles_by_project(user=user)
+    match = getattr(request, "resolver_match", None)
+    current_slug = (match.kwargs.get("slug") if match is not None else None) or None
+    tree = []
+    for project in context["nav_projects"]:
+        role = roles.get(project.pk)
+        links = project_links(slug=project.slug, role=role, current_path=request.path)
+        entry = NavProject(project=project, role=role or "", links=links)
+        tree.append(entry)
+        if project.slug == current_slug:
+            context.update(current_project=project, current_role=role, current_links=links)
+    context["nav_tree"] = tree
+    return context

@@ -1,5 +1,51 @@
-"""Pages: dashboards."""
+"""Pages: the project landing redirect and the project dashboard (need ``read``).
 
-from django.urls import URLPattern
+Every number shown comes from ``sampling.selectors.dashboard``, which only composes the selectors
+the API uses; the plots are drawn from those same numbers by ``sampling.plots``.
+"""
 
-urlpatterns: list[URLPattern] = []
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path
+
+from labeling.access import project_access, role_in, visible_projects
+from labeling.context_processors import project_links
+from sampling.selectors.dashboard import DashboardFilters, dashboard_data, filter_choices
+
+
+@login_required
+def project_home(request: HttpRequest, slug: str) -> HttpResponse:
+    """A project's landing page: the first page its role may open (the queue for annotators)."""
+    found = visible_projects(user=request.user).filter(slug=slug).first()
+    if found is None:
+        raise Http404("No such project.")
+    links = project_links(slug=slug, role=role_in(user=request.user, project=found))
+    if links:
+        return redirect(links[0].url)
+    return render(request, "sampling/project_home.html", {"project": found})
+
+
+@login_required
+def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    project = project_access(user=request.user, slug=slug, need="read")
+    filters = DashboardFilters.from_query(request.GET)
+    data = dashboard_data(project=project, filters=filters)
+    return render(
+        request,
+        "sampling/dashboard.html",
+        {
+            "project": project,
+            "filters": filters,
+            "choices": filter_choices(project=project),
+            "data": data,
+        },
+    )
+
+
+urlpatterns = [
+    path("projects/<slug:slug>/", project_home, name="project-home"),
+    path("projects/<slug:slug>/dashboard/", dashboard, name="project-dashboard"),
+]

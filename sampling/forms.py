@@ -1,0 +1,245 @@
+"""HTML forms of the configuration pages: they parse what a person typed into the API's shapes.
+
+The forms only turn text into the same dicts the API accepts (``strategy_data``, a schema) and
+report parse errors in place; the rules (weights sum to 1, random weight > 0, schema questions ...)
+are checked by the services every caller shares, and their errors are mapped back onto the fields
+with :func:`attach_errors`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from labeling.models import Role
+
+UNCERTAINTY_MEASURES = (
+    ("sqrt", "sqrt(f(1-f)) — lowest estimator variance (default)"),
+    ("least_confidence", "least confidence (modAL)"),
+    ("margin", "margin (modAL)"),
+    ("entropy", "entropy (modAL)"),
+)
+
+_LINE = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*[:=]\s*(.*?)\s*$")
+
+
+def parse_key_lines(text: str, *, numbers: bool) -> dict[str, Any]:
+    """Parse ``key: a, b`` lines (or ``key: 30`` when ``numbers``) into a dict.
+
+    >>> parse_key_lines("tier: pro, enterprise\\nlocale: de", numbers=False)
+    {'tier': ['pro', 'enterprise'], 'locale': ['de']}
+    """
+    result: dict[str, Any] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        match = _LINE.match(raw)
+        if match is None:
+            raise ValidationError(f"line {number}: write 'key: value' (got {raw.strip()!r})")
+        key, value = match.groups()
+        if numbers:
+            try:
+                count = int(value)
+            except ValueError:
+                raise ValidationError(f"line {number}: {key} needs a whole number") from None
+            if count < 0:
+                raise ValidationError(f"line {number}: {key} cannot be negative")
+            result[key] = count
+        else:
+            values = [v.strip() for v in value.split(",") if v.strip()]
+            if not values:
+                raise ValidationError(f"line {number}: {key} needs at least one value")
+            result[key] = values
+    return result
+
+
+def format_key_lines(data: Mapping[str, Any] | None) -> str:
+    lines = []
+    for key, value in (data or {}).items():
+        shown = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        lines.append(f"{key}: {shown}")
+    return "\n".join(lines)
+
+
+class StrategyForm(forms.Form):
+    """Everything of a sampling strategy (DESIGN.md section 11 ``POST .../strategies/``)."""
+
+    name = forms.CharField(max_length=100)
+    mode = forms.ChoiceField(
+        choices=(
+            ("probabilistic", "probabilistic — records pi, labels give unbiased estimates"),
+            ("deterministic", "deterministic — ranked batch, training data only, no estimates"),
+        ),
+        initial="probabilistic",
+    )
+    weight_uncertainty = forms.FloatField(
+        min_value=0, max_value=1, initial=0.6, label="Uncertainty"
+    )
+    weight_coverage = forms.FloatField(min_value=0, max_value=1, initial=0.2, label="Coverage")
+    weight_random = forms.FloatField(min_value=0, max_value=1, initial=0.2, label="Random")
+    uncertainty_measure = forms.ChoiceField(choices=UNCERTAINTY_MEASURES, initial="sqrt")
+    batch_size = forms.IntegerField(min_value=1, initial=200, help_text="expected labels per run")
+    model_versions = forms.CharField(
+        required=False, help_text="comma-separated; empty: every model version"
+    )
+    segment_filter = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "tier: pro, enterprise"}),
+        label="Segment filter",
+        help_text="one 'key: value, value' per line; empty: every segment",
+    )
+    since = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    until = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    segment_minimums = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "tier: 30"}),
+        help_text="minimum labels wanted per value of a segment key, one 'key: N' per line",
+    )
+    overlap_fraction = forms.FloatField(min_value=0, max_value=1, initial=0.0)
+    overlap_k = forms.IntegerField(min_value=1, max_value=20, initial=2, label="Overlap k")
+    holdout_fraction = forms.FloatField(min_value=0, max_value=1, initial=0.0)
+    schedule = forms.CharField(
+        required=False, max_length=100, help_text="crontab, e.g. '0 6 * * *'; empty: manual only"
+    )
+    active = forms.BooleanField(required=False, initial=True)
+
+    WEIGHT_FIELDS = {
+        "uncertainty": "weight_uncertainty",
+        "coverage": "weight_coverage",
+        "random": "weight_random",
+    }
+
+    def clean_segment_filter(self) -> dict[str, list[str]]:
+        return parse_key_lines(self.cleaned_data.get("segment_filter") or "", numbers=False)
+
+    def clean_segment_minimums(self) -> dict[str, int]:
+        return parse_key_lines(self.cleaned_data.get("segment_minimums") or "", numbers=True)
+
+    def clean_model_versions(self) -> list[str]:
+        raw = self.cleaned_data.get("model_versions") or ""
+        return [v.strip() for v in raw.split(",") if v.strip()]
+
+    def strategy_data(self) -> dict[str, Any]:
+        """The API's strategy dict built from the cleaned form."""
+        data = self.cleaned_data
+        filters: dict[str, Any] = {}
+        if data.get("model_versions"):
+            filters["model_versions"] = data["model_versions"]
+        if data.get("segment_filter"):
+            filters["segment"] = data["segment_filter"]
+        for key in ("since", "until"):
+            if data.get(key):
+                filters[key] = data[key].isoformat()
+        return {
+            "name": data["name"],
+            "mode": data["mode"],
+            "weights": {w: data[f] for w, f in self.WEIGHT_FIELDS.items()},
+            "uncertainty_measure": data["uncertainty_measure"],
+            "batch_size": data["batch_size"],
+            "filters": filters,
+            "segment_minimums": data.get("segment_minimums") or {},
+            "overlap_fraction": data["overlap_fraction"],
+            "overlap_k": data["overlap_k"],
+            "holdout_fraction": data["holdout_fraction"],
+            "schedule": data.get("schedule") or None,
+            "active": bool(data.get("active")),
+        }
+
+    @classmethod
+    def initial_from(cls, strategy: Any) -> dict[str, Any]:
+        """Initial form values from a SamplingStrategy row."""
+        filters = strategy.filters or {}
+        weights = strategy.weights or {}
+        return {
+            "name": strategy.name,
+            "mode": strategy.mode,
+            **{f: weights.get(w, 0.0) for w, f in cls.WEIGHT_FIELDS.items()},
+            "uncertainty_measure": strategy.uncertainty_measure,
+            "batch_size": strategy.batch_size,
+            "model_versions": ", ".join(filters.get("model_versions") or []),
+            "segment_filter": format_key_lines(filters.get("segment")),
+            "since": filters.get("since"),
+            "until": filters.get("until"),
+            "segment_minimums": format_key_lines(strategy.segment_minimums),
+            "overlap_fraction": strategy.overlap_fraction,
+            "overlap_k": strategy.overlap_k,
+            "holdout_fraction": strategy.holdout_fraction,
+            "schedule": strategy.schedule or "",
+            "active": strategy.active,
+        }
+
+    def field_for(self, location: str) -> str | None:
+        """The form field an API error location (``weights.random``, ``filters.segment``) names."""
+        head, _, rest = location.partition(".")
+        if head == "weights":
+            return self.WEIGHT_FIELDS.get(rest.split(".")[0], "weight_random")
+        if head == "filters":
+            sub = rest.split(".")[0]
+            return {"segment": "segment_filter", "model_versions": "model_versions"}.get(
+                sub, sub if sub in self.fields else None
+            )
+        return head if head in self.fields else None
+
+
+class SchemaForm(forms.Form):
+    """The label schema as JSON text, parsed here; ``labeling.schema.schema_validate`` checks it."""
+
+    schema = forms.CharField(widget=forms.Textarea(attrs={"class": "code", "spellcheck": "false"}))
+
+    def clean_schema(self) -> dict[str, Any]:
+        text = self.cleaned_data["schema"]
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+            ) from None
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="what will use it, e.g. 'prod-chat-api'")
+
+
+def attach_errors(form: forms.Form, detail: Any, *, field_for: Any = None) -> None:
+    """Put a service's ``{"location": message}`` errors onto the form's fields (or the form)."""
+    for location, message in flatten_errors(detail):
+        messages = message if isinstance(message, list | tuple) else [message]
+        text = "; ".join(str(m) for m in messages)
+        field = field_for(location) if field_for is not None else None
+        if field is None and location in form.fields:
+            field = location
+        label = "" if field or not location else f"{location}: "
+        form.add_error(field, f"{label}{text}")
+
+
+def flatten_errors(detail: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"weights": {"random": ["..."]}}`` -> ``[("weights.random", ["..."])]``."""
+    if isinstance(detail, Mapping):
+        out: list[tuple[str, Any]] = []
+        for key, value in detail.items():
+            out.extend(flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(detail, list | tuple) and any(isinstance(v, Mapping) for v in detail):
+        out = []
+        for index, value in enumerate(detail):
+            out.extend(flatten_errors(value, f"{prefix}[{index}]"))
+        return out
+    return [(prefix, detail)]

@@ -1,0 +1,234 @@
+"""Server-side plots for the dashboards: matplotlib (Agg) rendered to an inline SVG string.
+
+No CDN and no JavaScript charting: every plot is a pure function from plain Python data (numbers
+already computed by the selectors the API uses) to an ``<svg>`` string that templates embed with
+``|safe``. Text stays text (``svg.fonttype = none``) so the numbers are searchable and crisp, and
+each figure gets its own id salt so several inline SVGs on one page never share element ids.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+PALETTE = ("#2457d6", "#d97706", "#067647", "#9333ea", "#b42318", "#0e7490", "#6b7280")
+MUTED = "#5b6475"
+_salt = itertools.count()
+
+plt.rcParams.update(
+    {
+        "svg.fonttype": "none",
+        "font.family": "sans-serif",
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.edgecolor": "#9aa3b5",
+        "axes.titlesize": 10,
+        "axes.titleweight": "bold",
+        "axes.titlelocation": "left",
+        "axes.grid": True,
+        "grid.color": "#e6e9f0",
+        "grid.linewidth": 0.8,
+        "legend.frameon": False,
+        "legend.fontsize": 8,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Band:
+    """One line with its confidence band: x values, estimates and interval ends (None: no point)."""
+
+    name: str
+    x: Sequence[date | datetime]
+    y: Sequence[float | None]
+    low: Sequence[float | None] = field(default_factory=tuple)
+    high: Sequence[float | None] = field(default_factory=tuple)
+    dashed: bool = False
+
+
+def _figure(width: float = 7.0, height: float = 2.8) -> tuple[Figure, plt.Axes]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _svg(fig: Figure) -> str:
+    buffer = io.StringIO()
+    with plt.rc_context({"svg.hashsalt": f"fw{next(_salt)}"}):
+        fig.savefig(buffer, format="svg")
+    text = buffer.getvalue()
+    # Drop the XML prolog and DOCTYPE: the SVG is embedded in an HTML page.
+    return text[text.index("<svg") :]
+
+
+def _clean(values: Sequence[float | None]) -> list[float]:
+    return [math.nan if v is None else float(v) for v in values]
+
+
+def quality_over_time(
+    *, bands: Sequence[Band], title: str = "Share of good responses by week"
+) -> str:
+    """Lines per model version with interval bands, plus dashed lines (e.g. the thumbs-up rate)."""
+    fig, ax = _figure()
+    for band, color in zip(bands, itertools.cycle(PALETTE), strict=False):
+        xs = list(band.x)
+        ys = _clean(band.y)
+        ax.plot(
+            xs,
+            ys,
+            marker="o" if not band.dashed else None,
+            markersize=3.5,
+            linestyle="--" if band.dashed else "-",
+            color=color,
+            label=band.name,
+            linewidth=1.6,
+        )
+        if band.low and band.high:
+            ax.fill_between(xs, _clean(band.low), _clean(band.high), color=color, alpha=0.15, lw=0)
+    ax.set_title(title)
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+    if bands:
+        ax.legend(loc="lower left", ncols=min(4, len(bands)))
+    return _svg(fig)
+
+
+def paired_bars(
+    *,
+    categories: Sequence[str],
+    first: Sequence[float | None],
+    second: Sequence[float | None],
+    first_label: str,
+    second_label: str,
+    title: str,
+    percent: bool = True,
+    first_low: Sequence[float | None] | None = None,
+    first_high: Sequence[float | None] | None = None,
+) -> str:
+    """Two bars per category (e.g. raters' share against traffic share), optional error bars."""
+    height = max(2.2, 0.9 + 0.38 * len(categories))
+    fig, ax = _figure(height=height)
+    ys = range(len(categories))
+    thickness = 0.38
+    a = _clean(first)
+    b = _clean(second)
+    xerr = None
+    if first_low is not None and first_high is not None:
+        lows, highs = _clean(first_low), _clean(first_high)
+        xerr = [
+            [
+                max(0.0, v - lo) if not math.isnan(lo) else 0.0
+                for v, lo in zip(a, lows, strict=True)
+            ],
+            [
+                max(0.0, hi - v) if not math.isnan(hi) else 0.0
+                for v, hi in zip(a, highs, strict=True)
+            ],
+        ]
+    ax.barh(
+        [y - thickness / 2 for y in ys],
+        a,
+        height=thickness,
+        color=PALETTE[0],
+        label=first_label,
+        xerr=xerr,
+        error_kw={"ecolor": "#10182b", "elinewidth": 1, "capsize": 2},
+    )
+    ax.barh(
+        [y + thickness / 2 for y in ys], b, height=thickness, color="#9aa3b5", label=second_label
+    )
+    ax.set_yticks(list(ys), [str(c) for c in categories])
+    ax.invert_yaxis()
+    ax.grid(axis="y", visible=False)
+    if percent:
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    return _svg(fig)
+
+
+def bars_with_minimum(
+    *,
+    categories: Sequence[str],
+    values: Sequence[float],
+    minimums: Sequence[float | None],
+    title: str,
+    value_label: str = "labels",
+) -> str:
+    """Horizontal bars (labels per group) with a tick at each group's minimum; short ones in red."""
+    height = max(2.2, 0.9 + 0.32 * len(categories))
+    fig, ax = _figure(height=height)
+    ys = list(range(len(categories)))
+    colors = [
+        PALETTE[4] if m is not None and v < m else PALETTE[0]
+        for v, m in zip(values, minimums, strict=True)
+    ]
+    ax.barh(ys, list(values), color=colors, height=0.6, label=value_label)
+    marks = [(y, m) for y, m in zip(ys, minimums, strict=True) if m is not None]
+    if marks:
+        ax.scatter(
+            [m for _, m in marks],
+            [y for y, _ in marks],
+            marker="|",
+            s=260,
+            color="#10182b",
+            label="minimum",
+            zorder=3,
+        )
+        ax.legend(loc="lower right")
+    ax.set_yticks(ys, [str(c) for c in categories])
+    ax.invert_yaxis()
+    ax.grid(axis="y", visible=False)
+    ax.set_title(title)
+    return _svg(fig)
+
+
+def histogram(*, values: Sequence[float], title: str, xlabel: str, bins: int = 20) -> str:
+    """A histogram with the median marked (e.g. hours from interaction to label)."""
+    fig, ax = _figure(height=2.4)
+    data = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if data:
+        ax.hist(data, bins=bins, color=PALETTE[0], alpha=0.85)
+        median = sorted(data)[len(data) // 2]
+        ax.axvline(median, color=PALETTE[1], linestyle="--", label=f"median {median:.1f}")
+        ax.legend(loc="upper right")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return _svg(fig)
+
+
+def lines(
+    *,
+    x: Sequence[float | int | str],
+    series: dict[str, Sequence[float | None]],
+    title: str,
+    xlabel: str = "",
+    ylim: tuple[float, float] | None = None,
+) -> str:
+    """A few named series over a common x (e.g. proxy AUC and calibration error per version)."""
+    fig, ax = _figure(height=2.4)
+    positions = list(range(len(x)))
+    for (name, values), color in zip(series.items(), itertools.cycle(PALETTE), strict=False):
+        ax.plot(positions, _clean(values), marker="o", markersize=4, color=color, label=name)
+    ax.set_xticks(positions, [str(v) for v in x])
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    if series:
+        ax.legend(loc="lower right")
+    return _svg(fig)

@@ -1,0 +1,179 @@
+/* Configuration pages: the schema editor's live preview and the run / retrain / export buttons.
+ * No framework, no CDN. Jobs are started through the JSON API (session auth + CSRF) and their
+ * progress is polled from the same API the CLI and integrators use. */
+(function () {
+  "use strict";
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    (children || []).forEach(function (c) {
+      node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    });
+    return node;
+  }
+
+  // ---- schema editor: a live preview of the annotator form (textContent only: no HTML injection)
+  function renderQuestion(q, index) {
+    var box = el("div", { "class": "q", "data-key": String(q.key || "") });
+    var title = el("div", {}, [el("strong", {}, [String(q.prompt || q.key || "(no prompt)")])]);
+    if (q.required) title.appendChild(el("span", { "class": "badge" }, ["required"]));
+    title.appendChild(el("span", { "class": "muted" }, ["  " + String(q.key || "?") + " · " + String(q.type || "?")]));
+    box.appendChild(title);
+    if (q.help) box.appendChild(el("p", { "class": "help" }, [String(q.help)]));
+    var opts = el("div", { "class": "opts" });
+    var items = [];
+    if (q.type === "binary") items = [["yes", "1"], ["no", "2"]];
+    else if (q.type === "pairwise") items = [["A is better", "a"], ["B is better", "b"], ["tie", "t"]];
+    else if (q.type === "rating" && Array.isArray(q.scale)) items = q.scale.map(function (s, i) { return [String(s.value) + " " + String(s.label || ""), String(i + 1)]; });
+    else if ((q.type === "single_choice" || q.type === "multi_choice") && Array.isArray(q.options))
+      items = q.options.map(function (o, i) { return [String(typeof o === "object" && o ? (o.label || o.value) : o), i < 9 ? String(i + 1) : ""]; });
+    if (q.type === "text") {
+      box.appendChild(el("textarea", { rows: "2", disabled: "disabled", placeholder: q.prefill === "response" ? "prefilled with the response" : "" }));
+    }
+    items.forEach(function (pair) {
+      var opt = el("span", { "class": "opt" }, [pair[0]]);
+      if (pair[1] && index === 0) opt.insertBefore(el("kbd", {}, [pair[1]]), opt.firstChild);
+      opts.appendChild(opt);
+    });
+    if (items.length) box.appendChild(opts);
+    return box;
+  }
+
+  function schemaEditor() {
+    var textarea = document.querySelector("#schema-form textarea");
+    var preview = document.getElementById("schema-preview");
+    var status = document.getElementById("schema-status");
+    if (!textarea || !preview) return;
+    function update() {
+      var schema;
+      try {
+        schema = JSON.parse(textarea.value);
+      } catch (e) {
+        status.textContent = "Not valid JSON yet: " + e.message;
+        status.className = "help error";
+        return;
+      }
+      preview.textContent = "";
+      var questions = (schema && Array.isArray(schema.questions)) ? schema.questions : [];
+      if (!questions.length) {
+        preview.appendChild(el("p", { "class": "empty" }, ["Add at least one question to \"questions\"."]));
+      }
+      questions.forEach(function (q, i) { preview.appendChild(renderQuestion(q || {}, i)); });
+      var target = schema && schema.target;
+      if (target) {
+        preview.appendChild(el("p", { "class": "help" }, ["Good = " + String(target.question) + " in " + JSON.stringify(target.good)]));
+      }
+      status.textContent = "JSON parses; the server checks the rest when you save.";
+      status.className = "help";
+    }
+    textarea.addEventListener("input", update);
+    update();
+  }
+
+  // ---- jobs: sampling runs, retrains, exports
+  function csrf(root) {
+    var input = root.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function api(root, method, url, body) {
+    return fetch(url, {
+      method: method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": csrf(root) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }).then(function (resp) {
+      return resp.text().then(function (text) {
+        var data = {};
+        try { data = text ? JSON.parse(text) : {}; } catch (e) { data = { detail: text.slice(0, 200) }; }
+        if (!resp.ok) {
+          var msg = data.detail || ("HTTP " + resp.status);
+          if (data.errors && Object.keys(data.errors).length) msg += " " + JSON.stringify(data.errors);
+          throw new Error(msg);
+        }
+        return data;
+      });
+    });
+  }
+
+  function poll(fetcher, onUpdate, done) {
+    function tick() {
+      fetcher().then(function (data) {
+        onUpdate(data);
+        if (data.status === "done" || data.status === "failed" || data.status === "ready") done(data);
+        else window.setTimeout(tick, 1000);
+      }).catch(function (err) { done({ status: "failed", error: err.message }); });
+    }
+    tick();
+  }
+
+  function jobs() {
+    var root = document.getElementById("jobs");
+    if (!root) return;
+    var status = document.getElementById("job-status");
+    function say(text, bad) { status.textContent = text; status.className = bad ? "help error" : "help"; }
+
+    root.querySelectorAll(".js-run").forEach(function (button) {
+      button.addEventListener("click", function () {
+        button.disabled = true;
+        say("Starting a sampling run…");
+        var base = root.dataset.runsApi;
+        api(root, "POST", base, { strategy: Number(button.dataset.strategyId) }).then(function (run) {
+          poll(function () { return api(root, "GET", base + run.id + "/"); }, function (r) {
+            say("Run #" + r.id + ": " + r.status + (r.pool_size ? " — pool " + r.pool_size : "") +
+              (r.selected_count ? ", selected " + r.selected_count : ""));
+          }, function (r) {
+            button.disabled = false;
+            if (r.status === "failed") say("Run failed: " + (r.error || "see the run list"), true);
+            else window.location.reload();
+          });
+        }).catch(function (err) { button.disabled = false; say("Could not start the run: " + err.message, true); });
+      });
+    });
+
+    var retrain = root.querySelector(".js-retrain");
+    if (retrain) retrain.addEventListener("click", function () {
+      retrain.disabled = true;
+      say("Retraining the proxy model…");
+      var base = root.dataset.retrainApi;
+      api(root, "POST", base, {}).then(function (model) {
+        if (!model.id) { window.location.reload(); return; }
+        poll(function () { return api(root, "GET", base + model.id + "/"); }, function (m) {
+          say("Proxy model v" + (m.version || "?") + ": " + m.status);
+        }, function (m) {
+          retrain.disabled = false;
+          if (m.status === "failed") say("Retrain failed: " + (m.error || ""), true);
+          else window.location.reload();
+        });
+      }).catch(function (err) { retrain.disabled = false; say("Could not retrain: " + err.message, true); });
+    });
+
+    var exportButton = root.querySelector(".js-export");
+    if (exportButton) exportButton.addEventListener("click", function () {
+      var box = document.getElementById("export-progress");
+      var bar = box.querySelector(".progress > span");
+      var text = box.querySelector("p");
+      box.hidden = false;
+      exportButton.disabled = true;
+      var kind = document.getElementById("export-kind").value;
+      api(root, "POST", root.dataset.exportsApi, { kind: kind, filters: {}, options: {} }).then(function (exp) {
+        poll(function () { return api(root, "GET", "/api/exports/" + exp.id + "/"); }, function (e) {
+          var pct = Math.round(100 * (e.progress || 0));
+          bar.style.width = pct + "%";
+          text.textContent = "Export #" + e.id + " (" + kind + "): " + e.status + ", " + pct + "%, " + (e.rows || 0) + " rows";
+        }, function (e) {
+          exportButton.disabled = false;
+          if (e.status === "failed") { text.textContent = "Export failed: " + (e.error || ""); text.className = "help error"; return; }
+          bar.style.width = "100%";
+          text.textContent = "";
+          text.appendChild(document.createTextNode("Export #" + e.id + " done: " + (e.rows || 0) + " rows. "));
+          text.appendChild(el("a", { href: "/api/exports/" + e.id + "/download" }, ["Download"]));
+        });
+      }).catch(function (err) { exportButton.disabled = false; text.textContent = "Could not start the export: " + err.message; text.className = "help error"; });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { schemaEditor(); jobs(); });
+  if (document.readyState !== "loading") { schemaEditor(); jobs(); }
+})();
