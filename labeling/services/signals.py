@@ -1,0 +1,189 @@
+"""Signal aggregates and the follow-up work after ingestion.
+
+``Interaction.signals`` and ``explicit_rating`` are always recomputed from the Event rows, never
+incremented in place, so re-running the work is harmless and the aggregates cannot drift.
+
+``signals`` shape (read by the sampler's features):
+``{"<type>": count, ...}`` for every event type seen (built-in and custom), plus
+``"edit_ratio"``: the largest edit ratio (0..1), ``"dwell_ms"``: total dwell time (its event count
+is ``"dwell_events"``), and
+``"outcome"``: ``{name: latest value}``. ``explicit_rating`` is +1/-1 from the latest thumbs event.
+``score`` events set ``Interaction.scores[name]`` to their latest value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis.exceptions
+from django.db import transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from labeling import hooks
+from labeling.models import Event, EventType, Interaction
+
+logger = logging.getLogger(__name__)
+
+PROCESS_CHUNK = 2000
+# What a publish raises when the broker is unreachable; anything else is a bug and propagates.
+BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    KombuOperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def signals_aggregate(
+    events: Iterable[tuple[str, str, float | None]],
+) -> tuple[dict[str, Any], int | None, dict[str, float]]:
+    """Aggregate ``(type, name, value)`` events, oldest first.
+
+    Returns ``(signals, explicit_rating, score_updates)``; see the module docstring for the shape.
+    """
+    signals: dict[str, Any] = {}
+    rating: int | None = None
+    scores: dict[str, float] = {}
+    outcomes: dict[str, float | None] = {}
+    for etype, name, value in events:
+        if etype == EventType.DWELL_MS:
+            # "dwell_ms" holds the total time, so its event count goes under "dwell_events".
+            signals["dwell_events"] = signals.get("dwell_events", 0) + 1
+            signals["dwell_ms"] = float(signals.get("dwell_ms", 0.0)) + (value or 0.0)
+            continue
+        signals[etype] = signals.get(etype, 0) + 1
+        if etype == EventType.THUMBS_UP:
+            rating = 1
+        elif etype == EventType.THUMBS_DOWN:
+            rating = -1
+        elif etype == EventType.EDIT and value is not None:
+            signals["edit_ratio"] = max(float(signals.get("edit_ratio", 0.0)), value)
+        elif etype == EventType.OUTCOME:
+            outcomes[name] = value
+        elif etype == EventType.SCORE and value is not None:
+            scores[name] = value
+    if outcomes:
+        signals["outcome"] = outcomes
+    return signals, rating, scores
+
+
+def interactions_process(*, interaction_ids: Sequence[int]) -> list[int]:
+    """Attach late events, recompute aggregates, set ``processed_at``, fire
+    ``interactions_processed``. Idempotent; missing ids are ignored. Returns the processed ids.
+
+    Each chunk locks its interaction rows first, so an event batch that marks a row dirty while
+    it is being processed waits and leaves it dirty for the next run (nothing is lost).
+    """
+    from labeling.services.events import events_attach_orphans
+
+    done: list[int] = []
+    ids = sorted({int(i) for i in interaction_ids})
+    for start in range(0, len(ids), PROCESS_CHUNK):
+        chunk = ids[start : start + PROCESS_CHUNK]
+        with transaction.atomic():
+            rows = list(
+                Interaction.objects.select_for_update()
+                .filter(pk__in=chunk)
+                .order_by("pk")
+                .values_list("pk", "project_id")
+            )
+            if not rows:
+                continue
+            present = [pk for pk, _ in rows]
+            events_attach_orphans(interaction_ids=present)
+            by_interaction: dict[int, list[tuple[str, str, float | None]]] = defaultdict(list)
+            for iid, etype, name, value in (
+                Event.objects.filter(interaction_id__in=present)
+                .order_by("occurred_at", "pk")
+                .values_list("interaction_id", "type", "name", "value")
+            ):
+                by_interaction[iid].append((etype, name, value))
+            now = timezone.now()
+            with_events = list(
+                Interaction.objects.filter(pk__in=list(by_interaction)).only("pk", "scores")
+            )
+            for interaction in with_events:
+                signals, rating, score_updates = signals_aggregate(by_interaction[interaction.pk])
+                interaction.signals = signals
+                interaction.explicit_rating = rating
+                if score_updates:
+                    interaction.scores = {**(interaction.scores or {}), **score_updates}
+                interaction.processed_at = now
+            if with_events:
+                Interaction.objects.bulk_update(
+                    with_events,
+                    ["signals", "explicit_rating", "scores", "processed_at"],
+                    batch_size=500,
+                )
+            without = [pk for pk in present if pk not in by_interaction]
+            if without:
+                Interaction.objects.filter(pk__in=without).update(
+                    signals={}, explicit_rating=None, processed_at=now
+                )
+            by_project: dict[int, list[int]] = defaultdict(list)
+            for pk, project_id in rows:
+                by_project[project_id].append(pk)
+            for project_id, pks in by_project.items():
+                transaction.on_commit(
+                    lambda p=project_id, k=pks: hooks.fire(
+                        "interactions_processed", project_id=p, interaction_ids=k
+                    )
+                )
+            done.extend(present)
+    return done
+
+
+def unprocessed_sweep(*, chunk_size: int = PROCESS_CHUNK, max_rows: int | None = None) -> int:
+    """Process every interaction with ``processed_at`` null (and attach orphans whose interaction
+    has arrived), in chunks of ascending id. Returns how many interactions were processed."""
+    from labeling.services.events import events_attach_orphans
+
+    with transaction.atomic():
+        touched = events_attach_orphans()
+    if touched:
+        Interaction.objects.filter(pk__in=touched).update(processed_at=None)
+    total = 0
+    last = 0
+    while max_rows is None or total < max_rows:
+        ids = list(
+            Interaction.objects.filter(processed_at__isnull=True, pk__gt=last)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:chunk_size]
+        )
+        if not ids:
+            break
+        total += len(interactions_process(interaction_ids=ids))
+        last = ids[-1]
+    return total
+
+
+def processing_enqueue(*, project_id: int, interaction_ids: list[int]) -> bool:
+    """Hand ids to ``labeling.process_interactions``. When the broker is unreachable, log it and
+    return False: the rows keep ``processed_at`` null and ``labeling.sweep_unprocessed`` will
+    process them."""
+    from labeling.tasks.ingest import process_interactions
+
+    try:
+        process_interactions.apply_async(args=[interaction_ids], retry=False)
+    except BROKER_ERRORS as exc:
+        logger.warning(
+            "broker unreachable, %d interactions of project %s left for the sweep: %s",
+            len(interaction_ids),
+            project_id,
+            exc,
+        )
+        return False
+    return True
+
+
+def processing_enqueue_on_commit(*, project_id: int, interaction_ids: list[int]) -> None:
+    """After the current transaction commits, enqueue processing of ``interaction_ids``."""
+    if not interaction_ids:
+        return
+    ids = list(interaction_ids)
+    transaction.on_commit(lambda: processing_enqueue(project_id=project_id, interaction_ids=ids))
