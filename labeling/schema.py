@@ -369,3 +369,12 @@ def gold_matches(*, question: dict[str, Any], expected: Any, given: Any) -> bool
     if question["type"] == "binary":
         return isinstance(given, bool) and given is expected
     return given is not None and _same_choice(given, expected)
+
+
+def schema_for_display(schema: dict[str, Any]) -> dict[str, Any]:
+    """The normalised schema (defaults such as shortcuts filled in) for pages and the queue API;
+    a stored schema that no longer validates is shown as it is rather than failing the page."""
+    try:
+        return schema_validate(schema)
+    except ValidationError:
+        return schema

@@ -1,15 +1,56 @@
-"""Queue writes: enqueue selected interactions, lease, submit, skip, expire.
+"""Queue writes: enqueue selected interactions, lease (claim), submit, skip, expire, reopen.
 
-Owned by the queue work (issue 4). ``queue_items_enqueue`` is the entry point the sampler uses.
+``queue_items_enqueue`` is the entry point the sampler uses.
+
+Invariants (every function here keeps them; nothing else writes these fields):
+- ``QueueItem.leased_count`` = its assignments with status ``leased``; ``done_count`` = those with
+  status ``submitted``; ``leased_count + done_count <= overlap`` (so an item is never leased to more
+  annotators than its overlap). Counters change only while the item's row is locked
+  (``SELECT ... FOR UPDATE`` on PostgreSQL; on SQLite every write transaction starts with
+  ``BEGIN IMMEDIATE`` and so runs alone).
+- An annotator has at most one assignment per item (unique constraint): nobody labels an item
+  twice. An annotator's own *expired* lease may be re-leased to them (same row).
+- Lock order: membership (claim only) -> assignment -> queue item. Claims take queue items with
+  ``SKIP LOCKED`` so concurrent annotators never wait for each other's item.
 """
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
+from django.db.models import Exists, F, OuterRef
+from django.http import Http404
+from django.utils import timezone
+from rest_framework import status
+from rest_framework.exceptions import APIException
 
-from labeling.models import Project, QueueItem
+from labeling import hooks
+from labeling.models import (
+    Annotation,
+    Assignment,
+    AuditLog,
+    Membership,
+    Project,
+    QueueItem,
+)
+from labeling.schema import values_validate
+
+
+class QueueConflict(APIException):
+    """The assignment cannot take this action any more (submitted, skipped, lease lost)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This assignment is closed."
+    default_code = "conflict"
+
+    def __init__(self, detail: str, code: str) -> None:
+        super().__init__(detail=detail, code=code)
+        self.code = code
 
 
 @transaction.atomic
@@ -50,3 +91,266 @@ def queue_items_enqueue(
     ]
     QueueItem.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
     return len(rows)
+
+
+def _expire_locked(*, project: Project | None, now: datetime, limit: int) -> int:
+    """Expire overdue leases; must run inside a transaction. Rows another transaction holds are
+    skipped (it is submitting or expiring them). Items are updated in id order: no deadlocks."""
+    qs = Assignment.objects.filter(status=Assignment.Status.LEASED, lease_expires_at__lte=now)
+    if project is not None:
+        qs = qs.filter(queue_item__project=project)
+    rows = list(
+        qs.select_for_update(skip_locked=True, of=("self",))
+        .order_by("id")
+        .values_list("id", "queue_item_id")[:limit]
+    )
+    if not rows:
+        return 0
+    Assignment.objects.filter(id__in=[a for a, _ in rows]).update(
+        status=Assignment.Status.EXPIRED, finished_at=now
+    )
+    for item_id, count in sorted(Counter(q for _, q in rows).items()):
+        QueueItem.objects.filter(pk=item_id).update(
+            leased_count=F("leased_count") - count, updated_at=now
+        )
+    return len(rows)
+
+
+@transaction.atomic
+def assignments_expire(
+    *, project: Project | None = None, now: datetime | None = None, limit: int = 1000
+) -> int:
+    """Return overdue leases to the queue (all projects when ``project`` is None).
+
+    Idempotent: an expired lease is not touched again. Returns how many leases expired.
+    """
+    return _expire_locked(project=project, now=now or timezone.now(), limit=limit)
+
+
+def _claimable(*, project: Project, annotator: Any, gold: bool) -> Any:
+    """Open items with a free slot the annotator never held (except their own expired lease), in
+    serving order. Walks the partial index ``ix_queue_open`` (project, is_gold, -priority, id)."""
+    mine = Assignment.objects.filter(queue_item=OuterRef("pk"), annotator=annotator).exclude(
+        status=Assignment.Status.EXPIRED
+    )
+    return (
+        QueueItem.objects.filter(project=project, status=QueueItem.Status.OPEN, is_gold=gold)
+        .alias(used=F("leased_count") + F("done_count"))
+        .filter(used__lt=F("overlap"))
+        .exclude(Exists(mine))
+        .order_by("-priority", "id")
+    )
+
+
+def assignment_claim(
+    *,
+    project: Project,
+    annotator: Any,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> Assignment | None:
+    """Lease the next item to ``annotator``; None when nothing is left for them.
+
+    A still-valid lease the annotator holds in this project is returned again (a reload does not
+    burn items). Overdue leases are expired first (lazily; the periodic task does the same). Gold
+    items come first with probability ``project.gold_rate``, otherwise regular items first; either
+    kind falls back to the other. Within a kind: highest priority, then oldest.
+    """
+    now = now or timezone.now()
+    rng = rng or random
+    with transaction.atomic():
+        # Serialise one annotator's own claims in a project (a double click must not take 2 items).
+        list(
+            Membership.objects.select_for_update()
+            .filter(project=project, user=annotator)
+            .values_list("id", flat=True)
+        )
+        current = (
+            Assignment.objects.filter(
+                queue_item__project=project,
+                annotator=annotator,
+                status=Assignment.Status.LEASED,
+                lease_expires_at__gt=now,
+            )
+            .order_by("leased_at", "id")
+            .first()
+        )
+        if current is not None:
+            return current
+        _expire_locked(project=project, now=now, limit=200)
+        gold_first = project.gold_rate > 0 and rng.random() < project.gold_rate
+        item_id = None
+        for gold in (gold_first, not gold_first):
+            item_id = (
+                _claimable(project=project, annotator=annotator, gold=gold)
+                .select_for_update(skip_locked=True)
+                .values_list("id", flat=True)
+                .first()
+            )
+            if item_id is not None:
+                break
+        if item_id is None:
+            return None
+        expires = now + timedelta(seconds=project.lease_seconds)
+        reopened = Assignment.objects.filter(
+            queue_item_id=item_id, annotator=annotator, status=Assignment.Status.EXPIRED
+        ).update(
+            status=Assignment.Status.LEASED,
+            leased_at=now,
+            lease_expires_at=expires,
+            finished_at=None,
+        )
+        QueueItem.objects.filter(pk=item_id).update(
+            leased_count=F("leased_count") + 1, updated_at=now
+        )
+        if reopened:
+            return Assignment.objects.get(queue_item_id=item_id, annotator=annotator)
+        return Assignment.objects.create(
+            queue_item_id=item_id, annotator=annotator, leased_at=now, lease_expires_at=expires
+        )
+
+
+def _assignment_locked(*, assignment_id: int, annotator: Any) -> Assignment:
+    """The caller's own assignment, row-locked; someone else's (or a missing one) is a 404."""
+    try:
+        return Assignment.objects.select_for_update().get(pk=assignment_id, annotator=annotator)
+    except Assignment.DoesNotExist:
+        raise Http404("No such assignment.") from None
+
+
+def _item_locked(item_id: int) -> QueueItem:
+    return (
+        QueueItem.objects.select_for_update(of=("self",))
+        .select_related("project", "interaction")
+        .get(pk=item_id)
+    )
+
+
+def _closed(assignment: Assignment) -> QueueConflict:
+    if assignment.status == Assignment.Status.SUBMITTED:
+        return QueueConflict(
+            "You already submitted this item; edit your annotation to change it.",
+            "already_submitted",
+        )
+    return QueueConflict("You skipped this item.", "already_skipped")
+
+
+@transaction.atomic
+def assignment_submit(
+    *,
+    assignment_id: int,
+    annotator: Any,
+    values: Any,
+    time_spent_ms: int | None = None,
+    now: datetime | None = None,
+) -> Annotation:
+    """Validate ``values`` against the project's current schema and record the annotation.
+
+    A lease past its expiry that nobody has taken over yet is still accepted (the slot is free);
+    if the slot went to someone else the submit fails with 409 ``lease_expired`` and nothing is
+    written. Fires ``labels_submitted`` after commit.
+    """
+    now = now or timezone.now()
+    assignment = _assignment_locked(assignment_id=assignment_id, annotator=annotator)
+    if assignment.status in (Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED):
+        raise _closed(assignment)
+    item = _item_locked(assignment.queue_item_id)
+    project, interaction = item.project, item.interaction
+    was_leased = assignment.status == Assignment.Status.LEASED
+    if not was_leased and (
+        item.status == QueueItem.Status.DONE or item.leased_count + item.done_count >= item.overlap
+    ):
+        raise QueueConflict(
+            "Your lease on this item expired and it went to another annotator. "
+            "Your answers were not saved; load the next item.",
+            "lease_expired",
+        )
+    cleaned = values_validate(
+        project.label_schema, values, has_alt_response=bool(interaction.alt_response)
+    )
+    annotation = Annotation.objects.create(
+        queue_item=item,
+        interaction=interaction,
+        assignment=assignment,
+        annotator=annotator,
+        kind=Annotation.Kind.LABEL,
+        values=cleaned,
+        schema_version=project.schema_version,
+        time_spent_ms=time_spent_ms,
+    )
+    assignment.status = Assignment.Status.SUBMITTED
+    assignment.finished_at = now
+    assignment.save(update_fields=["status", "finished_at"])
+    item.done_count += 1
+    if was_leased:
+        item.leased_count -= 1
+    fields = ["done_count", "leased_count", "updated_at"]
+    if item.done_count >= item.overlap and item.status == QueueItem.Status.OPEN:
+        item.status = QueueItem.Status.DONE
+        fields.append("status")
+    item.save(update_fields=fields)
+    project_id = project.pk
+    transaction.on_commit(lambda: hooks.fire("labels_submitted", project_id=project_id, count=1))
+    return annotation
+
+
+@transaction.atomic
+def assignment_skip(
+    *, assignment_id: int, annotator: Any, reason: str = "", now: datetime | None = None
+) -> Assignment:
+    """Give the item back so someone else gets it; the skipper never sees it again.
+
+    After ``project.max_skips`` skips (0: never) an open item is flagged for an admin and leaves
+    the queue (an audit row says so).
+    """
+    now = now or timezone.now()
+    assignment = _assignment_locked(assignment_id=assignment_id, annotator=annotator)
+    if assignment.status in (Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED):
+        raise _closed(assignment)
+    item = _item_locked(assignment.queue_item_id)
+    if assignment.status == Assignment.Status.LEASED:
+        item.leased_count -= 1
+    assignment.status = Assignment.Status.SKIPPED
+    assignment.finished_at = now
+    assignment.skip_reason = (reason or "")[:500]
+    assignment.save(update_fields=["status", "finished_at", "skip_reason"])
+    item.skip_count += 1
+    fields = ["leased_count", "skip_count", "updated_at"]
+    max_skips = item.project.max_skips
+    if max_skips and item.skip_count >= max_skips and item.status == QueueItem.Status.OPEN:
+        item.status = QueueItem.Status.FLAGGED
+        fields.append("status")
+        AuditLog.objects.create(
+            project=item.project,
+            actor=annotator,
+            action="queue_item.flagged",
+            object_type="queue_item",
+            object_id=str(item.pk),
+            data={"skip_count": item.skip_count, "last_reason": assignment.skip_reason},
+        )
+    item.save(update_fields=fields)
+    return assignment
+
+
+@transaction.atomic
+def queue_item_reopen(*, queue_item_id: int, project: Project, actor: Any) -> QueueItem:
+    """Put a flagged item back in the queue (an admin looked at it). Skip count starts again."""
+    try:
+        item = QueueItem.objects.select_for_update().get(pk=queue_item_id, project=project)
+    except QueueItem.DoesNotExist:
+        raise Http404("No such queue item.") from None
+    if item.status != QueueItem.Status.FLAGGED:
+        raise QueueConflict("Only a flagged item can be reopened.", "not_flagged")
+    item.status = (
+        QueueItem.Status.DONE if item.done_count >= item.overlap else QueueItem.Status.OPEN
+    )
+    item.skip_count = 0
+    item.save(update_fields=["status", "skip_count", "updated_at"])
+    AuditLog.objects.create(
+        project=project,
+        actor=actor,
+        action="queue_item.reopened",
+        object_type="queue_item",
+        object_id=str(item.pk),
+    )
+    return item
