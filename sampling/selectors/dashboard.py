@@ -17,6 +17,8 @@ from typing import Any
 from django.utils import timezone
 
 from labeling.models import Interaction, Project
+from sampling import plots
+from sampling.models import ProxyModel, SamplingRun, SamplingStrategy
 
 RANGES: dict[str, int | None] = {"7d": 7, "30d": 30, "90d": 90, "all": None}
 
@@ -125,12 +127,161 @@ def dashboard_data(*, project: Project, filters: DashboardFilters) -> Dashboard:
 NOT_YET = "This report is not available in this installation yet."
 
 
+def estimate_filters(filters: DashboardFilters) -> dict[str, Any]:
+    """The dashboard filters in the strategy/estimates filter format."""
+    out: dict[str, Any] = {}
+    since = filters.since()
+    if since is not None:
+        out["since"] = since.isoformat()
+    if filters.model_version:
+        out["model_versions"] = [filters.model_version]
+    if filters.segment_filter:
+        out["segment"] = filters.segment_filter
+    return out
+
+
+def _week_start(label: str) -> dt.date | None:
+    """``2026-W47`` -> the Monday of that ISO week."""
+    try:
+        year, week = label.split("-W")
+        return dt.date.fromisocalendar(int(year), int(week), 1)
+    except ValueError:
+        return None
+
+
+def _no_runs_message(project: Project) -> str | None:
+    if not SamplingRun.objects.filter(project=project, status=SamplingRun.Status.DONE).exists():
+        return (
+            "No finished sampling run yet — create a strategy and press “Run now” on the "
+            "Strategies page; estimates start with the first labels of a run."
+        )
+    return None
+
+
 def _quality(*, project: Project, filters: DashboardFilters) -> Section:
-    return Section(empty=NOT_YET)
+    compute = optional("sampling.selectors.estimates", "estimates_compute")
+    domains = optional("sampling.selectors.estimates", "domain_data")
+    if compute is None or domains is None:
+        return Section(empty=NOT_YET)
+    if message := _no_runs_message(project):
+        return Section(empty=message)
+    where = estimate_filters(filters)
+    overall = compute(project=project, by="model_version", filters=where)
+    rows = [g for g in overall["groups"] if g["n_labels"]]
+    if not rows:
+        return Section(
+            empty="No labels yet in this range — annotators label the queue (Label page); "
+            "the quality estimate appears with the first labels."
+        )
+    weekly = compute(project=project, by=["model_version", "week"], filters=where)
+    bands: list[plots.Band] = []
+    by_version: dict[str, list[dict[str, Any]]] = {}
+    for g in weekly["groups"]:
+        if g["n_labels"] and g["estimate"] is not None:
+            by_version.setdefault(g["group_values"]["model_version"], []).append(g)
+    for version, groups in sorted(by_version.items()):
+        points = sorted(
+            (d, g) for g in groups if (d := _week_start(g["group_values"]["week"])) is not None
+        )
+        bands.append(
+            plots.Band(
+                name=version,
+                x=[d for d, _ in points],
+                y=[g["estimate"] for _, g in points],
+                low=[g["ci_low"] for _, g in points],
+                high=[g["ci_high"] for _, g in points],
+            )
+        )
+    thumbs = []
+    for d in domains(project=project, by=["week"], filters=where):
+        week = _week_start(d.group[0])
+        if week is not None and d.rated:
+            thumbs.append((week, 1.0 - d.thumbs_down / d.rated))
+    thumbs.sort()
+    if thumbs:
+        bands.append(
+            plots.Band(
+                name="thumbs-up rate (raters only)",
+                x=[w for w, _ in thumbs],
+                y=[r for _, r in thumbs],
+                dashed=True,
+            )
+        )
+    level = overall["level"]
+    return Section(
+        data={
+            "method": overall["method"],
+            "level_pct": round(100 * level),
+            "rows": rows,
+            "weekly": weekly,
+        },
+        plots={"quality": plots.quality_over_time(bands=bands)},
+    )
+
+
+def segment_minimums(*, project: Project) -> dict[str, int]:
+    """The largest minimum any active strategy asks for, per segment key."""
+    out: dict[str, int] = {}
+    for minimums in SamplingStrategy.objects.filter(project=project, active=True).values_list(
+        "segment_minimums", flat=True
+    ):
+        for key, value in (minimums or {}).items():
+            out[key] = max(out.get(key, 0), int(value))
+    return out
 
 
 def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
-    return Section(empty=NOT_YET)
+    compute = optional("sampling.selectors.estimates", "estimates_compute")
+    if compute is None:
+        return Section(empty=NOT_YET)
+    if message := _no_runs_message(project):
+        return Section(empty=message)
+    if not project.segment_keys:
+        return Section(
+            empty="This project has no segment keys: set segment_keys on the project to see "
+            "labels against traffic per segment."
+        )
+    where = estimate_filters(filters)
+    minimums = segment_minimums(project=project)
+    groups: list[dict[str, Any]] = []
+    below: list[dict[str, Any]] = []
+    section_plots: dict[str, str] = {}
+    for key in project.segment_keys:
+        answer = compute(project=project, by=f"segment.{key}", filters=where)
+        rows = answer["groups"]
+        labels = sum(g["n_labels"] for g in rows)
+        traffic = sum(g["population"] for g in rows)
+        names = [f"{key}={g['group']}" for g in rows]
+        minimum = minimums.get(key)
+        for g, name in zip(rows, names, strict=True):
+            row = {
+                "group": name,
+                "n_labels": g["n_labels"],
+                "population": g["population"],
+                "label_share": g["n_labels"] / labels if labels else 0.0,
+                "traffic_share": g["population"] / traffic if traffic else 0.0,
+                "minimum": minimum,
+            }
+            groups.append(row)
+            if minimum is not None and g["n_labels"] < minimum:
+                below.append(row)
+        if rows:
+            section_plots[key] = plots.paired_bars(
+                categories=names,
+                first=[g["n_labels"] / labels if labels else 0.0 for g in rows],
+                second=[g["population"] / traffic if traffic else 0.0 for g in rows],
+                first_label="share of labels",
+                second_label="share of traffic",
+                title=f"Labels against traffic by {key}",
+            )
+            if minimum is not None:
+                section_plots[f"{key}-minimum"] = plots.bars_with_minimum(
+                    categories=names,
+                    values=[g["n_labels"] for g in rows],
+                    minimums=[minimum] * len(rows),
+                    title=f"Labels per {key} against the minimum ({minimum})",
+                )
+    return Section(data={"groups": groups, "below": below}, plots=section_plots)
 
 
 def _bias(*, project: Project, filters: DashboardFilters) -> Section:
@@ -142,8 +293,77 @@ def _power(*, project: Project, filters: DashboardFilters) -> Section:
 
 
 def _queue(*, project: Project, filters: DashboardFilters) -> Section:
-    return Section(empty=NOT_YET)
+    health_of = optional("labeling.selectors.queue", "queue_health")
+    stats_of = optional("labeling.selectors.queue", "annotator_stats")
+    agreement_of = optional("labeling.selectors.agreement", "project_agreement")
+    if health_of is None:
+        return Section(empty=NOT_YET)
+    health = health_of(project=project)
+    if not health["items"]:
+        return Section(
+            empty="The queue is empty — start a sampling run on the Strategies page to fill it."
+        )
+    stats = [
+        {"key": "backlog", "label": "items waiting for an annotator", "value": health["backlog"]},
+        {"key": "leased", "label": "live leases", "value": health["leased"]},
+        {
+            "key": "expired_leases",
+            "label": "leases expired, not yet returned",
+            "value": health["expired_leases"],
+            "warn": health["expired_leases"] > 0,
+        },
+        {"key": "skips", "label": "skips", "value": health["skips"]},
+        {
+            "key": "flagged",
+            "label": "flagged after too many skips",
+            "value": health["flagged"],
+            "warn": health["flagged"] > 0,
+        },
+        {"key": "done", "label": "items done", "value": health["done"]},
+    ]
+    annotators = stats_of(project=project) if stats_of is not None else []
+    agreement = agreement_of(project=project)["questions"] if agreement_of is not None else []
+    return Section(
+        data={
+            "health": health,
+            "stats": stats,
+            "annotators": annotators,
+            "agreement": [q for q in agreement if q["items"]],
+        }
+    )
 
 
 def _proxy(*, project: Project) -> Section:
-    return Section(empty=NOT_YET)
+    models = list(
+        ProxyModel.objects.filter(project=project, status=ProxyModel.Status.READY).order_by(
+            "version"
+        )
+    )
+    if not models:
+        return Section(
+            empty="No proxy model trained yet — until there are labels of both classes the "
+            "sampler scores items with a prior from the signals. Retrain on the Strategies page."
+        )
+    versions = []
+    for m in models:
+        calibration = (m.metrics or {}).get("calibration")
+        versions.append(
+            {
+                "version": m.version,
+                "kind": m.kind,
+                "n_labels": m.n_labels,
+                "auc": (m.metrics or {}).get("auc"),
+                "calibration": calibration.get("ece") if isinstance(calibration, dict) else None,
+                "finished_at": m.finished_at,
+            }
+        )
+    chart = plots.lines(
+        x=[f"v{v['version']}\n{v['n_labels']} labels" for v in versions],
+        series={
+            "AUC (cross-validated)": [v["auc"] for v in versions],
+            "calibration error (ECE)": [v["calibration"] for v in versions],
+        },
+        title="Proxy model by version",
+        ylim=(0, 1),
+    )
+    return Section(data={"versions": list(reversed(versions))}, plots={"versions": chart})

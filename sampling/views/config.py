@@ -283,7 +283,7 @@ def _preview(form: StrategyForm, *, project: Project, data: dict[str, Any]) -> A
     preview = optional("sampling.services.strategies", "strategy_preview")
     try:
         if validate is not None:
-            data = _validated(validate, project=project, data=data)
+            data = validate(data=data, project=project)
         if preview is None:
             form.add_error(None, _missing("The preview"))
             return None
@@ -291,11 +291,6 @@ def _preview(form: StrategyForm, *, project: Project, data: dict[str, Any]) -> A
     except ServiceErrors as exc:
         attach_errors(form, _detail(exc), field_for=form.field_for)
         return None
-
-
-def _validated(validate: Any, *, project: Project, data: dict[str, Any]) -> dict[str, Any]:
-    result = validate(project=project, data=data)
-    return result if isinstance(result, dict) else data
 
 
 def _save(
@@ -313,8 +308,8 @@ def _save(
         return None
     try:
         if strategy is not None:
-            return service(strategy=strategy, data=data, actor=user)
-        return service(project=project, data=data, actor=user)
+            return service(strategy=strategy, data=data)
+        return service(project=project, data=data, user=user)
     except ServiceErrors as exc:
         attach_errors(form, _detail(exc), field_for=form.field_for)
         return None

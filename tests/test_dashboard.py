@@ -1,0 +1,163 @@
+"""The dashboard: its numbers are the estimates/queue selectors' (and the API's) for the same
+filters, its plots are inline SVG, and its empty states say what to do next."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from labeling.models import Project, Role
+from labeling.selectors.queue import queue_health
+from labeling.services.queue import assignment_claim, assignment_submit
+from sampling.selectors.dashboard import DashboardFilters, estimate_filters
+from sampling.selectors.estimates import estimates_compute
+from sampling.services.runs import sampling_run_create, sampling_run_execute
+from sampling.services.strategies import strategy_create
+from tests.factories import InteractionFactory
+
+
+def seed_project(project: Project, annotator: Any, *, n: int = 80, label: int = 40) -> None:
+    """Interactions over three weeks in two tiers and two model versions, one sampling run,
+    and ``label`` of its selected items labelled through the queue services."""
+    rng = random.Random(7)
+    now = timezone.now()
+    for i in range(n):
+        InteractionFactory(
+            project=project,
+            occurred_at=now - dt.timedelta(days=rng.randrange(0, 20), hours=1),
+            model_version="model-a" if i % 2 else "model-b",
+            segment={"tier": "pro" if i % 3 == 0 else "free", "locale": "en"},
+            explicit_rating=rng.choice([None, None, None, 1, -1]),
+        )
+    strategy = strategy_create(
+        project=project,
+        data={
+            "name": "main",
+            "weights": {"uncertainty": 0.4, "coverage": 0.3, "random": 0.3},
+            "batch_size": 50,
+            "segment_minimums": {"tier": 20},
+            "overlap_fraction": 0.0,
+            "holdout_fraction": 0.0,
+        },
+    )
+    run = sampling_run_create(project=project, strategy=strategy)
+    sampling_run_execute(run_id=run.pk)
+    for _ in range(label):
+        assignment = assignment_claim(project=project, annotator=annotator)
+        if assignment is None:
+            break
+        assignment_submit(
+            assignment_id=assignment.pk,
+            annotator=annotator,
+            values={"quality": rng.choice([2, 3, 4, 5, 5])},
+            time_spent_ms=rng.randrange(5_000, 60_000),
+        )
+
+
+@pytest.fixture
+def seeded(project: Project, member: Callable[..., Any]) -> Project:
+    seed_project(project, member(Role.ANNOTATOR))
+    return project
+
+
+def page(user: Any, project: Project, **query: str) -> str:
+    client = Client()
+    client.force_login(user)
+    response = client.get(reverse("project-dashboard", args=[project.slug]), query)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def table_numbers(html: str, testid: str) -> dict[str, dict[str, str]]:
+    """{group: {field: text}} from a dashboard table's data-group rows."""
+    table = html.split(f'data-testid="{testid}"', 1)[1].split("</table>", 1)[0]
+    out: dict[str, dict[str, str]] = {}
+    for group, body in re.findall(r'<tr data-group="([^"]+)">(.*?)</tr>', table, re.S):
+        out[group] = dict(re.findall(r'data-field="(\w+)">([^<]*)<', body))
+    return out
+
+
+@pytest.mark.django_db
+def test_empty_dashboard_says_what_to_do(project: Project, member: Callable[..., Any]) -> None:
+    html = page(member(Role.ENGINEER), project)
+    assert "No finished sampling run yet" in html
+    assert "The queue is empty" in html
+    assert "No proxy model trained yet" in html
+    assert "<svg" not in html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [{}, {"model_version": "model-a"}, {"segment": "tier=pro", "range": "7d"}, {"range": "all"}],
+)
+def test_quality_numbers_equal_the_estimates_selector(
+    seeded: Project, member: Callable[..., Any], query: dict[str, str]
+) -> None:
+    html = page(member(Role.REVIEWER), seeded, **query)
+    shown = table_numbers(html, "quality-table")
+    filters = estimate_filters(DashboardFilters.from_query(query))
+    expected = {
+        g["group"]: g
+        for g in estimates_compute(project=seeded, by="model_version", filters=filters)["groups"]
+        if g["n_labels"]
+    }
+    assert expected, "the seed must produce labels in every filter tested"
+    assert set(shown) == set(expected)
+    for group, numbers in shown.items():
+        assert numbers["estimate"] == f"{expected[group]['estimate']:.3f}"
+        assert int(numbers["n_labels"]) == expected[group]["n_labels"]
+
+
+@pytest.mark.django_db
+def test_model_version_filter_narrows_the_table(
+    seeded: Project, member: Callable[..., Any]
+) -> None:
+    shown = table_numbers(
+        page(member(Role.ADMIN), seeded, model_version="model-a"), "quality-table"
+    )
+    assert set(shown) == {"model-a"}
+
+
+@pytest.mark.django_db
+def test_dashboard_plots_are_inline_svg(seeded: Project, member: Callable[..., Any]) -> None:
+    html = page(member(Role.ADMIN), seeded)
+    for testid in ("plot-quality", "plot-coverage-tier"):
+        block = html.split(f'data-testid="{testid}"', 1)[1][:300]
+        assert "<svg" in block
+    # No CDN, no external script or stylesheet.
+    assert not re.search(r'(src|href)="https?://', html)
+
+
+@pytest.mark.django_db
+def test_queue_health_numbers_equal_the_queue_selector(
+    seeded: Project, member: Callable[..., Any]
+) -> None:
+    html = page(member(Role.ADMIN), seeded)
+    health = queue_health(project=seeded)
+    for key in ("backlog", "skips", "flagged", "expired_leases", "done"):
+        assert f'data-testid="queue-{key}">{health[key]}<' in html
+    assert 'data-testid="annotators"' in html
+
+
+@pytest.mark.django_db
+def test_segments_below_minimum_are_named(seeded: Project, member: Callable[..., Any]) -> None:
+    html = page(member(Role.ADMIN), seeded)
+    answer = estimates_compute(
+        project=seeded, by="segment.tier", filters=estimate_filters(DashboardFilters())
+    )
+    below = [g for g in answer["groups"] if g["n_labels"] < 20]
+    if below:
+        block = html.split('data-testid="below-minimum"', 1)[1].split("</p>", 1)[0]
+        for g in below:
+            assert f"tier={g['group']}" in block
+    else:
+        assert "Every segment with a minimum has reached it." in html
