@@ -97,7 +97,8 @@ def _question_units(
     for item_id, by_annotator in labels.items():
         answered = {a: v[key] for a, v in by_annotator.items() if v.get(key) not in (None, "")}
         if qtype == "multi_choice":
-            answered = {a: v for a, v in answered.items() if isinstance(v, list)}
+            # A submitted label that leaves a multi-choice question blank chose no option.
+            answered = {a: v.get(key) or [] for a, v in by_annotator.items()}
             if len(answered) < 2:
                 continue
             for option in question.get("options", []):
