@@ -218,15 +218,22 @@ class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="what will use it, e.g. 'prod-chat-api'")
 
 
-def attach_errors(form: forms.Form, detail: Any, *, field_for: Any = None) -> None:
-    """Put a service's ``{"location": message}`` errors onto the form's fields (or the form)."""
+def attach_errors(
+    form: forms.Form, detail: Any, *, field_for: Any = None, name_location: bool = False
+) -> None:
+    """Put a service's ``{"location": message}`` errors onto the form's fields (or the form).
+
+    With ``name_location`` each message keeps its location (``questions[1].scale: ...``), for
+    fields such as the schema textarea where the location is the useful part.
+    """
     for location, message in flatten_errors(detail):
         messages = message if isinstance(message, list | tuple) else [message]
         text = "; ".join(str(m) for m in messages)
         field = field_for(location) if field_for is not None else None
         if field is None and location in form.fields:
             field = location
-        label = "" if field or not location else f"{location}: "
+        shown = location and (name_location or not field) and location != field
+        label = f"{location}: " if shown else ""
         form.add_error(field, f"{label}{text}")
 
 

@@ -188,7 +188,9 @@ def schema(request: HttpRequest, slug: str) -> HttpResponse:
             try:
                 cleaned = schema_validate(form.cleaned_data["schema"])
             except ServiceErrors as exc:
-                attach_errors(form, _detail(exc), field_for=lambda _loc: "schema")
+                attach_errors(
+                    form, _detail(exc), field_for=lambda _loc: "schema", name_location=True
+                )
             else:
                 change = optional("labeling.services.schema", "schema_change") or optional(
                     "labeling.services.projects", "project_update"
@@ -199,7 +201,9 @@ def schema(request: HttpRequest, slug: str) -> HttpResponse:
                     try:
                         _change_schema(change, project=project, schema=cleaned, user=request.user)
                     except ServiceErrors as exc:
-                        attach_errors(form, _detail(exc), field_for=lambda _loc: "schema")
+                        attach_errors(
+                            form, _detail(exc), field_for=lambda _loc: "schema", name_location=True
+                        )
                     else:
                         messages.success(request, "Schema saved.")
                         return redirect("project-schema", slug=slug)
