@@ -146,3 +146,17 @@ class Inclusion(models.Model):
             ),
             models.Index(fields=["project", "run"], name="ix_inclusion_project"),
         ]
+
+
+class InteractionTopic(models.Model):
+    """The topic cluster of an interaction (MiniBatchKMeans of the proxy that scored it).
+
+    A narrow side table written at scoring time (upsert), read by sampling runs for coverage: it
+    keeps the wide interaction rows out of the clustering and the clustering out of labeling.
+    """
+
+    interaction = models.OneToOneField(
+        Interaction, on_delete=models.CASCADE, primary_key=True, related_name="topic"
+    )
+    cluster = models.SmallIntegerField()
+    proxy_version = models.PositiveIntegerField(null=True, blank=True)

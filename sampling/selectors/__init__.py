@@ -1,0 +1,1 @@
+"""Sampling reads: the pool, coverage counts, strategy previews, runs; estimates and reports."""

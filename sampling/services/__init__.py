@@ -1,0 +1,1 @@
+"""Sampling writes: strategies, sampling runs, proxy training and scoring."""

@@ -1,0 +1,156 @@
+"""Scoring: featurize interactions, predict P(good) with the current proxy, store it in bulk.
+
+Writes ``Interaction.proxy_score / proxy_version / scored_at`` with one statement per chunk (an
+``UPDATE ... FROM unnest(...)`` join on PostgreSQL, ``executemany`` on SQLite), never per-row saves,
+and the topic cluster in the narrow ``InteractionTopic`` table. Idempotent: scoring twice with the
+same model writes the same values.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from labeling.models import Interaction, Project
+from sampling import proxy as proxy_lib
+from sampling.features import FEATURE_FIELDS, featurize
+from sampling.models import InteractionTopic, ProxyModel
+from sampling.selectors.pool import proxy_current
+
+logger = logging.getLogger(__name__)
+
+_cache: dict[str, proxy_lib.Proxy] = {}
+_cache_lock = threading.Lock()
+_CACHE_SIZE = 4
+
+
+def chunk_size() -> int:
+    return int(settings.FLYWHEEL.get("SCORE_CHUNK_SIZE", 5000))
+
+
+def artifact_path(relative: str) -> Path:
+    return Path(settings.MODEL_ROOT) / relative
+
+
+def proxy_load(model: ProxyModel | None) -> proxy_lib.Proxy | None:
+    """The artefact of ``model``, cached per process (artefacts are immutable once written)."""
+    if model is None or not model.artifact_path:
+        return None
+    key = model.artifact_path
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    loaded = proxy_lib.load(artifact_path(key))
+    with _cache_lock:
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = loaded
+    return loaded
+
+
+def scores_compute(
+    *, project: Project, rows: Sequence[Sequence], model: ProxyModel | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """P(good) and topic cluster for featurizer rows (FEATURE_FIELDS order)."""
+    judge = project.primary_judge or None
+    features = featurize(rows, judge=judge)
+    proxy = proxy_load(model) or proxy_lib.Proxy(kind="prior", judge=judge)
+    return proxy.predict(features), proxy.clusters(features)
+
+
+def scores_write(
+    *, ids: Sequence[int], scores: np.ndarray, clusters: np.ndarray, version: int | None
+) -> None:
+    """Store scores and clusters of ``ids`` in bulk (one statement per table)."""
+    now = timezone.now()
+    table = Interaction._meta.db_table
+    topic_table = InteractionTopic._meta.db_table
+    id_list = [int(i) for i in ids]
+    score_list = [float(s) for s in scores]
+    known = clusters >= 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} AS i SET proxy_score = v.score, proxy_version = %s, "
+                "scored_at = %s "
+                "FROM unnest(%s::bigint[], %s::float8[]) AS v(id, score) WHERE i.id = v.id",
+                [version, now, id_list, score_list],
+            )
+            if known.any():
+                cursor.execute(
+                    f"INSERT INTO {topic_table} (interaction_id, cluster, proxy_version) "
+                    "SELECT v.id, v.cluster, %s FROM unnest(%s::bigint[], %s::smallint[]) "
+                    "AS v(id, cluster) ON CONFLICT (interaction_id) DO UPDATE SET "
+                    "cluster = EXCLUDED.cluster, proxy_version = EXCLUDED.proxy_version",
+                    [version, np.asarray(id_list)[known].tolist(), clusters[known].tolist()],
+                )
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET proxy_score = %s, proxy_version = %s, scored_at = %s "
+                "WHERE id = %s",
+                [(s, version, now, i) for i, s in zip(id_list, score_list, strict=True)],
+            )
+            if known.any():
+                InteractionTopic.objects.bulk_create(
+                    [
+                        InteractionTopic(interaction_id=i, cluster=int(c), proxy_version=version)
+                        for i, c, k in zip(id_list, clusters, known, strict=True)
+                        if k
+                    ],
+                    update_conflicts=True,
+                    unique_fields=["interaction"],
+                    update_fields=["cluster", "proxy_version"],
+                )
+
+
+def interactions_score(
+    *, project: Project, interaction_ids: Sequence[int], model: ProxyModel | None = None
+) -> int:
+    """Score the given interactions of ``project`` with ``model`` (default: the current proxy).
+
+    Returns how many were scored; ids of other projects or deleted rows are ignored.
+    """
+    if model is None:
+        model = proxy_current(project=project)
+    version = model.version if model is not None else None
+    total = 0
+    step = chunk_size()
+    ids = sorted({int(i) for i in interaction_ids})
+    for start in range(0, len(ids), step):
+        chunk = ids[start : start + step]
+        rows = list(
+            Interaction.objects.filter(project=project, id__in=chunk).values_list(
+                "id", *FEATURE_FIELDS
+            )
+        )
+        if not rows:
+            continue
+        scores, clusters = scores_compute(project=project, rows=[r[1:] for r in rows], model=model)
+        scores_write(ids=[r[0] for r in rows], scores=scores, clusters=clusters, version=version)
+        total += len(rows)
+    return total
+
+
+def unscored_ids(*, project: Project, limit: int) -> list[int]:
+    return list(
+        Interaction.objects.filter(project=project, proxy_score__isnull=True)
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def pool_chunk_ids(*, project: Project, after_id: int, limit: int) -> list[int]:
+    """The next ``limit`` ids of the unconsidered pool after ``after_id`` (re-scoring order)."""
+    return list(
+        Interaction.objects.filter(project=project, inclusion__isnull=True, id__gt=after_id)
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )

@@ -1,0 +1,169 @@
+"""Celery tasks of the sampling app: thin, idempotent, named; each takes ids and calls a service.
+
+Re-running any of them is harmless: scoring writes the same values, a run that is no longer
+pending is left alone, a training that finds a claim skips.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.models import Project
+from sampling.models import ProxyModel, SamplingRun, SamplingStrategy
+from sampling.selectors.pool import proxy_current
+from sampling.services import proxy as proxy_services
+from sampling.services import scoring
+from sampling.services.runs import sampling_run_create, sampling_run_execute
+from sampling.services.strategies import crontab_parse, strategy_ensure_default
+
+logger = logging.getLogger(__name__)
+
+SWEEP_CHUNKS_PER_PROJECT = 20
+
+
+def _project(project_id: int) -> Project | None:
+    return Project.objects.filter(pk=project_id).first()
+
+
+@shared_task(name="sampling.score_interactions", ignore_result=True)
+def score_interactions(project_id: int, interaction_ids: list[int]) -> int:
+    """Score (or re-score) the given interactions with the project's current proxy."""
+    project = _project(project_id)
+    if project is None:
+        return 0
+    return scoring.interactions_score(project=project, interaction_ids=interaction_ids)
+
+
+@shared_task(name="sampling.score_sweep", ignore_result=True)
+def score_sweep() -> int:
+    """Hand every unscored interaction (a lost message, Redis down at ingest) to scoring tasks."""
+    queued = 0
+    step = scoring.chunk_size()
+    for project in Project.objects.all():
+        ids = scoring.unscored_ids(project=project, limit=step * SWEEP_CHUNKS_PER_PROJECT)
+        for start in range(0, len(ids), step):
+            score_interactions.delay(project.pk, ids[start : start + step])
+            queued += len(ids[start : start + step])
+    return queued
+
+
+@shared_task(name="sampling.retrain", ignore_result=True)
+def retrain(project_id: int) -> int | None:
+    """Train a new proxy (skipped if one is training) and re-score the unconsidered pool."""
+    project = _project(project_id)
+    if project is None:
+        return None
+    model = proxy_services.proxy_train(project=project)
+    if model is None:
+        return None
+    rescore_pool.delay(project_id, model.version, 0)
+    return model.version
+
+
+@shared_task(name="sampling.maybe_retrain", ignore_result=True)
+def maybe_retrain(project_id: int) -> int | None:
+    """Retrain when ``Project.retrain_every`` labels arrived since the current model."""
+    project = _project(project_id)
+    if project is None or not proxy_services.retrain_due(project=project):
+        return None
+    return retrain(project_id)
+
+
+@shared_task(name="sampling.retrain_sweep", ignore_result=True)
+def retrain_sweep() -> None:
+    """The scheduled retrain: every project whose labels outgrew its model."""
+    for project_id in Project.objects.values_list("pk", flat=True):
+        maybe_retrain.delay(project_id)
+
+
+@shared_task(name="sampling.rescore_pool", ignore_result=True)
+def rescore_pool(project_id: int, version: int, after_id: int) -> None:
+    """Re-score one chunk of the unconsidered pool with model ``version``, then the next chunk.
+
+    Stops when a newer model exists (its own re-score takes over).
+    """
+    project = _project(project_id)
+    current = proxy_current(project=project) if project else None
+    if project is None or current is None or current.version != version:
+        return
+    ids = scoring.pool_chunk_ids(project=project, after_id=after_id, limit=scoring.chunk_size())
+    if not ids:
+        return
+    scoring.interactions_score(project=project, interaction_ids=ids, model=current)
+    rescore_pool.delay(project_id, version, ids[-1])
+
+
+@shared_task(name="sampling.execute_run", ignore_result=True)
+def execute_run(run_id: int) -> str | None:
+    run = sampling_run_execute(run_id=run_id)
+    return run.status if run else None
+
+
+@shared_task(name="sampling.dispatch_scheduled_runs", ignore_result=True)
+def dispatch_scheduled_runs() -> int:
+    """Start a run for every active strategy whose crontab ``schedule`` is due.
+
+    The last run of the strategy is the schedule's memory; the strategy row is locked while
+    deciding, so two overlapping dispatchers start one run, not two.
+    """
+    started = 0
+    due_ids = (
+        SamplingStrategy.objects.filter(active=True, schedule__isnull=False)
+        .exclude(schedule="")
+        .values_list("pk", flat=True)
+    )
+    for strategy_id in due_ids:
+        with transaction.atomic():
+            strategy = (
+                SamplingStrategy.objects.select_for_update()
+                .select_related("project")
+                .filter(pk=strategy_id)
+                .first()
+            )
+            if strategy is None or not strategy.schedule:
+                continue
+            last = (
+                SamplingRun.objects.filter(strategy=strategy)
+                .order_by("-created_at")
+                .values_list("created_at", flat=True)
+                .first()
+            ) or strategy.created_at
+            try:
+                schedule = crontab_parse(strategy.schedule)
+            except ValueError:
+                logger.error(
+                    "strategy %s has an invalid schedule %r", strategy.pk, strategy.schedule
+                )
+                continue
+            if schedule.remaining_estimate(last).total_seconds() > 0:
+                continue
+            run = sampling_run_create(project=strategy.project, strategy=strategy)
+            transaction.on_commit(lambda run_id=run.pk: execute_run.delay(run_id))
+            started += 1
+    return started
+
+
+@shared_task(name="sampling.demo_bootstrap", ignore_result=True)
+def demo_bootstrap(project_id: int) -> int | None:
+    """Give a freshly loaded demo project a proxy, scores, the default strategy and a first run."""
+    project = _project(project_id)
+    if project is None:
+        return None
+    strategy = strategy_ensure_default(project=project)
+    if not ProxyModel.objects.filter(project=project, status=ProxyModel.Status.READY).exists():
+        proxy_services.proxy_train(project=project)
+    step = scoring.chunk_size()
+    while ids := scoring.unscored_ids(project=project, limit=step):
+        scoring.interactions_score(project=project, interaction_ids=ids)
+    if SamplingRun.objects.filter(project=project).exists():
+        return None
+    run = sampling_run_create(project=project, strategy=strategy)
+    sampling_run_execute(run_id=run.pk)
+    logger.info(
+        "demo project %s: first sampling run %s at %s", project.slug, run.pk, timezone.now()
+    )
+    return run.pk
