@@ -48,8 +48,8 @@ class EventsResult:
     created: int = 0
     duplicates: int = 0
     rejected: int = 0
-    attached: int = 0  # stored with their interaction
-    pending: int = 0  # stored without it (the interaction has not arrived yet)
+    attached: int = 0  # created and attached to their interaction
+    pending: int = 0  # created without it (the interaction has not arrived yet)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -147,6 +147,7 @@ def event_clean(
 class InsertCount:
     created: int
     duplicates: int
+    attached: int = 0  # created with their interaction
 
 
 def events_insert(*, project: Project, events: list[EventRow]) -> InsertCount:
@@ -194,8 +195,13 @@ def events_insert(*, project: Project, events: list[EventRow]) -> InsertCount:
         rows=rows,
         conflict=("project_id", "event_id"),
         conflict_where='"event_id" IS NOT NULL',
+        returning=("id", "interaction_id"),
     )
-    return InsertCount(created=len(inserted), duplicates=duplicates + len(unique) - len(inserted))
+    return InsertCount(
+        created=len(inserted),
+        duplicates=duplicates + len(unique) - len(inserted),
+        attached=sum(1 for _, interaction_id in inserted if interaction_id is not None),
+    )
 
 
 def interaction_ids_by_external_id(
@@ -245,8 +251,8 @@ def _events_store_batch(project: Project, batch: list[EventRow], result: EventsR
     result.created += counts.created
     result.duplicates += counts.duplicates
     touched = sorted({r.interaction_id for r in rows if r.interaction_id is not None})
-    result.attached += sum(1 for r in rows if r.interaction_id is not None)
-    result.pending += sum(1 for r in rows if r.interaction_id is None)
+    result.attached += counts.attached
+    result.pending += counts.created - counts.attached
     if touched:
         # Mark dirty first: if the broker is down, the sweep still recomputes these.
         Interaction.objects.filter(pk__in=touched).update(processed_at=None)

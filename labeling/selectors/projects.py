@@ -1,0 +1,37 @@
+"""Reads of projects, members and ingestion tokens (always scoped through labeling.access)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+
+from labeling.access import project_access, role_in, visible_projects
+from labeling.models import IngestToken, Membership, Project
+
+
+def project_for_member(*, user: Any, slug: str) -> Project:
+    """The project if ``user`` holds any role in it (annotators need the schema too); 404 else."""
+    try:
+        return project_access(user=user, slug=slug, need="label")
+    except PermissionDenied:
+        return project_access(user=user, slug=slug, need="read")
+
+
+def projects_visible(*, user: Any) -> QuerySet[Project]:
+    return visible_projects(user=user).order_by("slug")
+
+
+def project_role(*, user: Any, project: Project) -> str | None:
+    return role_in(user=user, project=project)
+
+
+def project_members(*, project: Project) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+    )
+
+
+def ingest_tokens_list(*, project: Project) -> QuerySet[IngestToken]:
+    return IngestToken.objects.filter(project=project).order_by("-created_at", "-pk")

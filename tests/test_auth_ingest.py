@@ -1,0 +1,102 @@
+"""Who may ingest and read: ingestion tokens, members of other projects, anonymous callers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from rest_framework.test import APIClient
+
+from labeling.auth import generate_key, hash_key
+from labeling.models import IngestToken, Interaction, Project, Role
+from tests.factories import InteractionFactory
+
+ROW = {
+    "external_id": "x1",
+    "occurred_at": "2026-11-20T10:02:03Z",
+    "messages": [{"role": "user", "content": "hi"}],
+    "response": "hello",
+}
+
+
+@pytest.mark.django_db
+def test_ingestion_token_cannot_read(ingest_client: APIClient, project: Project) -> None:
+    InteractionFactory(project=project)
+    assert ingest_client.get("/api/projects/support-bot/interactions/").status_code == 403
+    assert ingest_client.get("/api/projects/support-bot/").status_code == 403
+    assert ingest_client.get("/api/projects/").status_code == 403
+    assert ingest_client.get("/api/projects/support-bot/ingest-tokens/").status_code == 403
+    response = ingest_client.post(
+        "/api/projects/support-bot/ingest-tokens/", {"name": "more"}, format="json"
+    )
+    assert response.status_code == 403
+    assert response.json()["detail"] == "An ingestion token can only ingest."
+
+
+@pytest.mark.django_db
+def test_ingestion_token_cannot_reach_another_project(
+    ingest_client: APIClient, other_project: Project
+) -> None:
+    response = ingest_client.post("/api/projects/other-bot/interactions/", ROW, format="json")
+    assert response.status_code == 404
+    assert not Interaction.objects.filter(project=other_project).exists()
+
+
+@pytest.mark.django_db
+def test_revoked_token_is_refused(project: Project) -> None:
+    key = generate_key()
+    IngestToken.objects.create(project=project, name="old", prefix=key[:12], key_hash=hash_key(key))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Ingest {key}")
+    from labeling.services.projects import ingest_token_revoke
+
+    ingest_token_revoke(token=IngestToken.objects.get(name="old"))
+    response = client.post("/api/projects/support-bot/interactions/", ROW, format="json")
+    assert response.status_code == 401
+
+
+@pytest.mark.django_db
+def test_member_of_a_gets_404_on_b(
+    api_as: Callable[..., APIClient], project: Project, other_project: Project
+) -> None:
+    InteractionFactory(project=other_project)
+    client = api_as(Role.ADMIN)  # admin of support-bot only
+    assert client.get("/api/projects/other-bot/interactions/").status_code == 404
+    assert client.get("/api/projects/other-bot/").status_code == 404
+    assert client.patch("/api/projects/other-bot/", {"name": "x"}, format="json").status_code == 404
+    assert (
+        client.post("/api/projects/other-bot/interactions/", ROW, format="json").status_code == 404
+    )
+    assert client.post("/api/projects/other-bot/events/", [], format="json").status_code == 404
+    assert client.get("/api/projects/no-such-project/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_anonymous_is_refused(project: Project) -> None:
+    client = APIClient()
+    for method, url in [
+        ("get", "/api/projects/"),
+        ("get", "/api/projects/support-bot/interactions/"),
+        ("post", "/api/projects/support-bot/interactions/"),
+        ("post", "/api/projects/support-bot/interactions/bulk"),
+        ("post", "/api/projects/support-bot/events/"),
+    ]:
+        response = getattr(client, method)(url)
+        assert response.status_code in (401, 403), url
+    assert not Interaction.objects.exists()
+
+
+@pytest.mark.django_db
+def test_roles_for_ingest_and_read(api_as: Callable[..., APIClient], project: Project) -> None:
+    annotator = api_as(Role.ANNOTATOR)
+    assert (
+        annotator.post("/api/projects/support-bot/interactions/", ROW, format="json").status_code
+        == 403
+    )
+    assert annotator.get("/api/projects/support-bot/interactions/").status_code == 403
+    engineer = api_as(Role.ENGINEER)
+    assert (
+        engineer.post("/api/projects/support-bot/interactions/", ROW, format="json").status_code
+        == 201
+    )
+    assert engineer.get("/api/projects/support-bot/interactions/").status_code == 200
