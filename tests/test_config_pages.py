@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.template.defaultfilters import floatformat
 from django.test import Client
 from django.urls import reverse
 
@@ -151,3 +152,130 @@ def test_schema_editor_shows_the_current_schema_and_preview_box(
     assert "&quot;failure_modes&quot;" in html
     assert 'data-testid="schema-preview"' in html
     assert "flywheel/config.js" in html
+
+
+@pytest.mark.django_db
+def test_strategy_preview_shows_the_preview_selector_numbers_without_saving(
+    project: Project, admin_client: Client
+) -> None:
+    from sampling.selectors.strategies import strategy_preview
+    from tests.factories import InteractionFactory
+
+    for i in range(30):
+        InteractionFactory(project=project, segment={"tier": "pro" if i % 3 else "free"})
+    url = reverse("project-strategy-new", args=[project.slug])
+    typed = {**VALID, "segment_filter": "", "batch_size": "10"}
+    response = admin_client.post(url, {**typed, "action": "preview"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert not SamplingStrategy.objects.filter(project=project).exists()
+    form = StrategyForm(typed)
+    assert form.is_valid()
+    expected = strategy_preview(strategy_data=form.strategy_data(), project=project)
+    assert f'data-testid="pool-size">{expected["pool_size"]}<' in html
+    assert expected["pool_size"] == 30
+    assert expected["min_pi"] < 1
+    assert f'data-testid="min-pi">{floatformat(expected["min_pi"], "-5")}<' in html
+    for name, value in expected["components"].items():
+        assert f'<tr data-component="{name}"><td>{name}</td><td class="num">{value:.1f}<' in html
+    for row in expected["segments"]["tier"]:
+        assert f'data-segment="tier={row["value"]}"' in html
+    # The form keeps what was typed, so "save" after a preview saves the same strategy.
+    assert 'value="nightly"' in html
+
+
+@pytest.mark.django_db
+def test_preview_errors_are_shown_in_place(project: Project, admin_client: Client) -> None:
+    url = reverse("project-strategy-new", args=[project.slug])
+    html = admin_client.post(
+        url, {**VALID, "weight_random": "0.5", "action": "preview"}
+    ).content.decode()
+    assert "sum to 1" in field_errors(html, "weight_random")
+    assert 'data-testid="strategy-preview"' not in html
+
+
+@pytest.mark.django_db
+def test_valid_schema_is_saved_as_a_new_version(project: Project, admin_client: Client) -> None:
+    url = reverse("project-schema", args=[project.slug])
+    schema = {
+        "questions": [{"key": "ok", "type": "binary", "prompt": "Acceptable?", "required": True}],
+        "target": {"question": "ok", "good": [True]},
+    }
+    import json
+
+    response = admin_client.post(url, {"schema": json.dumps(schema)})
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert project.label_schema["questions"][0]["key"] == "ok"
+
+
+@pytest.mark.django_db
+def test_token_is_shown_once_and_revocable(project: Project, admin_client: Client) -> None:
+    from labeling.auth import hash_key
+    from labeling.models import IngestToken
+
+    url = reverse("project-tokens", args=[project.slug])
+    response = admin_client.post(url, {"name": "prod-chat"})
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    html = response.content.decode()
+    key = html.split('class="keybox" id="new-key">', 1)[1].split("<", 1)[0]
+    token = IngestToken.objects.get(project=project, name="prod-chat")
+    assert token.key_hash == hash_key(key)
+    # The key works for ingestion...
+    from rest_framework.test import APIClient
+
+    ingest = APIClient()
+    ingest.credentials(HTTP_AUTHORIZATION=f"Ingest {key}")
+    body = {
+        "external_id": "x-1",
+        "occurred_at": "2026-11-20T10:00:00Z",
+        "messages": [{"role": "user", "content": "hi"}],
+        "response": "hello",
+    }
+    assert ingest.post(f"/api/projects/{project.slug}/interactions/", body, format="json")
+    # ...and is never shown again.
+    assert key not in admin_client.get(url).content.decode()
+    revoke = reverse("project-token-revoke", args=[project.slug, token.pk])
+    assert admin_client.post(revoke).status_code == 302
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    again = ingest.post(f"/api/projects/{project.slug}/interactions/", body, format="json")
+    assert again.status_code == 401
+    assert "revoked" in admin_client.get(url).content.decode()
+
+
+@pytest.mark.django_db
+def test_members_page_adds_changes_and_removes(
+    project: Project, admin_client: Client, member: Callable[..., Any]
+) -> None:
+    from labeling.models import Membership
+    from tests.factories import UserFactory
+
+    newcomer = UserFactory(username="newcomer")
+    url = reverse("project-members", args=[project.slug])
+    assert admin_client.post(url, {"username": "newcomer", "role": "annotator"}).status_code == 302
+    membership = Membership.objects.get(project=project, user=newcomer)
+    assert membership.role == Role.ANNOTATOR
+    change = reverse("project-member-change", args=[project.slug, membership.pk])
+    admin_client.post(change, {"role": "reviewer"})
+    membership.refresh_from_db()
+    assert membership.role == Role.REVIEWER
+    html = admin_client.post(url, {"username": "nobody", "role": "annotator"}).content.decode()
+    assert "No user with this username" in field_errors(html, "username")
+    admin_client.post(change, {"remove": "1"})
+    assert not Membership.objects.filter(project=project, user=newcomer).exists()
+
+
+@pytest.mark.django_db
+def test_last_admin_cannot_be_removed(project: Project, member: Callable[..., Any]) -> None:
+    from labeling.models import Membership
+
+    admin = member(Role.ADMIN)
+    client = Client()
+    client.force_login(admin)
+    membership = Membership.objects.get(project=project, user=admin)
+    change = reverse("project-member-change", args=[project.slug, membership.pk])
+    response = client.post(change, {"remove": "1"}, follow=True)
+    assert "at least one admin" in response.content.decode()
+    assert Membership.objects.filter(pk=membership.pk).exists()

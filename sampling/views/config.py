@@ -19,13 +19,21 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import path
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from labeling.access import project_access
-from labeling.models import IngestToken, Membership, Project, QueueItem, Role
-from labeling.schema import schema_validate
+from labeling.models import IngestToken, Membership, Project, Role
+from labeling.selectors.projects import ingest_tokens_list, project_members
+from labeling.selectors.queue import queue_health
+from labeling.services.annotations import schema_change
+from labeling.services.projects import (
+    ingest_token_create,
+    ingest_token_revoke,
+    membership_add,
+    membership_remove,
+)
 from sampling.forms import (
     MemberForm,
     RoleForm,
@@ -34,8 +42,10 @@ from sampling.forms import (
     TokenForm,
     attach_errors,
 )
-from sampling.models import ProxyModel, SamplingRun, SamplingStrategy
-from sampling.selectors.dashboard import optional
+from sampling.models import ProxyModel
+from sampling.selectors.runs import run_list
+from sampling.selectors.strategies import strategy_get, strategy_list, strategy_preview
+from sampling.services.strategies import strategy_create, strategy_update
 
 ServiceErrors = (DRFValidationError, DjangoValidationError, ValueError)
 
@@ -53,10 +63,6 @@ def _configure(request: HttpRequest, slug: str) -> Project:
     return project_access(user=request.user, slug=slug, need="configure")
 
 
-def _missing(name: str) -> str:
-    return f"{name} is not available in this installation yet."
-
-
 # --- Members and roles ------------------------------------------------------------------------
 
 
@@ -65,27 +71,31 @@ def members(request: HttpRequest, slug: str) -> HttpResponse:
     project = _configure(request, slug)
     form = MemberForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        add = optional("labeling.services.projects", "membership_add")
         user = get_user_model().objects.filter(username=form.cleaned_data["username"]).first()
         if user is None:
             form.add_error("username", "No user with this username. They must have an account.")
-        elif add is None:
-            form.add_error(None, _missing("Adding members"))
         else:
             try:
-                add(project=project, user=user, role=form.cleaned_data["role"], actor=request.user)
+                membership_add(
+                    project=project,
+                    user=user,
+                    role=form.cleaned_data["role"],
+                    added_by=request.user,
+                )
             except ServiceErrors as exc:
                 attach_errors(form, _detail(exc))
             else:
                 messages.success(request, f"{user.username} is now {form.cleaned_data['role']}.")
                 return redirect("project-members", slug=slug)
-    rows = (
-        Membership.objects.filter(project=project).select_related("user").order_by("user__username")
-    )
     return render(
         request,
         "sampling/members.html",
-        {"project": project, "form": form, "memberships": rows, "roles": Role.choices},
+        {
+            "project": project,
+            "form": form,
+            "memberships": project_members(project=project),
+            "roles": Role.choices,
+        },
     )
 
 
@@ -97,33 +107,30 @@ def member_change(request: HttpRequest, slug: str, membership_id: int) -> HttpRe
     membership = Membership.objects.filter(project=project, pk=membership_id).first()
     if membership is None:
         raise Http404("No such member.")
+    user = membership.user
     try:
         if "remove" in request.POST:
-            remove = optional("labeling.services.projects", "membership_remove")
-            if remove is None:
-                raise ValueError(_missing("Removing members"))
-            remove(project=project, user=membership.user, actor=request.user)
-            messages.success(request, f"{membership.user.username} was removed.")
+            membership_remove(project=project, user=user, removed_by=request.user)
+            messages.success(request, f"{user.username} was removed from the project.")
         else:
             form = RoleForm(request.POST)
             if not form.is_valid():
                 raise ValueError("Choose a role: " + ", ".join(Role.values))
-            add = optional("labeling.services.projects", "membership_add")
-            if add is None:
-                raise ValueError(_missing("Changing roles"))
-            add(
-                project=project,
-                user=membership.user,
-                role=form.cleaned_data["role"],
-                actor=request.user,
-            )
-            messages.success(
-                request, f"{membership.user.username} is now {form.cleaned_data['role']}."
-            )
+            role = form.cleaned_data["role"]
+            membership_add(project=project, user=user, role=role, added_by=request.user)
+            messages.success(request, f"{user.username} is now {role}.")
     except ServiceErrors as exc:
-        detail = _detail(exc)
-        messages.error(request, detail if isinstance(detail, str) else json.dumps(detail))
+        messages.error(request, _message(exc))
     return redirect("project-members", slug=slug)
+
+
+def _message(exc: Exception) -> str:
+    detail = _detail(exc)
+    if isinstance(detail, dict):
+        return "; ".join(
+            f"{k}: {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in detail.items()
+        )
+    return " ".join(map(str, detail)) if isinstance(detail, list) else str(detail)
 
 
 # --- Ingestion tokens -------------------------------------------------------------------------
@@ -136,23 +143,23 @@ def tokens(request: HttpRequest, slug: str) -> HttpResponse:
     form = TokenForm(request.POST or None)
     new_key: str | None = None
     if request.method == "POST" and form.is_valid():
-        create = optional("labeling.services.projects", "ingest_token_create")
-        if create is None:
-            form.add_error(None, _missing("Creating tokens"))
+        try:
+            _token, new_key = ingest_token_create(
+                project=project, name=form.cleaned_data["name"], created_by=request.user
+            )
+        except ServiceErrors as exc:
+            attach_errors(form, _detail(exc))
         else:
-            try:
-                _token, new_key = create(
-                    project=project, name=form.cleaned_data["name"], actor=request.user
-                )
-            except ServiceErrors as exc:
-                attach_errors(form, _detail(exc))
-            else:
-                form = TokenForm()
-    rows = IngestToken.objects.filter(project=project).order_by("revoked_at", "-created_at")
+            form = TokenForm()
     response = render(
         request,
         "sampling/tokens.html",
-        {"project": project, "form": form, "tokens": rows, "new_key": new_key},
+        {
+            "project": project,
+            "form": form,
+            "tokens": ingest_tokens_list(project=project),
+            "new_key": new_key,
+        },
     )
     if new_key:
         response["Cache-Control"] = "no-store"
@@ -166,12 +173,8 @@ def token_revoke(request: HttpRequest, slug: str, token_id: int) -> HttpResponse
     token = IngestToken.objects.filter(project=project, pk=token_id).first()
     if token is None:
         raise Http404("No such token.")
-    revoke = optional("labeling.services.projects", "ingest_token_revoke")
-    if revoke is None:
-        messages.error(request, _missing("Revoking tokens"))
-    else:
-        revoke(token=token, actor=request.user)
-        messages.success(request, f"Token {token.name} ({token.prefix}…) was revoked.")
+    ingest_token_revoke(token=token, revoked_by=request.user)
+    messages.success(request, f"Token {token.name} ({token.prefix}…) was revoked.")
     return redirect("project-tokens", slug=slug)
 
 
@@ -186,37 +189,19 @@ def schema(request: HttpRequest, slug: str) -> HttpResponse:
         form = SchemaForm(request.POST)
         if form.is_valid():
             try:
-                cleaned = schema_validate(form.cleaned_data["schema"])
+                schema_change(
+                    project=project, schema=form.cleaned_data["schema"], actor=request.user
+                )
             except ServiceErrors as exc:
                 attach_errors(
                     form, _detail(exc), field_for=lambda _loc: "schema", name_location=True
                 )
             else:
-                change = optional("labeling.services.schema", "schema_change") or optional(
-                    "labeling.services.projects", "project_update"
-                )
-                if change is None:
-                    form.add_error(None, _missing("Changing the schema"))
-                else:
-                    try:
-                        _change_schema(change, project=project, schema=cleaned, user=request.user)
-                    except ServiceErrors as exc:
-                        attach_errors(
-                            form, _detail(exc), field_for=lambda _loc: "schema", name_location=True
-                        )
-                    else:
-                        messages.success(request, "Schema saved.")
-                        return redirect("project-schema", slug=slug)
+                messages.success(request, "Schema saved.")
+                return redirect("project-schema", slug=slug)
     else:
         form = SchemaForm(initial={"schema": json.dumps(project.label_schema, indent=2)})
     return render(request, "sampling/schema.html", {"project": project, "form": form})
-
-
-def _change_schema(change: Any, *, project: Project, schema: dict[str, Any], user: Any) -> None:
-    if change.__name__ == "project_update":
-        change(project=project, data={"label_schema": schema}, actor=user)
-    else:
-        change(project=project, schema=schema, actor=user)
 
 
 # --- Sampling strategies, runs, retrains, exports ---------------------------------------------
@@ -231,22 +216,22 @@ def strategies(request: HttpRequest, slug: str) -> HttpResponse:
         "sampling/strategies.html",
         {
             "project": project,
-            "strategies": SamplingStrategy.objects.filter(project=project).order_by("name"),
-            "runs": SamplingRun.objects.filter(project=project)
-            .select_related("strategy")
-            .order_by("-created_at")[:10],
+            "strategies": strategy_list(project=project),
+            "runs": run_list(project=project).select_related("strategy")[:10],
             "proxies": ProxyModel.objects.filter(project=project).order_by("-version")[:5],
-            "open_items": QueueItem.objects.filter(
-                project=project, status=QueueItem.Status.OPEN
-            ).count(),
+            "queue": queue_health(project=project),
             "export_kinds": ("sft", "preference", "classification", "eval"),
             "api": {
-                "runs": f"/api/projects/{slug}/sampling-runs/",
-                "exports": f"/api/projects/{slug}/exports/",
-                "retrain": f"/api/projects/{slug}/proxy-models/",
+                "runs": reverse_api("sampling-runs", slug),
+                "exports": reverse_api("exports", slug),
+                "retrain": reverse_api("proxy-models", slug),
             },
         },
     )
+
+
+def reverse_api(collection: str, slug: str) -> str:
+    return f"/api/projects/{slug}/{collection}/"
 
 
 @login_required
@@ -256,7 +241,7 @@ def strategy_edit(request: HttpRequest, slug: str, strategy_id: int | None = Non
     project = _configure(request, slug)
     strategy = None
     if strategy_id is not None:
-        strategy = SamplingStrategy.objects.filter(project=project, pk=strategy_id).first()
+        strategy = strategy_get(project=project, strategy_id=strategy_id)
         if strategy is None:
             raise Http404("No such strategy.")
     preview: Any = None
@@ -264,15 +249,21 @@ def strategy_edit(request: HttpRequest, slug: str, strategy_id: int | None = Non
         form = StrategyForm(request.POST)
         if form.is_valid():
             data = form.strategy_data()
-            if request.POST.get("action") == "preview":
-                preview = _preview(form, project=project, data=data)
-            else:
-                saved = _save(
-                    form, project=project, strategy=strategy, data=data, user=request.user
-                )
-                if saved is not None:
+            try:
+                if request.POST.get("action") == "preview":
+                    preview = preview_context(
+                        strategy_preview(strategy_data=data, project=project, instance=strategy)
+                    )
+                else:
+                    saved = (
+                        strategy_update(strategy=strategy, data=data)
+                        if strategy is not None
+                        else strategy_create(project=project, data=data, user=request.user)
+                    )
                     messages.success(request, f"Strategy {saved.name} saved.")
                     return redirect("project-strategies", slug=slug)
+            except ServiceErrors as exc:
+                attach_errors(form, _detail(exc), field_for=form.field_for)
     else:
         form = StrategyForm(initial=StrategyForm.initial_from(strategy) if strategy else None)
     return render(
@@ -282,45 +273,22 @@ def strategy_edit(request: HttpRequest, slug: str, strategy_id: int | None = Non
     )
 
 
-def _preview(form: StrategyForm, *, project: Project, data: dict[str, Any]) -> Any:
-    validate = optional("sampling.services.strategies", "strategy_validate")
-    preview = optional("sampling.services.strategies", "strategy_preview")
-    try:
-        if validate is not None:
-            data = validate(data=data, project=project)
-        if preview is None:
-            form.add_error(None, _missing("The preview"))
-            return None
-        return preview(strategy_data=data, project=project)
-    except ServiceErrors as exc:
-        attach_errors(form, _detail(exc), field_for=form.field_for)
-        return None
-
-
-def _save(
-    form: StrategyForm,
-    *,
-    project: Project,
-    strategy: SamplingStrategy | None,
-    data: dict[str, Any],
-    user: Any,
-) -> SamplingStrategy | None:
-    name = "strategy_update" if strategy is not None else "strategy_create"
-    service = optional("sampling.services.strategies", name)
-    if service is None:
-        form.add_error(None, _missing("Saving strategies"))
-        return None
-    try:
-        if strategy is not None:
-            return service(strategy=strategy, data=data)
-        return service(project=project, data=data, user=user)
-    except ServiceErrors as exc:
-        attach_errors(form, _detail(exc), field_for=form.field_for)
-        return None
-
-
-def strategy_url(project: Project, strategy: SamplingStrategy) -> str:
-    return reverse("project-strategy", kwargs={"slug": project.slug, "strategy_id": strategy.pk})
+def preview_context(preview: dict[str, Any]) -> dict[str, Any]:
+    """The preview selector's answer arranged as table rows (no numbers computed here)."""
+    segments = [
+        {"key": key, **row}
+        for key, rows in sorted((preview.get("segments") or {}).items())
+        for row in rows
+    ]
+    return {
+        **preview,
+        "component_rows": [
+            {"name": name, "expected": expected}
+            for name, expected in (preview.get("components") or {}).items()
+        ],
+        "segment_rows": segments,
+        "max_weight": 1 / preview["min_pi"] if preview.get("min_pi") else None,
+    }
 
 
 urlpatterns = [
