@@ -1,5 +1,279 @@
-"""Pages: annotate."""
+"""Pages: the annotator's labelling page and the reviewer pages (queue health, disagreements and
+adjudication, gold items).
 
-from django.urls import URLPattern
+The labelling page is a shell: ``static/flywheel/annotate.js`` fetches items from the JSON queue API
+with the session and CSRF token, so the next item arrives without a page reload. Reviewer pages are
+plain server-rendered forms that call the same services as the API.
+"""
 
-urlpatterns: list[URLPattern] = []
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_http_methods
+from rest_framework.exceptions import APIException, ValidationError
+
+from labeling.access import has_capability, project_access, role_in
+from labeling.models import Annotation, Project, QueueItem
+from labeling.schema import question_choices, schema_for_display
+from labeling.selectors.agreement import disagreements, project_agreement
+from labeling.selectors.queue import annotator_stats, queue_health, queue_progress
+from labeling.services.annotations import annotation_adjudicate, gold_clear, gold_set
+from labeling.services.queue import queue_item_reopen
+
+
+@login_required
+def annotate(request: HttpRequest, slug: str) -> HttpResponse:
+    """The labelling page: guidelines, progress, timer; items come from the queue API."""
+    project = project_access(user=request.user, slug=slug, need="label")
+    config = {
+        "slug": project.slug,
+        "csrfToken": get_token(request),
+        "nextUrl": reverse("api-queue-next", kwargs={"slug": project.slug}),
+        "progressUrl": reverse("api-queue-progress", kwargs={"slug": project.slug}),
+        "submitUrl": reverse("api-assignment-submit", kwargs={"assignment_id": 0}),
+        "skipUrl": reverse("api-assignment-skip", kwargs={"assignment_id": 0}),
+        "homeUrl": reverse("home"),
+    }
+    return render(
+        request,
+        "labeling/annotate.html",
+        {
+            "project": project,
+            "config": config,
+            "progress": queue_progress(project=project, user=request.user),
+            "can_review": _can_review(request.user, project),
+        },
+    )
+
+
+def _can_review(user: Any, project: Project) -> bool:
+    return has_capability(role=role_in(user=user, project=project), need="review")
+
+
+def answer_fields(schema: dict[str, Any], *, has_alt_response: bool = True) -> list[dict[str, Any]]:
+    """Schema questions as form fields for the reviewer pages (``name`` = question key)."""
+    fields = []
+    for q in schema_for_display(schema).get("questions", []):
+        if q["type"] == "pairwise" and not has_alt_response:
+            continue
+        labels: list[tuple[str, str]] = []
+        for choice in question_choices(q):
+            if q["type"] == "rating":
+                label = next(s["label"] for s in q["scale"] if s["value"] == choice)
+                labels.append((str(choice), f"{choice} · {label}"))
+            elif q["type"] == "binary":
+                labels.append(("true" if choice else "false", "Yes" if choice else "No"))
+            elif q["type"] == "pairwise":
+                labels.append((choice, {"a": "A", "b": "B", "tie": "Tie"}[choice]))
+            else:
+                labels.append((choice, choice))
+        fields.append({**q, "choices": labels})
+    return fields
+
+
+def values_from_post(schema: dict[str, Any], data: QueryDict) -> dict[str, Any]:
+    """Parse a reviewer form (fields from ``answer_fields``) into submitted values; blanks are
+    left out so ``values_validate(..., partial=True)`` sees only what the reviewer answered."""
+    values: dict[str, Any] = {}
+    for q in schema.get("questions", []):
+        key, qtype = q["key"], q["type"]
+        if qtype == "multi_choice":
+            chosen = data.getlist(key)
+            if chosen:
+                values[key] = chosen
+            continue
+        raw = data.get(key, "")
+        if raw == "":
+            continue
+        if qtype == "binary":
+            values[key] = {"true": True, "false": False}.get(raw, raw)
+        elif qtype == "rating":
+            try:
+                number = float(raw)
+                values[key] = int(number) if number.is_integer() else number
+            except ValueError:
+                values[key] = raw
+        else:
+            values[key] = raw
+    return values
+
+
+def _error_text(exc: APIException) -> str:
+    detail = exc.detail
+    if isinstance(detail, dict):
+        return "; ".join(f"{k}: {v}" for k, v in detail.items())
+    return str(detail)
+
+
+@login_required
+def review(request: HttpRequest, slug: str) -> HttpResponse:
+    """Queue health, annotator stats (throughput, gold accuracy), agreement, flagged items."""
+    project = project_access(user=request.user, slug=slug, need="review")
+    flagged = (
+        QueueItem.objects.filter(project=project, status=QueueItem.Status.FLAGGED)
+        .select_related("interaction")
+        .order_by("id")[:100]
+    )
+    return render(
+        request,
+        "labeling/review.html",
+        {
+            "project": project,
+            "health": queue_health(project=project),
+            "annotators": annotator_stats(project=project),
+            "agreement": project_agreement(project=project)["questions"],
+            "flagged": flagged,
+        },
+    )
+
+
+@login_required
+@require_http_methods(["POST"])
+def reopen(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    project = project_access(user=request.user, slug=slug, need="review")
+    try:
+        queue_item_reopen(queue_item_id=item_id, project=project, actor=request.user)
+        messages.success(request, f"Item {item_id} is back in the queue.")
+    except APIException as exc:
+        messages.error(request, _error_text(exc))
+    return HttpResponseRedirect(reverse("review", kwargs={"slug": slug}))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def review_disagreements(request: HttpRequest, slug: str) -> HttpResponse:
+    """Items whose annotators disagree, each with their answers and an adjudication form."""
+    project = project_access(user=request.user, slug=slug, need="review")
+    form_errors: dict[int, str] = {}
+    if request.method == "POST":
+        item = get_object_or_404(QueueItem, pk=request.POST.get("item"), project=project)
+        values = values_from_post(project.label_schema, request.POST)
+        try:
+            annotation_adjudicate(
+                queue_item=item,
+                reviewer=request.user,
+                values=values,
+                note=request.POST.get("note", ""),
+            )
+            messages.success(request, f"Adjudicated {item.interaction.external_id}.")
+            return HttpResponseRedirect(reverse("review-disagreements", kwargs={"slug": slug}))
+        except ValidationError as exc:
+            form_errors[item.pk] = _error_text(exc)
+    rows = disagreements(project=project)[:50]
+    items = {
+        i.pk: i
+        for i in QueueItem.objects.filter(pk__in=[r["queue_item_id"] for r in rows]).select_related(
+            "interaction"
+        )
+    }
+    labels: dict[int, list[Annotation]] = {}
+    for a in (
+        Annotation.objects.filter(
+            queue_item_id__in=list(items), kind=Annotation.Kind.LABEL, is_current=True
+        )
+        .select_related("annotator")
+        .order_by("id")
+    ):
+        labels.setdefault(a.queue_item_id, []).append(a)
+    questions = schema_for_display(project.label_schema).get("questions", [])
+    cards = []
+    for row in rows:
+        item = items[row["queue_item_id"]]
+        cards.append(
+            {
+                "item": item,
+                "interaction": item.interaction,
+                "disputed": row["questions"],
+                "answers": [
+                    {
+                        "annotator": a.annotator.get_username(),
+                        "values": [(q["key"], a.values.get(q["key"])) for q in questions],
+                    }
+                    for a in labels.get(item.pk, [])
+                ],
+                "fields": answer_fields(
+                    project.label_schema, has_alt_response=bool(item.interaction.alt_response)
+                ),
+                "error": form_errors.get(item.pk),
+            }
+        )
+    return render(
+        request,
+        "labeling/disagreements.html",
+        {"project": project, "cards": cards, "question_keys": [q["key"] for q in questions]},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def review_gold(request: HttpRequest, slug: str) -> HttpResponse:
+    """Gold items: list them with annotators' accuracy, make an item gold, clear one."""
+    project = project_access(user=request.user, slug=slug, need="review")
+    error = None
+    if request.method == "POST":
+        action = request.POST.get("action", "set")
+        lookup = request.POST.get("item", "").strip()
+        item = (
+            QueueItem.objects.filter(project=project)
+            .filter(
+                Q(interaction__external_id=lookup) | Q(pk=int(lookup) if lookup.isdigit() else None)
+            )
+            .first()
+        )
+        if item is None:
+            error = f"No queued item with id or external id {lookup!r} in this project."
+        elif action == "clear":
+            gold_clear(queue_item=item, actor=request.user)
+            messages.success(request, f"{item.interaction.external_id} is no longer gold.")
+            return HttpResponseRedirect(reverse("review-gold", kwargs={"slug": slug}))
+        else:
+            overlap_raw = request.POST.get("overlap", "").strip()
+            try:
+                gold_set(
+                    queue_item=item,
+                    actor=request.user,
+                    answer=values_from_post(project.label_schema, request.POST),
+                    overlap=int(overlap_raw) if overlap_raw.isdigit() else None,
+                )
+                messages.success(request, f"{item.interaction.external_id} is now a gold item.")
+                return HttpResponseRedirect(reverse("review-gold", kwargs={"slug": slug}))
+            except ValidationError as exc:
+                error = _error_text(exc)
+    gold = (
+        QueueItem.objects.filter(project=project, is_gold=True)
+        .select_related("interaction")
+        .order_by("id")[:200]
+    )
+    return render(
+        request,
+        "labeling/gold.html",
+        {
+            "project": project,
+            "gold": gold,
+            "fields": answer_fields(project.label_schema),
+            "annotators": annotator_stats(project=project),
+            "error": error,
+            "posted": request.POST if error else None,
+        },
+    )
+
+
+urlpatterns = [
+    path("p/<slug:slug>/label/", annotate, name="annotate"),
+    path("p/<slug:slug>/review/", review, name="review"),
+    path("p/<slug:slug>/review/items/<int:item_id>/reopen", reopen, name="review-reopen"),
+    path(
+        "p/<slug:slug>/review/disagreements/",
+        review_disagreements,
+        name="review-disagreements",
+    ),
+    path("p/<slug:slug>/review/gold/", review_gold, name="review-gold"),
+]

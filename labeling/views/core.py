@@ -8,13 +8,24 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
 
-from labeling.access import visible_projects
+from labeling.access import projects_for, visible_projects
+from labeling.selectors.queue import my_queues
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     projects = visible_projects(user=request.user)
-    return render(request, "labeling/home.html", {"projects": projects})
+    return render(
+        request,
+        "labeling/home.html",
+        {
+            "projects": projects,
+            "queues": my_queues(user=request.user),
+            "review_slugs": set(
+                projects_for(user=request.user, need="review").values_list("slug", flat=True)
+            ),
+        },
+    )
 
 
 urlpatterns = [

@@ -1,0 +1,494 @@
+/* Flywheel annotator page: keyboard-first labelling over the JSON queue API.
+ *
+ * Safety: everything from the server is inserted with textContent / createElement, never as HTML.
+ * Keys: digits (or a question's own shortcuts) choose in the current question, j/k or arrows move
+ * between questions, Enter submits, S skips, ? shows help, Esc leaves a text box or a dialog.
+ * Nothing typed is lost on an error: the form stays as it is until the next item is loaded.
+ */
+(function () {
+  "use strict";
+
+  var cfg = JSON.parse(document.getElementById("annotate-config").textContent);
+  var byId = function (id) { return document.getElementById(id); };
+  var ui = {
+    item: byId("item"), conversation: byId("conversation"), responses: byId("responses"),
+    meta: byId("item-meta"), questions: byId("questions"), form: byId("answers"),
+    status: byId("status"), empty: byId("empty"), timer: byId("timer"), lease: byId("lease"),
+    doneToday: byId("done-today"), left: byId("left"), help: byId("shortcuts"),
+    helpBox: byId("shortcuts-box"), questionKeys: byId("question-keys"),
+    skipDialog: byId("skip-dialog"), skipForm: byId("skip-form"), skipReason: byId("skip-reason"),
+    skipCancel: byId("skip-cancel"), skipButton: byId("skip"), reload: byId("reload"),
+  };
+
+  // The item on screen: {assignment, questions (shown ones), sections, startedAt, leaseEnds, closed}
+  var current = null;
+  var busy = false;
+  var active = 0;
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) {
+        if (k === "className") node.className = attrs[k];
+        else node.setAttribute(k, attrs[k]);
+      });
+    }
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function say(message, kind) {
+    ui.status.hidden = !message;
+    ui.status.className = "status" + (kind ? " " + kind : "");
+    ui.status.textContent = message || "";
+  }
+
+  function call(method, url, body) {
+    return fetch(url, {
+      method: method,
+      credentials: "same-origin",
+      headers: {
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "X-CSRFToken": cfg.csrfToken,
+      },
+      body: method === "GET" ? undefined : JSON.stringify(body || {}),
+    }).then(function (response) {
+      if (response.status === 204) return { status: 204, data: null };
+      return response.json().then(
+        function (data) { return { status: response.status, data: data }; },
+        function () { return { status: response.status, data: null }; }
+      );
+    });
+  }
+
+  function assignmentUrl(template, id) {
+    return template.replace("/0/", "/" + encodeURIComponent(id) + "/");
+  }
+
+  function clock(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    var m = Math.floor(s / 60);
+    s = s % 60;
+    return m + ":" + (s < 10 ? "0" : "") + s;
+  }
+
+  function tick() {
+    if (!current) return;
+    var now = Date.now();
+    ui.timer.textContent = clock(now - current.startedAt);
+    var left = current.leaseEnds - now;
+    if (left > 0) {
+      ui.lease.textContent = clock(left) + " left";
+      ui.lease.className = left < 60000 ? "warn" : "";
+    } else if (!current.leaseWarned) {
+      current.leaseWarned = true;
+      ui.lease.textContent = "expired";
+      ui.lease.className = "bad";
+      say("Your lease on this item expired. You can still submit, unless it has gone to someone else meanwhile.", "warn");
+    }
+  }
+  setInterval(tick, 1000);
+
+  function refreshProgress() {
+    return call("GET", cfg.progressUrl).then(function (r) {
+      if (r.status === 200 && r.data) {
+        ui.doneToday.textContent = r.data.done_today;
+        ui.left.textContent = r.data.left;
+      }
+    }).catch(function () { /* progress is informative only */ });
+  }
+
+  // ---- rendering ----------------------------------------------------------------------------
+
+  function messageText(content) {
+    if (typeof content === "string") return content;
+    if (Array.isArray(content)) {
+      return content.map(function (part) {
+        return part && typeof part === "object" ? (part.text || "[" + (part.type || "part") + "]") : String(part);
+      }).join("\n");
+    }
+    return content === null || content === undefined ? "" : JSON.stringify(content);
+  }
+
+  function renderConversation(interaction) {
+    ui.conversation.replaceChildren();
+    (interaction.messages || []).forEach(function (m) {
+      var role = (m && m.role) || "unknown";
+      var li = el("li", { className: "msg role-" + String(role).replace(/[^a-z_]/gi, "") });
+      li.appendChild(el("span", { className: "role" }, role));
+      li.appendChild(el("div", { className: "text" }, messageText(m && m.content)));
+      ui.conversation.appendChild(li);
+    });
+    var bits = [interaction.external_id];
+    if (interaction.model_version) bits.push(interaction.model_version);
+    Object.keys(interaction.segment || {}).forEach(function (k) { bits.push(k + "=" + interaction.segment[k]); });
+    ui.meta.textContent = "· " + bits.join(" · ");
+  }
+
+  function renderResponses(interaction) {
+    ui.responses.replaceChildren();
+    var pair = !!interaction.alt_response;
+    ui.responses.className = "responses" + (pair ? " pair" : "");
+    var blocks = pair
+      ? [["A", interaction.response, interaction.model_version], ["B", interaction.alt_response, interaction.alt_model_version]]
+      : [["Response", interaction.response, null]];
+    blocks.forEach(function (b) {
+      var box = el("article", { className: "response", "aria-label": pair ? "Response " + b[0] : "Response" });
+      var h = el("h2", null, pair ? "Response " + b[0] : "Response");
+      box.appendChild(h);
+      box.appendChild(el("div", { className: "text" }, b[1]));
+      ui.responses.appendChild(box);
+    });
+  }
+
+  function choicesOf(q) {
+    if (q.type === "binary") return [{ value: true, label: "Yes" }, { value: false, label: "No" }];
+    if (q.type === "rating") return q.scale.map(function (s) { return { value: s.value, label: s.value + " · " + s.label }; });
+    if (q.type === "pairwise") {
+      var c = [{ value: "a", label: "A is better" }, { value: "b", label: "B is better" }];
+      if (q.allow_tie !== false) c.push({ value: "tie", label: "Tie" });
+      return c;
+    }
+    if (q.type === "single_choice" || q.type === "multi_choice") return q.options.map(function (o) { return { value: o, label: o }; });
+    return [];
+  }
+
+  function defaultShortcuts(n) {
+    return ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"].slice(0, n);
+  }
+
+  function renderQuestions(schema, interaction) {
+    ui.questions.replaceChildren();
+    var shown = [];
+    var sections = [];
+    (schema.questions || []).forEach(function (q) {
+      if (q.type === "pairwise" && !interaction.alt_response) return;
+      var index = shown.length;
+      var choices = choicesOf(q);
+      var keys = q.shortcuts || defaultShortcuts(choices.length);
+      var section = el("fieldset", { className: "q", "data-key": q.key, "data-index": String(index), tabindex: "-1" });
+      var legend = el("legend", null, q.prompt || q.key);
+      if (q.required) legend.appendChild(el("span", { className: "req", title: "required" }, " *"));
+      section.appendChild(legend);
+      if (q.help) section.appendChild(el("p", { className: "help" }, q.help));
+      var name = "q-" + q.key;
+      if (q.type === "text") {
+        var prefill = q.prefill ? (interaction[q.prefill] || "") : "";
+        var area = el("textarea", { name: name, id: name, rows: "6", "aria-label": q.prompt || q.key });
+        area.value = prefill;
+        section.appendChild(area);
+        section.appendChild(el("p", { className: "help" }, "Esc leaves the box · Ctrl+Enter submits"));
+      } else {
+        var list = el("div", { className: "choices", role: "presentation" });
+        choices.forEach(function (c, i) {
+          var id = name + "-" + i;
+          var label = el("label", { for: id, className: "choice" });
+          var input = el("input", { type: q.type === "multi_choice" ? "checkbox" : "radio", name: name, id: id, value: String(i) });
+          label.appendChild(input);
+          if (keys[i]) label.appendChild(el("kbd", null, keys[i]));
+          label.appendChild(el("span", null, c.label));
+          list.appendChild(label);
+        });
+        section.appendChild(list);
+      }
+      section.appendChild(el("p", { className: "q-error", role: "alert" }));
+      ui.questions.appendChild(section);
+      shown.push({ q: q, choices: choices, keys: keys, prefill: q.type === "text" && q.prefill ? (interaction[q.prefill] || "") : null });
+      sections.push(section);
+    });
+    renderQuestionKeys(shown);
+    return { shown: shown, sections: sections };
+  }
+
+  function renderQuestionKeys(shown) {
+    ui.questionKeys.replaceChildren();
+    shown.forEach(function (s) {
+      if (!s.choices.length) return;
+      var p = el("p", null);
+      p.appendChild(el("strong", null, (s.q.prompt || s.q.key) + ": "));
+      s.choices.forEach(function (c, i) {
+        if (!s.keys[i]) return;
+        p.appendChild(el("kbd", null, s.keys[i]));
+        p.appendChild(document.createTextNode(" " + c.label + "  "));
+      });
+      ui.questionKeys.appendChild(p);
+    });
+  }
+
+  // ---- focus and choosing -------------------------------------------------------------------
+
+  function setActive(index, focus) {
+    if (!current || !current.sections.length) return;
+    active = Math.max(0, Math.min(index, current.sections.length - 1));
+    current.sections.forEach(function (s, i) { s.classList.toggle("active", i === active); });
+    if (focus) {
+      var section = current.sections[active];
+      var area = section.querySelector("textarea");
+      if (area) area.focus();
+      else section.focus();
+      section.scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  function choose(index) {
+    var shown = current.shown[active];
+    var inputs = current.sections[active].querySelectorAll("input");
+    if (!inputs[index]) return;
+    if (shown.q.type === "multi_choice") {
+      inputs[index].checked = !inputs[index].checked;
+    } else {
+      inputs[index].checked = true;
+      clearError(active);
+      if (active < current.sections.length - 1) setActive(active + 1, true);
+    }
+  }
+
+  function clearError(index) {
+    var section = current.sections[index];
+    section.classList.remove("invalid");
+    section.querySelector(".q-error").textContent = "";
+  }
+
+  // ---- values, submit, skip -----------------------------------------------------------------
+
+  function collect() {
+    var values = {};
+    current.shown.forEach(function (s, i) {
+      var section = current.sections[i];
+      var key = s.q.key;
+      if (s.q.type === "text") {
+        var text = section.querySelector("textarea").value;
+        // An untouched prefill is not a correction; say nothing unless the question is required.
+        if (text.trim() === "" || (s.prefill !== null && text === s.prefill && !s.q.required)) return;
+        values[key] = text;
+        return;
+      }
+      var checked = Array.prototype.filter.call(section.querySelectorAll("input"), function (x) { return x.checked; })
+        .map(function (x) { return s.choices[Number(x.value)].value; });
+      if (s.q.type === "multi_choice") {
+        if (checked.length) values[key] = checked;
+      } else if (checked.length) {
+        values[key] = checked[0];
+      }
+    });
+    return values;
+  }
+
+  function showErrors(errors) {
+    var first = null;
+    current.shown.forEach(function (s, i) {
+      var message = errors && errors[s.q.key];
+      var section = current.sections[i];
+      section.classList.toggle("invalid", !!message);
+      section.querySelector(".q-error").textContent = message ? String(message) : "";
+      if (message && first === null) first = i;
+    });
+    var unknown = Object.keys(errors || {}).filter(function (k) {
+      return !current.shown.some(function (s) { return s.q.key === k; });
+    });
+    if (first !== null) setActive(first, true);
+    return unknown.map(function (k) { return k + ": " + errors[k]; }).join("; ");
+  }
+
+  function closeItem(message) {
+    current.closed = true;
+    say(message, "bad");
+    var next = el("button", { type: "button", className: "next-item" }, "Load the next item");
+    next.addEventListener("click", loadNext);
+    ui.status.appendChild(document.createTextNode(" "));
+    ui.status.appendChild(next);
+    next.focus();
+  }
+
+  function submit() {
+    if (!current || busy) return;
+    if (current.closed) { loadNext(); return; }
+    var values = collect();
+    var missing = current.shown.filter(function (s) { return s.q.required && values[s.q.key] === undefined; });
+    if (missing.length) {
+      var errors = {};
+      missing.forEach(function (s) { errors[s.q.key] = "this question is required"; });
+      showErrors(errors);
+      say("Answer the required questions (marked *) first.", "bad");
+      return;
+    }
+    busy = true;
+    say("Saving…", "info");
+    var body = { values: values, time_spent_ms: Date.now() - current.startedAt };
+    call("POST", assignmentUrl(cfg.submitUrl, current.assignment.id), body).then(function (r) {
+      busy = false;
+      if (r.status === 201) {
+        say("Saved.", "ok");
+        ui.doneToday.textContent = String(Number(ui.doneToday.textContent || 0) + 1);
+        loadNext();
+      } else if (r.status === 400) {
+        var extra = showErrors((r.data && r.data.errors && r.data.errors.values) || {});
+        say(((r.data && r.data.detail) || "The submission is invalid.") + (extra ? " " + extra : ""), "bad");
+      } else if (r.status === 409) {
+        closeItem((r.data && r.data.detail) || "This item is closed.");
+      } else if (r.status === 404) {
+        closeItem("This assignment is no longer yours. Your answers are still shown; copy what you need.");
+      } else if (r.status === 403) {
+        say("You are not allowed to label in this project any more (or your session ended: log in again in another tab, then press Enter).", "bad");
+      } else {
+        say("The server could not save this (HTTP " + r.status + "). Your answers are still here: press Enter to retry.", "bad");
+      }
+    }).catch(function () {
+      busy = false;
+      say("Could not reach the server. Your answers are still here: press Enter to retry.", "bad");
+    });
+  }
+
+  function openSkip() {
+    if (!current || current.closed || busy) return;
+    ui.skipDialog.hidden = false;
+    ui.skipReason.value = "";
+    ui.skipReason.focus();
+  }
+
+  function closeSkip() {
+    ui.skipDialog.hidden = true;
+    setActive(active, true);
+  }
+
+  function skip(reason) {
+    if (!current || busy) return;
+    busy = true;
+    call("POST", assignmentUrl(cfg.skipUrl, current.assignment.id), { reason: reason }).then(function (r) {
+      busy = false;
+      ui.skipDialog.hidden = true;
+      if (r.status === 200) {
+        say("Skipped.", "info");
+        loadNext();
+      } else {
+        closeItem((r.data && r.data.detail) || "Could not skip (HTTP " + r.status + ").");
+      }
+    }).catch(function () {
+      busy = false;
+      ui.skipDialog.hidden = true;
+      say("Could not reach the server; the item was not skipped.", "bad");
+    });
+  }
+
+  function toggleHelp(show) {
+    var open = show === undefined ? ui.help.hidden : show;
+    ui.help.hidden = !open;
+    if (open) ui.helpBox.focus();
+    else setActive(active, true);
+  }
+
+  // ---- loading ------------------------------------------------------------------------------
+
+  function showItem(data) {
+    var interaction = data.interaction;
+    renderConversation(interaction);
+    renderResponses(interaction);
+    var rendered = renderQuestions(data.schema || { questions: [] }, interaction);
+    current = {
+      assignment: data,
+      shown: rendered.shown,
+      sections: rendered.sections,
+      startedAt: Date.now(),
+      leaseEnds: Date.parse(data.lease_expires_at),
+      leaseWarned: false,
+      closed: false,
+    };
+    ui.empty.hidden = true;
+    ui.item.hidden = false;
+    ui.item.setAttribute("data-assignment", String(data.id));
+    ui.item.setAttribute("data-external-id", interaction.external_id);
+    tick();
+    setActive(0, true);
+  }
+
+  function loadNext() {
+    if (busy) return;
+    busy = true;
+    call("POST", cfg.nextUrl).then(function (r) {
+      busy = false;
+      if (r.status === 200) {
+        if (ui.status.className.indexOf("bad") !== -1 || ui.status.className.indexOf("warn") !== -1) say("");
+        showItem(r.data);
+      } else if (r.status === 204) {
+        current = null;
+        ui.item.hidden = true;
+        ui.empty.hidden = false;
+        ui.timer.textContent = "–";
+        ui.lease.textContent = "–";
+        say("");
+        ui.reload.focus();
+      } else {
+        say((r.data && r.data.detail) || "Could not load the next item (HTTP " + r.status + ").", "bad");
+      }
+      refreshProgress();
+    }).catch(function () {
+      busy = false;
+      say("Could not reach the server to load the next item. Press Enter to try again.", "bad");
+    });
+  }
+
+  // ---- events -------------------------------------------------------------------------------
+
+  ui.form.addEventListener("submit", function (ev) { ev.preventDefault(); submit(); });
+  ui.skipButton.addEventListener("click", openSkip);
+  ui.skipForm.addEventListener("submit", function (ev) { ev.preventDefault(); skip(ui.skipReason.value); });
+  ui.skipCancel.addEventListener("click", closeSkip);
+  ui.reload.addEventListener("click", loadNext);
+
+  ui.questions.addEventListener("focusin", function (ev) {
+    var section = ev.target.closest && ev.target.closest(".q");
+    if (section && current) setActive(Number(section.getAttribute("data-index")), false);
+  });
+  ui.questions.addEventListener("change", function (ev) {
+    var section = ev.target.closest && ev.target.closest(".q");
+    if (section && current) clearError(Number(section.getAttribute("data-index")));
+  });
+
+  document.addEventListener("keydown", function (ev) {
+    if (ev.defaultPrevented || ev.isComposing) return;
+    var target = ev.target;
+    if (!ui.skipDialog.hidden) {
+      if (ev.key === "Escape") { ev.preventDefault(); closeSkip(); }
+      return; // typing the reason; Enter submits the skip form
+    }
+    if (!ui.help.hidden) {
+      if (ev.key === "Escape" || ev.key === "?") { ev.preventDefault(); toggleHelp(false); }
+      return;
+    }
+    var typing = target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text"));
+    if (typing) {
+      if (ev.key === "Escape") {
+        ev.preventDefault();
+        var section = target.closest(".q");
+        if (section) section.focus();
+        else target.blur();
+      } else if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+        ev.preventDefault();
+        submit();
+      }
+      return;
+    }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.key === "?") { ev.preventDefault(); toggleHelp(true); return; }
+    if (ev.key === "Enter") {
+      // A focused button or link (e.g. "Load the next item") does its own thing.
+      if (target && (target.tagName === "BUTTON" || target.tagName === "A" || target.tagName === "SUMMARY")) return;
+      ev.preventDefault();
+      if (current) submit();
+      else loadNext();
+      return;
+    }
+    if (!current || current.closed) return;
+    if (ev.key === "s" || ev.key === "S") { ev.preventDefault(); openSkip(); return; }
+    var onChoice = target && target.tagName === "INPUT";
+    if (ev.key === "j" || (ev.key === "ArrowDown" && !onChoice)) { ev.preventDefault(); setActive(active + 1, true); return; }
+    if (ev.key === "k" || (ev.key === "ArrowUp" && !onChoice)) { ev.preventDefault(); setActive(active - 1, true); return; }
+    var shown = current.shown[active];
+    if (!shown) return;
+    var index = shown.keys.indexOf(ev.key);
+    if (index !== -1) { ev.preventDefault(); choose(index); }
+  });
+
+  loadNext();
+})();
