@@ -142,7 +142,7 @@ def filtered_inclusions(*, project: Project, filters: dict[str, Any] | None) -> 
     return qs
 
 
-def _response_rates(*, project: Project, labelled: set[int]) -> dict[int, float]:
+def run_response_rates(*, project: Project, labelled: set[int]) -> dict[int, float]:
     """Weighted response rate of each run over all its selected items (one cell per run)."""
     rows = list(
         Inclusion.objects.filter(
@@ -236,7 +236,7 @@ def domain_data(
         .values_list("interaction_id", "run_id", "f", "pi", *names)
     )
     labels = labelled_values(project=project, interaction_ids=[r[0] for r in sample])
-    rates = _response_rates(project=project, labelled=set(labels))
+    rates = run_response_rates(project=project, labelled=set(labels))
     per_group: dict[tuple[str, ...], list[tuple[Any, ...]]] = defaultdict(list)
     for interaction_id, run_id, f, pi, *gvals in sample:
         key = tuple(group_label(v) for v in gvals)
