@@ -161,3 +161,22 @@ def test_segments_below_minimum_are_named(seeded: Project, member: Callable[...,
             assert f"tier={g['group']}" in block
     else:
         assert "Every segment with a minimum has reached it." in html
+
+
+@pytest.mark.django_db
+def test_bias_and_power_numbers_come_from_the_reports(
+    seeded: Project, member: Callable[..., Any]
+) -> None:
+    from sampling.selectors.reports import bias_report, power_report
+
+    html = page(member(Role.ADMIN), seeded)
+    where = estimate_filters(DashboardFilters())
+    bias = bias_report(project=seeded, filters=where)["overall"]
+    assert f'data-testid="thumbs-down-rate">{100 * bias["thumbs_down_rate"]:.1f}%<' in html
+    assert f'data-testid="unbiased-bad-rate">{100 * bias["bad_rate"]["estimate"]:.1f}%<' in html
+    power = power_report(project=seeded, filters=where)
+    sentence = html.split('data-testid="power-sentence"><strong>', 1)[1].split("<", 1)[0]
+    assert sentence.startswith(f"To detect a 5-point drop: {power['labels_needed']:,} labels")
+    assert "with the queue at its current pace" in sentence
+    for testid in ("plot-bias-share-tier", "plot-bias-rates-tier", "plot-power-latency"):
+        assert "<svg" in html.split(f'data-testid="{testid}"', 1)[1][:300]

@@ -281,15 +281,134 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
                     minimums=[minimum] * len(rows),
                     title=f"Labels per {key} against the minimum ({minimum})",
                 )
-    return Section(data={"groups": groups, "below": below}, plots=section_plots)
+    clusters_of = optional("sampling.selectors.coverage", "cluster_coverage")
+    clusters = clusters_of(project=project, filters=where) if clusters_of is not None else []
+    clustered = [c for c in clusters if c["cluster"] >= 0][:15]
+    if clustered:
+        labels_total = sum(c["labels"] for c in clustered)
+        traffic_total = sum(c["traffic"] for c in clustered)
+        section_plots["clusters"] = plots.paired_bars(
+            categories=[f"topic {c['cluster']}" for c in clustered],
+            first=[c["labels"] / labels_total if labels_total else 0.0 for c in clustered],
+            second=[c["traffic"] / traffic_total if traffic_total else 0.0 for c in clustered],
+            first_label="share of labels",
+            second_label="share of traffic",
+            title="Labels against traffic by topic cluster (largest 15)",
+        )
+    return Section(
+        data={"groups": groups, "below": below, "clusters": clusters},
+        plots=section_plots,
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "\u2013" if value is None else f"{100 * value:.1f}%"
 
 
 def _bias(*, project: Project, filters: DashboardFilters) -> Section:
-    return Section(empty=NOT_YET)
+    report_of = optional("sampling.selectors.reports", "bias_report")
+    if report_of is None:
+        return Section(empty=NOT_YET)
+    if message := _no_runs_message(project):
+        return Section(empty=message)
+    report = report_of(project=project, filters=estimate_filters(filters))
+    overall = report["overall"]
+    if not overall["rated"] and not overall["n_labels"]:
+        return Section(
+            empty="No explicit ratings and no labels in this range yet — send thumbs events "
+            "with the interactions, and label the queue."
+        )
+    section_plots: dict[str, str] = {}
+    segments = []
+    for key, rows in report["segments"].items():
+        if not rows:
+            continue
+        names = [f"{key}={r['value']}" for r in rows]
+        section_plots[f"share-{key}"] = plots.paired_bars(
+            categories=names,
+            first=[r["share_of_ratings"] for r in rows],
+            second=[r["share_of_traffic"] for r in rows],
+            first_label="share of explicit ratings",
+            second_label="share of traffic",
+            title=f"Who rates: share of ratings against share of traffic by {key}",
+        )
+        section_plots[f"rates-{key}"] = plots.paired_bars(
+            categories=names,
+            first=[r["bad_rate"]["estimate"] for r in rows],
+            first_low=[r["bad_rate"]["ci_low"] for r in rows],
+            first_high=[r["bad_rate"]["ci_high"] for r in rows],
+            second=[r["thumbs_down_rate"] for r in rows],
+            first_label="unbiased bad rate (interval)",
+            second_label="thumbs-down rate among raters",
+            title=f"Thumbs-down rate against the unbiased bad rate by {key}",
+        )
+        segments.extend({"name": n, **r} for n, r in zip(names, rows, strict=True))
+    raters = report["raters_vs_non_raters"]
+    return Section(
+        data={
+            "report": report,
+            "segments": segments,
+            "thumbs_down_rate_pct": _pct(overall["thumbs_down_rate"]),
+            "bad_rate_pct": _pct(overall["bad_rate"]["estimate"]),
+            "bad_rate_interval": (
+                _pct(overall["bad_rate"]["ci_low"])
+                + " \u2013 "
+                + _pct(overall["bad_rate"]["ci_high"])
+                if overall["bad_rate"]["estimate"] is not None
+                else ""
+            ),
+            "explicit_rate_pct": _pct(overall["explicit_rate"]),
+            "raters_bad_pct": _pct(raters["raters"]["bad_rate"]["estimate"]),
+            "non_raters_bad_pct": _pct(raters["non_raters"]["bad_rate"]["estimate"]),
+        },
+        plots=section_plots,
+    )
+
+
+def _days(value: float | None) -> str:
+    if value is None:
+        return "never at the current rate (none yet)"
+    return f"{value:,.0f} days" if value >= 10 else f"{value:.1f} days"
 
 
 def _power(*, project: Project, filters: DashboardFilters) -> Section:
-    return Section(empty=NOT_YET)
+    report_of = optional("sampling.selectors.reports", "power_report")
+    latency_of = optional("sampling.selectors.coverage", "label_latency_hours")
+    if report_of is None or latency_of is None:
+        return Section(empty=NOT_YET)
+    if message := _no_runs_message(project):
+        return Section(empty=message)
+    where = estimate_filters(filters)
+    report = report_of(project=project, filters=where)
+    delta_points = round(100 * report["delta"])
+    sentence = (
+        f"To detect a {delta_points}-point drop: {report['labels_needed']:,} labels "
+        f"({report['labels_needed_uniform']:,} with uniform sampling), "
+        f"{_days(report['days_by_explicit_feedback'])} with thumbs alone, "
+        f"{_days(report['days_by_labelling'])} with the queue at its current pace."
+    )
+    latency = latency_of(project=project, filters=where)
+    section_plots = {}
+    if latency:
+        section_plots["latency"] = plots.histogram(
+            values=latency,
+            title="Label latency: hours from interaction to its first label",
+            xlabel="hours",
+        )
+    feedback = report["feedback_latency_hours_median"]
+    return Section(
+        data={
+            "report": report,
+            "sentence": sentence,
+            "labels_per_day": report["labels_per_day"],
+            "ratings_per_day": report["explicit_ratings_per_day"],
+            "design_effect": report["design_effect"],
+            "feedback_latency": None if feedback is None else round(feedback, 1),
+            "label_latency_median": sorted(latency)[len(latency) // 2] if latency else None,
+            "labelled": len(latency),
+        },
+        plots=section_plots,
+    )
 
 
 def _queue(*, project: Project, filters: DashboardFilters) -> Section:
