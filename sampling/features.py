@@ -226,6 +226,14 @@ def featurize(rows: Sequence[Sequence[Any]], *, judge: str | None = None) -> Fea
     (the proxy calibrates them) and the prior uses it when it is already a probability.
     """
     n = len(rows)
+    if n == 0:
+        empty = sp.csr_matrix((0, N_FEATURES), dtype=np.float32)
+        return Features(
+            matrix=empty,
+            judge=np.zeros(0),
+            prior_logit=np.zeros(0),
+            topic=sp.csr_matrix((0, TOPIC_FEATURES), dtype=np.float32),
+        )
     prompts: list[str] = []
     responses: list[str] = []
     dense = np.zeros((n, N_DENSE), dtype=np.float32)

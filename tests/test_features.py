@@ -94,3 +94,9 @@ def test_bad_input_does_not_crash() -> None:
     f = feat.featurize(rows)
     assert f.matrix.shape[0] == 2
     assert np.isfinite(f.prior_logit).all()
+
+
+def test_no_rows_gives_empty_blocks() -> None:
+    f = feat.featurize([])
+    assert f.matrix.shape == (0, feat.N_FEATURES)
+    assert f.topic.shape == (0, feat.TOPIC_FEATURES)

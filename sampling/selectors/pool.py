@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
-from django.db.models.fields.json import KT
+from django.db.models.fields.json import KT, KeyTextTransform
 from django.utils.dateparse import parse_datetime
 
 from labeling.models import Interaction, Project
@@ -40,14 +40,8 @@ def pool_queryset(*, project: Project, filters: dict[str, Any] | None = None) ->
     if filters.get("model_versions"):
         qs = qs.filter(model_version__in=filters["model_versions"])
     for key, values in (filters.get("segment") or {}).items():
-        # Segment values are stored as given (strings mostly); match their text form.
-        qs = qs.annotate(**{f"_seg_{key}": KT(f"segment__{key}")}).filter(
-            **{
-                f"_seg_{key}__in": [
-                    str(v) if not isinstance(v, bool) else str(v).lower() for v in values
-                ]
-            }
-        )
+        # A JSON key lookup: matches the stored value with its JSON type ("pro", 3, true).
+        qs = qs.filter(**{f"segment__{key}__in": list(values)})
     if filters.get("since"):
         qs = qs.filter(occurred_at__gte=parse_datetime(filters["since"]))
     if filters.get("until"):
@@ -125,7 +119,7 @@ def coverage_counts(*, project: Project, segment_minimums: dict[str, int]) -> Co
     for key in segment_minimums:
         counts: dict[object, int] = defaultdict(int)
         for value, n in (
-            selected.annotate(_v=KT(f"interaction__segment__{key}"))
+            selected.annotate(_v=KeyTextTransform(key, "interaction__segment"))
             .values_list("_v")
             .annotate(n=Count("id"))
             .values_list("_v", "n")

@@ -43,12 +43,13 @@ def proxy_load(model: ProxyModel | None) -> proxy_lib.Proxy | None:
     """The artefact of ``model``, cached per process (artefacts are immutable once written)."""
     if model is None or not model.artifact_path:
         return None
-    key = model.artifact_path
+    path = artifact_path(model.artifact_path)
+    key = str(path)
     with _cache_lock:
         cached = _cache.get(key)
     if cached is not None:
         return cached
-    loaded = proxy_lib.load(artifact_path(key))
+    loaded = proxy_lib.load(path)
     with _cache_lock:
         if len(_cache) >= _CACHE_SIZE:
             _cache.pop(next(iter(_cache)))
