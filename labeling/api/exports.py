@@ -1,5 +1,168 @@
-"""API: exports. (Views and this module's urlpatterns.)"""
+"""API: training and eval exports — create (202, written by a Celery task), follow, download.
 
-from django.urls import URLPattern
+Every lookup goes through ``labeling.access`` with the ``export`` capability: outsiders get 404,
+annotators and reviewers 403.
+"""
 
-urlpatterns: list[URLPattern] = []
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from django.http import FileResponse, StreamingHttpResponse
+from django.urls import re_path
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.access import project_access
+from labeling.models import Export
+from labeling.selectors.exports import export_get, export_list
+from labeling.services.exports import export_create
+
+
+class ExportNotReady(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The export is not finished."
+    default_code = "export_not_ready"
+
+
+class ExportOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.CharField(source="project.slug")
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    progress = serializers.FloatField()
+    rows = serializers.IntegerField()
+    bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    schema_version = serializers.IntegerField()
+    filters = serializers.JSONField()
+    options = serializers.SerializerMethodField()
+    manifest = serializers.JSONField()
+    error = serializers.CharField()
+    created_by = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField()
+    download_url = serializers.SerializerMethodField()
+
+    def get_options(self, export: Export) -> dict[str, Any]:
+        return {k: v for k, v in export.options.items() if k != "snapshot"}
+
+    def get_created_by(self, export: Export) -> str | None:
+        return export.created_by.get_username() if export.created_by else None
+
+    def get_download_url(self, export: Export) -> str | None:
+        if export.status != Export.Status.DONE:
+            return None
+        return f"/api/exports/{export.id}/download"
+
+
+class ProjectExportsApi(APIView):
+    """``POST``: create an export (202 ``{"id", "status"}``). ``GET``: the project's exports."""
+
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.CharField()
+        filters = serializers.JSONField(required=False, default=dict)
+        options = serializers.JSONField(required=False, default=dict)
+
+    class CreatedSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        status = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={202: CreatedSerializer})
+    def post(self, request: Request, slug: str) -> Response:
+        project = project_access(user=request.user, slug=slug, need="export")
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        export = export_create(
+            project=project,
+            kind=data.validated_data["kind"],
+            filters=data.validated_data["filters"],
+            options=data.validated_data["options"],
+            created_by=request.user,
+        )
+        return Response(
+            self.CreatedSerializer({"id": export.id, "status": export.status}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+    @extend_schema(responses={200: ExportOutputSerializer(many=True)})
+    def get(self, request: Request, slug: str) -> Response:
+        project = project_access(user=request.user, slug=slug, need="export")
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(export_list(project=project), request, view=self)
+        return paginator.get_paginated_response(ExportOutputSerializer(page, many=True).data)
+
+
+class ExportDetailApi(APIView):
+    """``GET``: status, progress, rows, bytes, sha256 and the manifest of one export."""
+
+    @extend_schema(responses={200: ExportOutputSerializer})
+    def get(self, request: Request, export_id: int) -> Response:
+        export = export_get(user=request.user, export_id=export_id)
+        return Response(ExportOutputSerializer(export).data)
+
+
+def _gzip_stream(path: Path, chunk: int = 1 << 16) -> Iterator[bytes]:
+    """Compress a file on the fly (deterministic header: no name, mtime 0)."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: gzip container
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            out = compressor.compress(block)
+            if out:
+                yield out
+    yield compressor.flush()
+
+
+class ExportDownloadApi(APIView):
+    """``GET``: the JSONL file, streamed. ``?gzip=1`` compresses an uncompressed export on the
+    fly; an export written with ``options.gzip`` is always served compressed. The stored file's
+    sha256 is in the ``X-Export-SHA256`` header."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("gzip", bool, description="gzip the stream")],
+        responses={(200, "application/x-ndjson"): bytes},
+    )
+    def get(self, request: Request, export_id: int) -> Any:
+        export = export_get(user=request.user, export_id=export_id)
+        if export.status != Export.Status.DONE:
+            raise ExportNotReady(f"The export is {export.status}; download it once it is done.")
+        path = Path(export.file_path)
+        if not path.is_file():
+            raise NotFound("The export file is gone from the server; create the export again.")
+        stored_gzip = export.manifest.get("compression") == "gzip"
+        want_gzip = request.query_params.get("gzip", "").lower() in ("1", "true", "yes")
+        name = path.name
+        response: Any
+        if want_gzip and not stored_gzip:
+            response = StreamingHttpResponse(_gzip_stream(path), content_type="application/gzip")
+            name = f"{name}.gz"
+        else:
+            content_type = "application/gzip" if stored_gzip else "application/x-ndjson"
+            response = FileResponse(open(path, "rb"), content_type=content_type)  # noqa: SIM115
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["X-Export-SHA256"] = export.sha256
+        return response
+
+
+urlpatterns = [
+    re_path(
+        r"^projects/(?P<slug>[-a-zA-Z0-9_]+)/exports/?$",
+        ProjectExportsApi.as_view(),
+        name="api-exports",
+    ),
+    re_path(r"^exports/(?P<export_id>[0-9]+)/?$", ExportDetailApi.as_view(), name="api-export"),
+    re_path(
+        r"^exports/(?P<export_id>[0-9]+)/download/?$",
+        ExportDownloadApi.as_view(),
+        name="api-export-download",
+    ),
+]

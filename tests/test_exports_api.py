@@ -1,0 +1,330 @@
+"""Exports through the API, the page, the CLI and a Celery worker killed mid-export."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from rest_framework.test import APIClient
+
+from labeling.models import Export, Project, Role
+from labeling.services.exports import export_create, export_retry, export_run, manifest_path_for
+from tests.conftest import client_for
+from tests.export_fixtures import interaction, label, read_jsonl, seed_mixed
+
+
+@pytest.fixture(autouse=True)
+def export_root(settings: Any, tmp_path: Path) -> Path:
+    settings.EXPORT_ROOT = tmp_path / "exports"
+    return settings.EXPORT_ROOT
+
+
+def _create(client: APIClient, slug: str, body: dict[str, Any], capture: Any) -> Any:
+    with capture(execute=True):
+        return client.post(f"/api/projects/{slug}/exports/", body, format="json")
+
+
+# --- API ----------------------------------------------------------------------------------------
+def test_create_follow_and_download_through_the_api(
+    project: Project, api_as: Callable[..., APIClient], django_capture_on_commit_callbacks: Any
+) -> None:
+    seed_mixed(project)
+    api = api_as(Role.ENGINEER)
+    created = _create(api, project.slug, {"kind": "sft"}, django_capture_on_commit_callbacks)
+    assert created.status_code == 202
+    assert set(created.json()) == {"id", "status"}
+    export_id = created.json()["id"]
+
+    detail = api.get(f"/api/exports/{export_id}/").json()  # the eager task has run
+    assert detail["status"] == "done"
+    assert detail["progress"] == 1.0
+    assert detail["rows"] == 2
+    assert detail["manifest"]["sha256"] == detail["sha256"]
+    assert detail["options"] == {
+        "gzip": False,
+        "dedupe": True,
+        "validation_fraction": 0.0,
+        "seed": 0,
+    }
+
+    listed = api.get(f"/api/projects/{project.slug}/exports/").json()
+    assert listed["count"] == 1
+    assert listed["results"][0]["id"] == export_id
+
+    download = api.get(f"/api/exports/{export_id}/download")
+    assert download.status_code == 200
+    body = b"".join(download.streaming_content)
+    assert hashlib.sha256(body).hexdigest() == detail["sha256"]
+    assert download["X-Export-SHA256"] == detail["sha256"]
+    assert [json.loads(line) for line in body.splitlines()][1]["messages"][-1] == {
+        "role": "assistant",
+        "content": "Paris.",
+    }
+    zipped = api.get(f"/api/exports/{export_id}/download?gzip=1")
+    assert zipped["Content-Type"] == "application/gzip"
+    assert gzip.decompress(b"".join(zipped.streaming_content)) == body
+
+
+def test_gzip_option_stores_a_gzip_file(
+    project: Project, api_as: Callable[..., APIClient], django_capture_on_commit_callbacks: Any
+) -> None:
+    seed_mixed(project)
+    api = api_as(Role.ADMIN)
+    body = {"kind": "classification", "options": {"gzip": True}}
+    export_id = _create(api, project.slug, body, django_capture_on_commit_callbacks).json()["id"]
+    download = api.get(f"/api/exports/{export_id}/download")
+    raw = b"".join(download.streaming_content)
+    export = Export.objects.get(id=export_id)
+    assert hashlib.sha256(raw).hexdigest() == export.sha256
+    assert len(gzip.decompress(raw).splitlines()) == 3
+
+
+def test_validation_errors_are_keyed_by_field(
+    project: Project, api_as: Callable[..., APIClient]
+) -> None:
+    api = api_as(Role.ENGINEER)
+    response = api.post(
+        f"/api/projects/{project.slug}/exports/",
+        {"kind": "sft", "filters": {"min_agreement": "lots"}, "options": {"seed": "x"}},
+        format="json",
+    )
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert set(errors) == {"filters.min_agreement", "options.seed"}
+    assert not Export.objects.exists()
+    response = api.post(f"/api/projects/{project.slug}/exports/", {}, format="json")
+    assert response.status_code == 400
+    assert "kind" in response.json()["errors"]
+
+
+def test_download_before_done_is_a_conflict(
+    project: Project, api_as: Callable[..., APIClient]
+) -> None:
+    export = export_create(project=project, kind="sft", enqueue=False)
+    response = api_as(Role.ENGINEER).get(f"/api/exports/{export.id}/download")
+    assert response.status_code == 409
+    assert "pending" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("role", [Role.ANNOTATOR, Role.REVIEWER])
+def test_roles_without_export_get_403(
+    project: Project, api_as: Callable[..., APIClient], role: str
+) -> None:
+    seed_mixed(project)
+    export = export_create(project=project, kind="sft", enqueue=False)
+    export_run(export_id=export.id)
+    api = api_as(role)
+    assert api.post(f"/api/projects/{project.slug}/exports/", {"kind": "sft"}).status_code == 403
+    assert api.get(f"/api/projects/{project.slug}/exports/").status_code == 403
+    assert api.get(f"/api/exports/{export.id}/").status_code == 403
+    assert api.get(f"/api/exports/{export.id}/download").status_code == 403
+
+
+def test_other_projects_exports_are_404(
+    project: Project, other_project: Project, member: Callable[..., Any]
+) -> None:
+    seed_mixed(project)
+    export = export_create(project=project, kind="sft", enqueue=False)
+    export_run(export_id=export.id)
+    outsider = client_for(member(Role.ADMIN, other_project))
+    assert outsider.get(f"/api/exports/{export.id}/").status_code == 404
+    assert outsider.get(f"/api/exports/{export.id}/download").status_code == 404
+    assert outsider.get(f"/api/projects/{project.slug}/exports/").status_code == 404
+    assert (
+        outsider.post(f"/api/projects/{project.slug}/exports/", {"kind": "sft"}).status_code == 404
+    )
+    assert outsider.get("/api/exports/999999/").status_code == 404
+
+
+def test_ingest_token_cannot_export(project: Project, ingest_client: APIClient) -> None:
+    response = ingest_client.post(f"/api/projects/{project.slug}/exports/", {"kind": "sft"})
+    assert response.status_code == 403
+
+
+# --- Page ---------------------------------------------------------------------------------------
+def test_exports_page_creates_and_lists(
+    project: Project, member: Callable[..., Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    seed_mixed(project)
+    browser = Client()
+    browser.force_login(member(Role.ENGINEER))
+    page = browser.get(f"/p/{project.slug}/exports/")
+    assert page.status_code == 200
+    assert b'data-testid="export-form"' in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        response = browser.post(
+            f"/p/{project.slug}/exports/",
+            {"kind": "preference", "dedupe": "on", "seed": "0", "segment": "tier=free"},
+        )
+    assert response.status_code == 302
+    export = Export.objects.get()
+    assert export.kind == "preference"
+    assert export.filters["segment"] == {"tier": ["free"]}
+    assert export.status == Export.Status.DONE
+    page = browser.get(f"/p/{project.slug}/exports/")
+    assert f'data-export="{export.id}"'.encode() in page.content
+    assert f"/api/exports/{export.id}/download".encode() in page.content
+
+
+def test_exports_page_shows_service_errors_on_the_field(
+    project: Project, member: Callable[..., Any]
+) -> None:
+    browser = Client()
+    browser.force_login(member(Role.ENGINEER))
+    response = browser.post(
+        f"/p/{project.slug}/exports/",
+        {"kind": "sft", "labels": '{"nope": {"gte": 1}}', "seed": "0"},
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["labels"] == [
+        "nope: no such question; known: ['correction', 'failure_modes', 'quality']"
+    ]
+    assert not Export.objects.exists()
+
+
+def test_exports_page_forbidden_for_annotators(
+    project: Project, member: Callable[..., Any]
+) -> None:
+    browser = Client()
+    browser.force_login(member(Role.ANNOTATOR))
+    assert browser.get(f"/p/{project.slug}/exports/").status_code == 403
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+def test_manage_py_export_writes_file_and_manifest(project: Project, tmp_path: Path) -> None:
+    seed_mixed(project)
+    out = tmp_path / "cli" / "train.jsonl.gz"
+    call_command(
+        "export",
+        "--project",
+        project.slug,
+        "--kind",
+        "sft",
+        "--out",
+        str(out),
+        "--filter",
+        'labels={"quality": {"gte": 1}}',
+        "--option",
+        "validation_fraction=0.5",
+        "--no-progress",
+    )
+    rows = read_jsonl(out)
+    assert len(rows) == 2
+    assert all(r["split"] in ("train", "validation") for r in rows)
+    manifest = json.loads((tmp_path / "cli" / "train.manifest.json").read_text())
+    assert manifest["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert manifest["compression"] == "gzip"
+    export = Export.objects.get()
+    assert export.file_path == str(out)
+
+
+def test_manage_py_export_reports_bad_input(project: Project, tmp_path: Path) -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=r"filters\.min_agreement"):
+        call_command(
+            "export", "--project", project.slug, "--kind", "sft",
+            "--out", str(tmp_path / "x.jsonl"), "--filter", "min_agreement=7",
+        )  # fmt: skip
+    with pytest.raises(CommandError, match="--kind"):
+        call_command(
+            "export", "--project", project.slug, "--kind", "nope", "--out", str(tmp_path / "x")
+        )
+
+
+# --- A worker killed mid-export (a real subprocess, SIGKILL) -----------------------------------
+KILLED_WORKER = r"""
+import sys
+import django
+django.setup()
+from django.conf import settings
+settings.EXPORT_PROGRESS_EVERY = 50
+from labeling.services import export_rows
+from labeling.services.exports import export_run
+
+real = export_rows.labelled_items
+
+def pausing(*args, **kwargs):
+    for n, item in enumerate(real(*args, **kwargs)):
+        if n == 150:
+            print("PAUSED", flush=True)
+            sys.stdin.readline()  # blocks until killed
+        yield item
+
+export_rows.labelled_items = pausing
+export_run(export_id=int(sys.argv[1]))
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_sigkilled_export_leaves_nothing_complete_and_a_rerun_matches(
+    project: Project, settings: Any, export_root: Path
+) -> None:
+    settings.EXPORT_PROGRESS_EVERY = 50
+    for i in range(400):
+        label(interaction(project, response=f"answer number {i}"), {"quality": 5})
+    clean = export_create(project=project, kind="sft", enqueue=False)
+    clean = export_run(export_id=clean.id)
+    assert clean is not None
+    export = export_create(project=project, kind="sft", enqueue=False)
+
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "flywheel_site.test_settings",
+        "DATABASE_URL": (
+            f"postgres://{quote(db['USER'] or '')}:{quote(db['PASSWORD'] or '')}"
+            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+        "EXPORT_ROOT": str(export_root),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WORKER, str(export.id)],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "PAUSED"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+    export.refresh_from_db()
+    assert export.status == Export.Status.RUNNING  # the dead worker never finished
+    assert export.rows == 150  # progress was reported before the kill
+    folder = export_root / project.slug
+    final = folder / f"export-{export.id}-sft.jsonl"
+    leftovers = [p for p in folder.iterdir() if p.name.startswith(f".{final.name}.")]
+    assert len(leftovers) == 1
+    assert leftovers[0].name.endswith(".tmp")
+    assert not final.exists()
+    assert not manifest_path_for(final).exists()
+
+    settings.EXPORT_STALE_SECONDS = 0  # the heartbeat is now stale: the export may be reclaimed
+    export_retry(export=export, enqueue=False)
+    done = export_run(export_id=export.id)
+    assert done is not None
+    assert done.status == Export.Status.DONE
+    assert done.sha256 == clean.sha256
+    assert hashlib.sha256(final.read_bytes()).hexdigest() == clean.sha256
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
