@@ -14,6 +14,7 @@ is ``"dwell_events"``), and
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -162,15 +163,43 @@ def unprocessed_sweep(*, chunk_size: int = PROCESS_CHUNK, max_rows: int | None =
     return total
 
 
+# After a failed publish, skip the broker for this long (per process): a large upload to a server
+# whose Redis is down must not wait for a connection attempt on every batch.
+BROKER_RETRY_AFTER_S = 30.0
+_broker_down_until = 0.0
+
+
+def broker_breaker_reset() -> None:
+    """Forget an earlier broker failure (tests; an operator who just restarted Redis)."""
+    global _broker_down_until
+    _broker_down_until = 0.0
+
+
 def processing_enqueue(*, project_id: int, interaction_ids: list[int]) -> bool:
     """Hand ids to ``labeling.process_interactions``. When the broker is unreachable, log it and
     return False: the rows keep ``processed_at`` null and ``labeling.sweep_unprocessed`` will
-    process them."""
+    process them. Eager mode (no broker configured) runs the task here."""
+    global _broker_down_until
+    from flywheel_site.celery import app
     from labeling.tasks.ingest import process_interactions
 
+    if app.conf.task_always_eager:
+        process_interactions.apply(args=[interaction_ids]).get()
+        return True
+    if time.monotonic() < _broker_down_until:
+        logger.warning(
+            "broker unreachable (recently), %d interactions of project %s left for the sweep",
+            len(interaction_ids),
+            project_id,
+        )
+        return False
     try:
-        process_interactions.apply_async(args=[interaction_ids], retry=False)
+        # One quick connection check instead of kombu's default publish retries (seconds).
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2)
+        process_interactions.apply_async(args=[interaction_ids])
     except BROKER_ERRORS as exc:
+        _broker_down_until = time.monotonic() + BROKER_RETRY_AFTER_S
         logger.warning(
             "broker unreachable, %d interactions of project %s left for the sweep: %s",
             len(interaction_ids),
