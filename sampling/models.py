@@ -160,3 +160,6 @@ class InteractionTopic(models.Model):
     )
     cluster = models.SmallIntegerField()
     proxy_version = models.PositiveIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.interaction_id}:{self.cluster}"
