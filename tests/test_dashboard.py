@@ -180,3 +180,45 @@ def test_bias_and_power_numbers_come_from_the_reports(
     assert "with the queue at its current pace" in sentence
     for testid in ("plot-bias-share-tier", "plot-bias-rates-tier", "plot-power-latency"):
         assert "<svg" in html.split(f'data-testid="{testid}"', 1)[1][:300]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [{}, {"model_version": "model-b", "range": "all"}, {"segment": "tier=free", "range": "90d"}],
+)
+def test_dashboard_numbers_equal_the_api_for_the_same_filters(
+    seeded: Project, member: Callable[..., Any], query: dict[str, str]
+) -> None:
+    """The page links the API calls for its filters; asking them gives the numbers shown."""
+    from html import unescape
+
+    from tests.conftest import client_for
+
+    user = member(Role.ENGINEER)
+    html = page(user, seeded, **query)
+    links = {
+        name: unescape(url)
+        for url, name in re.findall(r'<a href="([^"]+)" data-api="([^"]+)">', html)
+    }
+    api = client_for(user)
+    estimates = api.get(links["estimates"])
+    assert estimates.status_code == 200, estimates.content
+    shown = table_numbers(html, "quality-table")
+    expected = {g["group"]: g for g in estimates.json()["groups"] if g["n_labels"]}
+    assert set(shown) == set(expected)
+    for group, numbers in shown.items():
+        assert numbers["estimate"] == f"{expected[group]['estimate']:.3f}"
+        assert int(numbers["n_labels"]) == expected[group]["n_labels"]
+
+    bias = api.get(links["bias report"]).json()["overall"]
+    if bias["thumbs_down_rate"] is not None:
+        assert f'data-testid="thumbs-down-rate">{100 * bias["thumbs_down_rate"]:.1f}%<' in html
+    if bias["bad_rate"]["estimate"] is not None:
+        assert f'data-testid="unbiased-bad-rate">{100 * bias["bad_rate"]["estimate"]:.1f}%<' in html
+    power = api.get(links["power report"]).json()
+    assert f"To detect a 5-point drop: {power['labels_needed']:,} labels" in html
+
+    health = api.get(links["queue health"]).json()["health"]
+    for key in ("backlog", "skips", "flagged", "expired_leases", "done"):
+        assert f'data-testid="queue-{key}">{health[key]}<' in html

@@ -38,6 +38,8 @@ class DashboardFilters:
     range: str = "30d"
     model_version: str = ""
     segment: str = ""
+    # When the filters were read: "last 7 days" means the same instant for every section.
+    now: dt.datetime = field(default_factory=timezone.now)
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> DashboardFilters:
@@ -48,9 +50,9 @@ class DashboardFilters:
             segment=(query.get("segment") or "").strip() if "=" in query.get("segment", "") else "",
         )
 
-    def since(self, now: dt.datetime | None = None) -> dt.datetime | None:
+    def since(self) -> dt.datetime | None:
         days = RANGES[self.range]
-        return None if days is None else (now or timezone.now()) - dt.timedelta(days=days)
+        return None if days is None else self.now - dt.timedelta(days=days)
 
     @property
     def segment_filter(self) -> dict[str, list[str]]:
@@ -64,7 +66,7 @@ class DashboardFilters:
         params: dict[str, str] = {}
         since = self.since()
         if since is not None:
-            params["since"] = since.date().isoformat()
+            params["since"] = since.isoformat()
         if self.model_version:
             params["model_version"] = self.model_version
         if self.segment:

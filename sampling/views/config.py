@@ -17,6 +17,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
@@ -224,10 +225,22 @@ def strategies(request: HttpRequest, slug: str) -> HttpResponse:
             "api": {
                 "runs": reverse_api("sampling-runs", slug),
                 "exports": reverse_api("exports", slug),
-                "retrain": reverse_api("proxy-models", slug),
             },
         },
     )
+
+
+@login_required
+@require_POST
+def retrain(request: HttpRequest, slug: str) -> HttpResponse:
+    """Start a proxy retrain (a Celery task; a second request while one trains does nothing)."""
+    from sampling.tasks import retrain as retrain_task
+
+    project = _configure(request, slug)
+    project_id = project.pk
+    transaction.on_commit(lambda: retrain_task.delay(project_id))
+    messages.success(request, "Retraining the proxy model: its row below shows the progress.")
+    return redirect("project-strategies", slug=slug)
 
 
 def reverse_api(collection: str, slug: str) -> str:
@@ -305,6 +318,7 @@ urlpatterns = [
         name="project-token-revoke",
     ),
     path("projects/<slug:slug>/schema/", schema, name="project-schema"),
+    path("projects/<slug:slug>/retrain/", retrain, name="project-retrain"),
     path("projects/<slug:slug>/strategies/", strategies, name="project-strategies"),
     path("projects/<slug:slug>/strategies/new/", strategy_edit, name="project-strategy-new"),
     path(

@@ -6,6 +6,8 @@ the API uses; the plots are drawn from those same numbers by ``sampling.plots``.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -33,6 +35,15 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_access(user=request.user, slug=slug, need="read")
     filters = DashboardFilters.from_query(request.GET)
     data = dashboard_data(project=project, filters=filters)
+    query = urlencode(filters.api_query())
+    base = f"/api/projects/{slug}"
+    api_links = {
+        "estimates": f"{base}/estimates/?by=model_version&{query}".rstrip("&"),
+        "bias report": f"{base}/reports/bias/?{query}".rstrip("?"),
+        "power report": f"{base}/reports/power/?{query}".rstrip("?"),
+        "queue health": f"{base}/queue/health/",
+        "agreement": f"{base}/agreement/",
+    }
     return render(
         request,
         "sampling/dashboard.html",
@@ -41,6 +52,7 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
             "filters": filters,
             "choices": filter_choices(project=project),
             "data": data,
+            "api_links": api_links,
         },
     )
 

@@ -132,22 +132,12 @@
       });
     });
 
-    var retrain = root.querySelector(".js-retrain");
-    if (retrain) retrain.addEventListener("click", function () {
-      retrain.disabled = true;
-      say("Retraining the proxy model…");
-      var base = root.dataset.retrainApi;
-      api(root, "POST", base, {}).then(function (model) {
-        if (!model.id) { window.location.reload(); return; }
-        poll(function () { return api(root, "GET", base + model.id + "/"); }, function (m) {
-          say("Proxy model v" + (m.version || "?") + ": " + m.status);
-        }, function (m) {
-          retrain.disabled = false;
-          if (m.status === "failed") say("Retrain failed: " + (m.error || ""), true);
-          else window.location.reload();
-        });
-      }).catch(function (err) { retrain.disabled = false; say("Could not retrain: " + err.message, true); });
-    });
+    // A run or a retrain started elsewhere (another tab, the schedule, a retrain form post) is
+    // still busy: refresh the page until it finishes, so its progress shows without a click.
+    if (root.querySelector('[data-status="pending"], [data-status="running"], [data-status="training"]')) {
+      say("Working… this page refreshes until the job finishes.");
+      window.setTimeout(function () { window.location.reload(); }, 2000);
+    }
 
     var exportButton = root.querySelector(".js-export");
     if (exportButton) exportButton.addEventListener("click", function () {
