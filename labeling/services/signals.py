@@ -184,7 +184,7 @@ def processing_enqueue(*, project_id: int, interaction_ids: list[int]) -> bool:
     from labeling.tasks.ingest import process_interactions
 
     if app.conf.task_always_eager:
-        process_interactions.apply(args=[interaction_ids]).get()
+        process_interactions.apply(args=[interaction_ids])  # raises: task_eager_propagates
         return True
     if time.monotonic() < _broker_down_until:
         logger.warning(
