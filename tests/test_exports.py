@@ -479,3 +479,30 @@ def test_an_export_that_dies_midway_leaves_nothing_complete_and_a_retry_matches(
     assert done is not None
     assert done.status == Export.Status.DONE
     assert done.sha256 == clean.sha256 == _sha256(done.file_path)
+
+
+def test_sweep_runs_exports_whose_message_was_lost_or_whose_worker_died(
+    project: Project, settings: Any
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from labeling.tasks.exports import sweep_exports
+
+    seed_mixed(project)
+    lost = export_create(project=project, kind="sft", enqueue=False)
+    dead = export_create(project=project, kind="preference", enqueue=False)
+    fresh = export_create(project=project, kind="classification", enqueue=False)
+    long_ago = timezone.now() - dt.timedelta(hours=1)
+    Export.objects.filter(id=lost.id).update(created_at=long_ago)
+    Export.objects.filter(id=dead.id).update(
+        created_at=long_ago, status=Export.Status.RUNNING, heartbeat_at=long_ago
+    )
+    assert sweep_exports() == 2  # eager Celery: both run now
+    statuses = dict(Export.objects.values_list("id", "status"))
+    assert statuses == {
+        lost.id: Export.Status.DONE,
+        dead.id: Export.Status.DONE,
+        fresh.id: Export.Status.PENDING,  # its message may still be on its way
+    }

@@ -212,7 +212,7 @@ def classification_rows(export: Export) -> Iterator[dict[str, Any]]:
     counts = export_scan_current().counts
     questions = [q["key"] for q in _schema(export).get("questions", [])]
     by_agreement = export.options.get("weight") == "agreement"
-    for item in labelled_items(export, training=True):
+    for item in labelled_items(export, training=True, with_agreement=by_agreement):
         prompt = prompt_turns(item.messages)
         if prompt is None:
             counts["invalid_prompt"] += 1

@@ -600,3 +600,21 @@ def _manifest(
         }
     )
     return manifest
+
+
+def exports_needing_work(*, pending_after_seconds: int = 60) -> list[int]:
+    """Ids of exports a lost message left behind: pending for a while, or running with a stale
+    heartbeat (the worker died). ``export_run`` claims each of them at most once."""
+    now = timezone.now()
+    stale = now - dt.timedelta(seconds=_setting("EXPORT_STALE_SECONDS", 300))
+    return list(
+        Export.objects.filter(
+            Q(
+                status=Export.Status.PENDING,
+                created_at__lt=now - dt.timedelta(seconds=pending_after_seconds),
+            )
+            | Q(status=Export.Status.RUNNING, heartbeat_at__lt=stale)
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
