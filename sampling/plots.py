@@ -74,6 +74,11 @@ def _svg(fig: Figure) -> str:
     return text[text.index("<svg") :]
 
 
+def _legend_below(ax: plt.Axes, *, ncols: int) -> None:
+    """The legend under the axes, where it never hides a bar or a line."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=ncols)
+
+
 def _clean(values: Sequence[float | None]) -> list[float]:
     return [math.nan if v is None else float(v) for v in values]
 
@@ -103,7 +108,7 @@ def quality_over_time(
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
     if bands:
-        ax.legend(loc="lower left", ncols=min(4, len(bands)))
+        _legend_below(ax, ncols=min(4, len(bands)))
     return _svg(fig)
 
 
@@ -120,8 +125,8 @@ def paired_bars(
     first_high: Sequence[float | None] | None = None,
 ) -> str:
     """Two bars per category (e.g. raters' share against traffic share), optional error bars."""
-    height = max(2.2, 0.9 + 0.38 * len(categories))
-    fig, ax = _figure(height=height)
+    height = max(2.0, 0.9 + 0.36 * len(categories))
+    fig, ax = _figure(width=5.2, height=height)
     ys = range(len(categories))
     thickness = 0.38
     a = _clean(first)
@@ -157,7 +162,7 @@ def paired_bars(
     if percent:
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    _legend_below(ax, ncols=2)
     return _svg(fig)
 
 
@@ -170,8 +175,8 @@ def bars_with_minimum(
     value_label: str = "labels",
 ) -> str:
     """Horizontal bars (labels per group) with a tick at each group's minimum; short ones in red."""
-    height = max(2.2, 0.9 + 0.32 * len(categories))
-    fig, ax = _figure(height=height)
+    height = max(2.0, 0.9 + 0.32 * len(categories))
+    fig, ax = _figure(width=5.2, height=height)
     ys = list(range(len(categories)))
     colors = [
         PALETTE[4] if m is not None and v < m else PALETTE[0]
@@ -189,7 +194,7 @@ def bars_with_minimum(
             label="minimum",
             zorder=3,
         )
-        ax.legend(loc="lower right")
+        _legend_below(ax, ncols=2)
     ax.set_yticks(ys, [str(c) for c in categories])
     ax.invert_yaxis()
     ax.grid(axis="y", visible=False)
@@ -199,7 +204,7 @@ def bars_with_minimum(
 
 def histogram(*, values: Sequence[float], title: str, xlabel: str, bins: int = 20) -> str:
     """A histogram with the median marked (e.g. hours from interaction to label)."""
-    fig, ax = _figure(height=2.4)
+    fig, ax = _figure(width=5.2, height=2.4)
     data = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     if data:
         ax.hist(data, bins=bins, color=PALETTE[0], alpha=0.85)
@@ -230,5 +235,5 @@ def lines(
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     if series:
-        ax.legend(loc="lower right")
+        _legend_below(ax, ncols=len(series))
     return _svg(fig)

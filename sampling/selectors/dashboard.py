@@ -267,21 +267,21 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
             groups.append(row)
             if minimum is not None and g["n_labels"] < minimum:
                 below.append(row)
-        if rows:
+        if len(rows) > 1:
             section_plots[key] = plots.paired_bars(
                 categories=names,
                 first=[g["n_labels"] / labels if labels else 0.0 for g in rows],
                 second=[g["population"] / traffic if traffic else 0.0 for g in rows],
                 first_label="share of labels",
                 second_label="share of traffic",
-                title=f"Labels against traffic by {key}",
+                title=f"Labels vs traffic, by {key}",
             )
             if minimum is not None:
                 section_plots[f"{key}-minimum"] = plots.bars_with_minimum(
                     categories=names,
                     values=[g["n_labels"] for g in rows],
                     minimums=[minimum] * len(rows),
-                    title=f"Labels per {key} against the minimum ({minimum})",
+                    title=f"Labels per {key} vs the minimum ({minimum})",
                 )
     clusters_of = optional("sampling.selectors.coverage", "cluster_coverage")
     clusters = clusters_of(project=project, filters=where) if clusters_of is not None else []
@@ -295,7 +295,7 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
             second=[c["traffic"] / traffic_total if traffic_total else 0.0 for c in clustered],
             first_label="share of labels",
             second_label="share of traffic",
-            title="Labels against traffic by topic cluster (largest 15)",
+            title="Labels vs traffic, by topic (largest 15)",
         )
     return Section(
         data={"groups": groups, "below": below, "clusters": clusters},
@@ -323,7 +323,7 @@ def _bias(*, project: Project, filters: DashboardFilters) -> Section:
     section_plots: dict[str, str] = {}
     segments = []
     for key, rows in report["segments"].items():
-        if not rows:
+        if len(rows) < 2:  # one value: its shares are 100% and 100%, nothing to compare
             continue
         names = [f"{key}={r['value']}" for r in rows]
         section_plots[f"share-{key}"] = plots.paired_bars(
@@ -332,7 +332,7 @@ def _bias(*, project: Project, filters: DashboardFilters) -> Section:
             second=[r["share_of_traffic"] for r in rows],
             first_label="share of explicit ratings",
             second_label="share of traffic",
-            title=f"Who rates: share of ratings against share of traffic by {key}",
+            title=f"Who rates: ratings vs traffic, by {key}",
         )
         section_plots[f"rates-{key}"] = plots.paired_bars(
             categories=names,
@@ -342,7 +342,7 @@ def _bias(*, project: Project, filters: DashboardFilters) -> Section:
             second=[r["thumbs_down_rate"] for r in rows],
             first_label="unbiased bad rate (interval)",
             second_label="thumbs-down rate among raters",
-            title=f"Thumbs-down rate against the unbiased bad rate by {key}",
+            title=f"Thumbs-down vs unbiased bad rate, by {key}",
         )
         segments.extend({"name": n, **r} for n, r in zip(names, rows, strict=True))
     raters = report["raters_vs_non_raters"]
@@ -394,7 +394,7 @@ def _power(*, project: Project, filters: DashboardFilters) -> Section:
     if latency:
         section_plots["latency"] = plots.histogram(
             values=latency,
-            title="Label latency: hours from interaction to its first label",
+            title="Label latency: interaction to first label",
             xlabel="hours",
         )
     feedback = report["feedback_latency_hours_median"]
@@ -467,21 +467,28 @@ def _proxy(*, project: Project) -> Section:
         )
     versions = []
     for m in models:
-        calibration = (m.metrics or {}).get("calibration")
+        metrics = m.metrics or {}
+        # Cross-validated metrics when the model was trained; the prior's own when it is one.
+        scored = metrics.get("cv") or metrics.get("prior") or {}
+        calibration = scored.get("calibration")
         versions.append(
             {
                 "version": m.version,
                 "kind": m.kind,
                 "n_labels": m.n_labels,
-                "auc": (m.metrics or {}).get("auc"),
+                "auc": scored.get("auc"),
                 "calibration": calibration.get("ece") if isinstance(calibration, dict) else None,
+                "brier": scored.get("brier"),
+                "measured_on": "cross-validation" if metrics.get("cv") else "prior",
                 "finished_at": m.finished_at,
             }
         )
+    if not any(v["auc"] is not None or v["calibration"] is not None for v in versions):
+        return Section(data={"versions": list(reversed(versions))})
     chart = plots.lines(
         x=[f"v{v['version']}\n{v['n_labels']} labels" for v in versions],
         series={
-            "AUC (cross-validated)": [v["auc"] for v in versions],
+            "AUC": [v["auc"] for v in versions],
             "calibration error (ECE)": [v["calibration"] for v in versions],
         },
         title="Proxy model by version",

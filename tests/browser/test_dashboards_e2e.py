@@ -118,6 +118,14 @@ def test_admin_configures_runs_and_watches(page: Any, live_server: Any) -> None:
     expect(page.get_by_test_id("proxies")).to_contain_text("ready", timeout=30_000)
     shot(page, "05-strategies-retrained")
 
+    # An export runs with its progress shown, then offers the download.
+    page.select_option("#export-kind", "classification")
+    page.get_by_test_id("export").click()
+    progress = page.locator("#export-progress")
+    expect(progress).to_contain_text("done", timeout=30_000)
+    expect(progress.get_by_role("link", name="Download")).to_be_visible()
+    shot(page, "05b-export-done")
+
     # The dashboard draws its plots from the labels.
     page.get_by_role("navigation", name=project.name).get_by_role("link", name="Dashboard").click()
     page.wait_for_url(f"{base}/dashboard/")
