@@ -1,34 +1,31 @@
 """What the dashboard shows, composed from the selectors the API uses (never computed here).
 
-This module only calls other selectors (estimates, reports, queue health, agreement, proxy
-models) with the dashboard's filters and arranges their answers into sections. A section whose
-source selector is not installed, or has nothing to say yet, carries an ``empty`` message that
-tells the user what to do next instead of a number.
+This module only calls other selectors (estimates, reports, queue health, agreement, coverage)
+with the dashboard's filters and arranges their answers into sections and plots; the only rows it
+reads itself are the proxy model versions and the strategies' segment minimums (configuration,
+not statistics). A section with nothing to say yet carries an ``empty`` message that tells the
+user what to do next instead of a number.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils import timezone
 
 from labeling.models import Interaction, Project
+from labeling.selectors.agreement import project_agreement
+from labeling.selectors.queue import annotator_stats, queue_health
 from sampling import plots
 from sampling.models import ProxyModel, SamplingRun, SamplingStrategy
+from sampling.selectors.coverage import cluster_coverage, label_latency_hours
+from sampling.selectors.estimates import domain_data, estimates_compute
+from sampling.selectors.reports import bias_report, power_report
 
 RANGES: dict[str, int | None] = {"7d": 7, "30d": 30, "90d": 90, "all": None}
-
-
-def optional(module: str, name: str) -> Callable[..., Any] | None:
-    """A selector from another area, or None when that area has not shipped it."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 @dataclass(frozen=True)
@@ -126,9 +123,6 @@ def dashboard_data(*, project: Project, filters: DashboardFilters) -> Dashboard:
     )
 
 
-NOT_YET = "This report is not available in this installation yet."
-
-
 def estimate_filters(filters: DashboardFilters) -> dict[str, Any]:
     """The dashboard filters in the strategy/estimates filter format."""
     out: dict[str, Any] = {}
@@ -161,21 +155,17 @@ def _no_runs_message(project: Project) -> str | None:
 
 
 def _quality(*, project: Project, filters: DashboardFilters) -> Section:
-    compute = optional("sampling.selectors.estimates", "estimates_compute")
-    domains = optional("sampling.selectors.estimates", "domain_data")
-    if compute is None or domains is None:
-        return Section(empty=NOT_YET)
     if message := _no_runs_message(project):
         return Section(empty=message)
     where = estimate_filters(filters)
-    overall = compute(project=project, by="model_version", filters=where)
+    overall = estimates_compute(project=project, by="model_version", filters=where)
     rows = [g for g in overall["groups"] if g["n_labels"]]
     if not rows:
         return Section(
             empty="No labels yet in this range — annotators label the queue (Label page); "
             "the quality estimate appears with the first labels."
         )
-    weekly = compute(project=project, by=["model_version", "week"], filters=where)
+    weekly = estimates_compute(project=project, by=["model_version", "week"], filters=where)
     bands: list[plots.Band] = []
     by_version: dict[str, list[dict[str, Any]]] = {}
     for g in weekly["groups"]:
@@ -195,7 +185,7 @@ def _quality(*, project: Project, filters: DashboardFilters) -> Section:
             )
         )
     thumbs = []
-    for d in domains(project=project, by=["week"], filters=where):
+    for d in domain_data(project=project, by=["week"], filters=where):
         week = _week_start(d.group[0])
         if week is not None and d.rated:
             thumbs.append((week, 1.0 - d.thumbs_down / d.rated))
@@ -233,9 +223,6 @@ def segment_minimums(*, project: Project) -> dict[str, int]:
 
 
 def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
-    compute = optional("sampling.selectors.estimates", "estimates_compute")
-    if compute is None:
-        return Section(empty=NOT_YET)
     if message := _no_runs_message(project):
         return Section(empty=message)
     if not project.segment_keys:
@@ -249,7 +236,7 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
     below: list[dict[str, Any]] = []
     section_plots: dict[str, str] = {}
     for key in project.segment_keys:
-        answer = compute(project=project, by=f"segment.{key}", filters=where)
+        answer = estimates_compute(project=project, by=f"segment.{key}", filters=where)
         rows = answer["groups"]
         labels = sum(g["n_labels"] for g in rows)
         traffic = sum(g["population"] for g in rows)
@@ -283,8 +270,7 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
                     minimums=[minimum] * len(rows),
                     title=f"Labels per {key} vs the minimum ({minimum})",
                 )
-    clusters_of = optional("sampling.selectors.coverage", "cluster_coverage")
-    clusters = clusters_of(project=project, filters=where) if clusters_of is not None else []
+    clusters = cluster_coverage(project=project, filters=where)
     clustered = [c for c in clusters if c["cluster"] >= 0][:15]
     if clustered:
         labels_total = sum(c["labels"] for c in clustered)
@@ -308,12 +294,9 @@ def _pct(value: float | None) -> str:
 
 
 def _bias(*, project: Project, filters: DashboardFilters) -> Section:
-    report_of = optional("sampling.selectors.reports", "bias_report")
-    if report_of is None:
-        return Section(empty=NOT_YET)
     if message := _no_runs_message(project):
         return Section(empty=message)
-    report = report_of(project=project, filters=estimate_filters(filters))
+    report = bias_report(project=project, filters=estimate_filters(filters))
     overall = report["overall"]
     if not overall["rated"] and not overall["n_labels"]:
         return Section(
@@ -374,14 +357,10 @@ def _days(value: float | None) -> str:
 
 
 def _power(*, project: Project, filters: DashboardFilters) -> Section:
-    report_of = optional("sampling.selectors.reports", "power_report")
-    latency_of = optional("sampling.selectors.coverage", "label_latency_hours")
-    if report_of is None or latency_of is None:
-        return Section(empty=NOT_YET)
     if message := _no_runs_message(project):
         return Section(empty=message)
     where = estimate_filters(filters)
-    report = report_of(project=project, filters=where)
+    report = power_report(project=project, filters=where)
     delta_points = round(100 * report["delta"])
     sentence = (
         f"To detect a {delta_points}-point drop: {report['labels_needed']:,} labels "
@@ -389,7 +368,7 @@ def _power(*, project: Project, filters: DashboardFilters) -> Section:
         f"{_days(report['days_by_explicit_feedback'])} with thumbs alone, "
         f"{_days(report['days_by_labelling'])} with the queue at its current pace."
     )
-    latency = latency_of(project=project, filters=where)
+    latency = label_latency_hours(project=project, filters=where)
     section_plots = {}
     if latency:
         section_plots["latency"] = plots.histogram(
@@ -414,12 +393,7 @@ def _power(*, project: Project, filters: DashboardFilters) -> Section:
 
 
 def _queue(*, project: Project, filters: DashboardFilters) -> Section:
-    health_of = optional("labeling.selectors.queue", "queue_health")
-    stats_of = optional("labeling.selectors.queue", "annotator_stats")
-    agreement_of = optional("labeling.selectors.agreement", "project_agreement")
-    if health_of is None:
-        return Section(empty=NOT_YET)
-    health = health_of(project=project)
+    health = queue_health(project=project)
     if not health["items"]:
         return Section(
             empty="The queue is empty — start a sampling run on the Strategies page to fill it."
@@ -442,8 +416,8 @@ def _queue(*, project: Project, filters: DashboardFilters) -> Section:
         },
         {"key": "done", "label": "items done", "value": health["done"]},
     ]
-    annotators = stats_of(project=project) if stats_of is not None else []
-    agreement = agreement_of(project=project)["questions"] if agreement_of is not None else []
+    annotators = annotator_stats(project=project)
+    agreement = project_agreement(project=project)["questions"]
     return Section(
         data={
             "health": health,
