@@ -7,7 +7,7 @@ The form only translates fields into the API's ``filters``/``options`` and calls
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
@@ -58,7 +58,8 @@ class ExportForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["kind"].choices = [(k, k) for k in export_kinds()]
+        kind = cast(forms.ChoiceField, self.fields["kind"])
+        kind.choices = [(k, k) for k in export_kinds()]
 
     def clean_labels(self) -> dict[str, Any] | None:
         raw = self.cleaned_data.get("labels") or ""
