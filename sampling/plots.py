@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import itertools
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -67,11 +68,21 @@ def _figure(width: float = 7.0, height: float = 2.8) -> tuple[Figure, plt.Axes]:
 
 def _svg(fig: Figure) -> str:
     buffer = io.StringIO()
-    with plt.rc_context({"svg.hashsalt": f"fw{next(_salt)}"}):
+    prefix = f"fw{next(_salt)}-"
+    with plt.rc_context({"svg.hashsalt": prefix}):
         fig.savefig(buffer, format="svg")
     text = buffer.getvalue()
     # Drop the XML prolog and DOCTYPE: the SVG is embedded in an HTML page.
-    return text[text.index("<svg") :]
+    text = text[text.index("<svg") :]
+    # matplotlib numbers its ids per figure (figure_1, axes_1, ...): prefix them and every
+    # reference, so several inline SVGs on one page never share (or cross-reference) an id.
+    text = _ID.sub(lambda m: f'{m.group(1)}="{prefix}{m.group(2)}"', text)
+    text = _REF.sub(lambda m: f"{m.group(1)}#{prefix}{m.group(2)}", text)
+    return text
+
+
+_ID = re.compile(r'\b(id)="([^"]+)"')
+_REF = re.compile(r'(url\(|xlink:href="|href=")#([^)"]+)')
 
 
 def _legend_below(ax: plt.Axes, *, ncols: int) -> None:
