@@ -506,3 +506,36 @@ def test_sweep_runs_exports_whose_message_was_lost_or_whose_worker_died(
         dead.id: Export.Status.DONE,
         fresh.id: Export.Status.PENDING,  # its message may still be on its way
     }
+
+
+def test_the_machinery_serves_any_registered_kind(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A non-training kind (like ``eval``) may include holdout items and keep its own keys."""
+    from labeling.selectors.exports import labelled_items
+    from labeling.services import export_kinds
+    from labeling.services.export_kinds import ExportKind
+
+    def rows(export: Export) -> Any:
+        for item in labelled_items(export, training=False):
+            yield {"id": item.external_id, "holdout": item.holdout, "run": export.filters["run"]}
+
+    probe = ExportKind(
+        name="probe",
+        rows=rows,
+        manifest=lambda export: {"design": {"runs": [export.filters["run"]]}},
+        training=False,
+    )
+    monkeypatch.setitem(export_kinds._kinds, "probe", probe)  # unregistered after the test
+    items = seed_mixed(project)
+    export, got = run(project, "probe", filters={"run": 7}, options={"level": 0.9})
+    assert {r["id"]: r["holdout"] for r in got} == {
+        items["good"].external_id: False,
+        items["corrected"].external_id: False,
+        items["bad"].external_id: False,
+        items["holdout"].external_id: True,
+    }
+    assert export.manifest["design"] == {"runs": [7]}
+    assert export.manifest["training"] is False
+    assert export.manifest["options"]["level"] == 0.9
+    assert export.manifest["excluded"]["holdout_excluded"] == 0
