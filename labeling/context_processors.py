@@ -20,13 +20,14 @@ from labeling.models import Membership, Project, Role
 
 # (label, capability needed, URL names tried in order; each takes the project slug as ``slug``).
 PROJECT_NAV: tuple[tuple[str, Capability, tuple[str, ...]], ...] = (
-    ("Label", "label", ("annotate", "project-annotate", "label", "project-label")),
+    ("Label", "label", ("annotate",)),
+    ("Review", "review", ("review",)),
     ("Dashboard", "read", ("project-dashboard",)),
     ("Strategies", "configure", ("project-strategies",)),
     ("Schema", "configure", ("project-schema",)),
     ("Members", "configure", ("project-members",)),
     ("Tokens", "configure", ("project-tokens",)),
-    ("Exports", "export", ("exports", "project-exports", "export-list")),
+    ("Exports", "export", ("project-exports",)),
 )
 
 

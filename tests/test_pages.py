@@ -110,3 +110,38 @@ def test_empty_states_say_what_to_do_next(project: Project, member: Callable[...
     assert "js-run" not in strategies
     tokens = client.get(reverse("project-tokens", args=[project.slug])).content.decode()
     assert "No tokens yet." in tokens
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("role", "shown"),
+    [
+        (Role.ANNOTATOR, ["Label"]),
+        (Role.REVIEWER, ["Label", "Review", "Dashboard"]),
+        (Role.ENGINEER, ["Dashboard", "Exports"]),
+        (
+            Role.ADMIN,
+            [
+                "Label",
+                "Review",
+                "Dashboard",
+                "Strategies",
+                "Schema",
+                "Members",
+                "Tokens",
+                "Exports",
+            ],
+        ),
+    ],
+)
+def test_sub_navigation_per_role(
+    role: str, shown: list[str], project: Project, member: Callable[..., object]
+) -> None:
+    from labeling.context_processors import project_links
+
+    links = project_links(slug=project.slug, role=role)
+    assert [link.label for link in links] == shown
+    # The project's landing page is the first of them.
+    response = browser_for(member(role)).get(reverse("project-home", args=[project.slug]))
+    assert response.status_code == 302
+    assert response["Location"] == links[0].url

@@ -305,24 +305,24 @@ def preview_context(preview: dict[str, Any]) -> dict[str, Any]:
 
 
 urlpatterns = [
-    path("projects/<slug:slug>/members/", members, name="project-members"),
+    path("p/<slug:slug>/members/", members, name="project-members"),
     path(
-        "projects/<slug:slug>/members/<int:membership_id>/",
+        "p/<slug:slug>/members/<int:membership_id>/",
         member_change,
         name="project-member-change",
     ),
-    path("projects/<slug:slug>/tokens/", tokens, name="project-tokens"),
+    path("p/<slug:slug>/tokens/", tokens, name="project-tokens"),
     path(
-        "projects/<slug:slug>/tokens/<int:token_id>/revoke/",
+        "p/<slug:slug>/tokens/<int:token_id>/revoke/",
         token_revoke,
         name="project-token-revoke",
     ),
-    path("projects/<slug:slug>/schema/", schema, name="project-schema"),
-    path("projects/<slug:slug>/retrain/", retrain, name="project-retrain"),
-    path("projects/<slug:slug>/strategies/", strategies, name="project-strategies"),
-    path("projects/<slug:slug>/strategies/new/", strategy_edit, name="project-strategy-new"),
+    path("p/<slug:slug>/schema/", schema, name="project-schema"),
+    path("p/<slug:slug>/retrain/", retrain, name="project-retrain"),
+    path("p/<slug:slug>/strategies/", strategies, name="project-strategies"),
+    path("p/<slug:slug>/strategies/new/", strategy_edit, name="project-strategy-new"),
     path(
-        "projects/<slug:slug>/strategies/<int:strategy_id>/",
+        "p/<slug:slug>/strategies/<int:strategy_id>/",
         strategy_edit,
         name="project-strategy",
     ),

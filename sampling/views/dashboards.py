@@ -58,6 +58,6 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 urlpatterns = [
-    path("projects/<slug:slug>/", project_home, name="project-home"),
-    path("projects/<slug:slug>/dashboard/", dashboard, name="project-dashboard"),
+    path("p/<slug:slug>/", project_home, name="project-home"),
+    path("p/<slug:slug>/dashboard/", dashboard, name="project-dashboard"),
 ]

@@ -69,7 +69,7 @@ def label_everything(project: Project, annotator: Any) -> int:
 
 def test_admin_configures_runs_and_watches(page: Any, live_server: Any) -> None:
     project, admin, annotator = seed()
-    base = f"{live_server.url}/projects/{project.slug}"
+    base = f"{live_server.url}/p/{project.slug}"
     login(page, live_server, admin)
 
     # Two clicks from home: open the switcher, pick the page.
@@ -150,7 +150,7 @@ def test_admin_configures_runs_and_watches(page: Any, live_server: Any) -> None:
 def test_config_pages_render_and_work(page: Any, live_server: Any) -> None:
     project, admin, _annotator = seed(n=20)
     UserFactory(username="eve-engineer")
-    base = f"{live_server.url}/projects/{project.slug}"
+    base = f"{live_server.url}/p/{project.slug}"
     login(page, live_server, admin)
 
     page.goto(f"{base}/dashboard/")
