@@ -101,12 +101,12 @@ def eval_rows(export: Export) -> Iterator[dict[str, Any]]:
     populations = _run_populations(export)
     rates = _run_rates(export)
     runs_filter = {int(r) for r in export.filters.get("runs") or []}
-    for chunk in _chunks(labelled_items(export, training=False)):
+    for chunk in _chunks(labelled_items(export, training=False, with_agreement=True)):
         ids = [it.id for it in chunk]
         inclusions = {
             row[0]: row[1:]
             for row in Inclusion.objects.filter(interaction_id__in=ids).values_list(
-                "interaction_id", "run_id", "f", "pi", "selected", "holdout"
+                "interaction_id", "run_id", "f", "pi", "selected", "holdout", "interaction__segment"
             )
         }
         names = _annotators(ids, cutoff)
@@ -115,7 +115,7 @@ def eval_rows(export: Export) -> Iterator[dict[str, Any]]:
             if inc is None or not inc[3]:
                 counts["not_sampled"] += 1
                 continue
-            run_id, f, pi, _, inc_holdout = inc
+            run_id, f, pi, _, inc_holdout, segment = inc
             if runs_filter and run_id not in runs_filter:
                 counts["other_runs"] += 1
                 continue
@@ -130,7 +130,7 @@ def eval_rows(export: Export) -> Iterator[dict[str, Any]]:
                 "messages": it.messages,
                 "response": it.response,
                 "model_version": it.model_version,
-                "segment": it.segment,
+                "segment": segment if isinstance(segment, dict) else {},
                 "label": it.final,
                 "good": it.good,
                 "rating": raw
