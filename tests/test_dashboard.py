@@ -88,7 +88,8 @@ def table_numbers(html: str, testid: str) -> dict[str, dict[str, str]]:
 @pytest.mark.django_db
 def test_empty_dashboard_says_what_to_do(project: Project, member: Callable[..., Any]) -> None:
     html = page(member(Role.ENGINEER), project)
-    assert "No finished sampling run yet" in html
+    assert "Waiting for the first sampling run" in html
+    assert 'data-testid="getting-started"' in html
     assert "The queue is empty" in html
     assert "No proxy model trained yet" in html
     assert "<svg" not in html

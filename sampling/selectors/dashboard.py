@@ -83,6 +83,7 @@ class Section:
 
 @dataclass
 class Dashboard:
+    started: bool  # a sampling run has finished: the estimates have something to work on
     quality: Section
     coverage: Section
     bias: Section
@@ -114,6 +115,7 @@ def filter_choices(*, project: Project) -> dict[str, Any]:
 def dashboard_data(*, project: Project, filters: DashboardFilters) -> Dashboard:
     """Every section of the dashboard for ``project`` under ``filters``."""
     return Dashboard(
+        started=_no_runs_message(project) is None,
         quality=_quality(project=project, filters=filters),
         coverage=_coverage(project=project, filters=filters),
         bias=_bias(project=project, filters=filters),
@@ -147,10 +149,7 @@ def _week_start(label: str) -> dt.date | None:
 
 def _no_runs_message(project: Project) -> str | None:
     if not SamplingRun.objects.filter(project=project, status=SamplingRun.Status.DONE).exists():
-        return (
-            "No finished sampling run yet — create a strategy and press “Run now” on the "
-            "Strategies page; estimates start with the first labels of a run."
-        )
+        return "Waiting for the first sampling run (see “Getting started” above)."
     return None
 
 
