@@ -179,31 +179,38 @@ def assignment_claim(
             return current
         _expire_locked(project=project, now=now, limit=200)
         gold_first = project.gold_rate > 0 and rng.random() < project.gold_rate
-        item_id = None
+        # Whether the annotator's own expired lease on the chosen item exists (evaluated for the
+        # one row returned only): then that row is renewed instead of inserting a second one.
+        own_expired = Assignment.objects.filter(
+            queue_item=OuterRef("pk"), annotator=annotator, status=Assignment.Status.EXPIRED
+        )
+        found = None
         for gold in (gold_first, not gold_first):
-            item_id = (
+            found = (
                 _claimable(project=project, annotator=annotator, gold=gold)
+                .annotate(renew=Exists(own_expired))
                 .select_for_update(skip_locked=True)
-                .values_list("id", flat=True)
+                .values_list("id", "renew")
                 .first()
             )
-            if item_id is not None:
+            if found is not None:
                 break
-        if item_id is None:
+        if found is None:
             return None
+        item_id, renew = found
         expires = now + timedelta(seconds=project.lease_seconds)
-        reopened = Assignment.objects.filter(
-            queue_item_id=item_id, annotator=annotator, status=Assignment.Status.EXPIRED
-        ).update(
-            status=Assignment.Status.LEASED,
-            leased_at=now,
-            lease_expires_at=expires,
-            finished_at=None,
-        )
         QueueItem.objects.filter(pk=item_id).update(
             leased_count=F("leased_count") + 1, updated_at=now
         )
-        if reopened:
+        if renew:
+            Assignment.objects.filter(
+                queue_item_id=item_id, annotator=annotator, status=Assignment.Status.EXPIRED
+            ).update(
+                status=Assignment.Status.LEASED,
+                leased_at=now,
+                lease_expires_at=expires,
+                finished_at=None,
+            )
             return Assignment.objects.get(queue_item_id=item_id, annotator=annotator)
         return Assignment.objects.create(
             queue_item_id=item_id, annotator=annotator, leased_at=now, lease_expires_at=expires
