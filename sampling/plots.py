@@ -100,7 +100,7 @@ def quality_over_time(
     """Lines per model version with interval bands, plus dashed lines (e.g. the thumbs-up rate)."""
     fig, ax = _figure()
     for band, color in zip(bands, itertools.cycle(PALETTE), strict=False):
-        xs = list(band.x)
+        xs = mdates.date2num(list(band.x))
         ys = _clean(band.y)
         ax.plot(
             xs,

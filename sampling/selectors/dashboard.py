@@ -183,11 +183,11 @@ def _quality(*, project: Project, filters: DashboardFilters) -> Section:
                 high=[g["ci_high"] for _, g in points],
             )
         )
-    thumbs = []
-    for d in domain_data(project=project, by=["week"], filters=where):
-        week = _week_start(d.group[0])
-        if week is not None and d.rated:
-            thumbs.append((week, 1.0 - d.thumbs_down / d.rated))
+    thumbs: list[tuple[dt.date, float]] = []
+    for domain in domain_data(project=project, by=["week"], filters=where):
+        week = _week_start(domain.group[0])
+        if week is not None and domain.rated:
+            thumbs.append((week, 1.0 - domain.thumbs_down / domain.rated))
     thumbs.sort()
     if thumbs:
         bands.append(
@@ -303,7 +303,7 @@ def _bias(*, project: Project, filters: DashboardFilters) -> Section:
             "with the interactions, and label the queue."
         )
     section_plots: dict[str, str] = {}
-    segments = []
+    segments: list[dict[str, Any]] = []
     for key, rows in report["segments"].items():
         if len(rows) < 2:  # one value: its shares are 100% and 100%, nothing to compare
             continue
@@ -438,7 +438,7 @@ def _proxy(*, project: Project) -> Section:
             empty="No proxy model trained yet — until there are labels of both classes the "
             "sampler scores items with a prior from the signals. Retrain on the Strategies page."
         )
-    versions = []
+    versions: list[dict[str, Any]] = []
     for m in models:
         metrics = m.metrics or {}
         # Cross-validated metrics when the model was trained; the prior's own when it is one.

@@ -15,7 +15,9 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
@@ -64,6 +66,14 @@ def _configure(request: HttpRequest, slug: str) -> Project:
     return project_access(user=request.user, slug=slug, need="configure")
 
 
+def _actor(request: HttpRequest) -> AbstractBaseUser:
+    """The signed-in user (every view here is behind ``login_required``)."""
+    user = request.user
+    if not isinstance(user, AbstractBaseUser):
+        raise PermissionDenied("Authentication required.")
+    return user
+
+
 # --- Members and roles ------------------------------------------------------------------------
 
 
@@ -81,7 +91,7 @@ def members(request: HttpRequest, slug: str) -> HttpResponse:
                     project=project,
                     user=user,
                     role=form.cleaned_data["role"],
-                    added_by=request.user,
+                    added_by=_actor(request),
                 )
             except ServiceErrors as exc:
                 attach_errors(form, _detail(exc))
@@ -111,14 +121,14 @@ def member_change(request: HttpRequest, slug: str, membership_id: int) -> HttpRe
     user = membership.user
     try:
         if "remove" in request.POST:
-            membership_remove(project=project, user=user, removed_by=request.user)
+            membership_remove(project=project, user=user, removed_by=_actor(request))
             messages.success(request, f"{user.username} was removed from the project.")
         else:
             form = RoleForm(request.POST)
             if not form.is_valid():
                 raise ValueError("Choose a role: " + ", ".join(Role.values))
             role = form.cleaned_data["role"]
-            membership_add(project=project, user=user, role=role, added_by=request.user)
+            membership_add(project=project, user=user, role=role, added_by=_actor(request))
             messages.success(request, f"{user.username} is now {role}.")
     except ServiceErrors as exc:
         messages.error(request, _message(exc))
@@ -146,7 +156,7 @@ def tokens(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             _token, new_key = ingest_token_create(
-                project=project, name=form.cleaned_data["name"], created_by=request.user
+                project=project, name=form.cleaned_data["name"], created_by=_actor(request)
             )
         except ServiceErrors as exc:
             attach_errors(form, _detail(exc))
@@ -174,7 +184,7 @@ def token_revoke(request: HttpRequest, slug: str, token_id: int) -> HttpResponse
     token = IngestToken.objects.filter(project=project, pk=token_id).first()
     if token is None:
         raise Http404("No such token.")
-    ingest_token_revoke(token=token, revoked_by=request.user)
+    ingest_token_revoke(token=token, revoked_by=_actor(request))
     messages.success(request, f"Token {token.name} ({token.prefix}…) was revoked.")
     return redirect("project-tokens", slug=slug)
 
