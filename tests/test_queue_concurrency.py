@@ -91,3 +91,37 @@ def test_sixteen_concurrent_claimers_respect_overlap_and_finish_everything() -> 
         )
         assert len(set(annotators)) == item.overlap
     assert not Assignment.objects.filter(status="leased").exists()
+
+
+def test_one_annotator_claiming_in_parallel_gets_one_lease() -> None:
+    """A double click (or two tabs) must not take two items: the membership row lock orders
+    the claims and the second one returns the first one's lease."""
+    project = ProjectFactory(slug="double")
+    user = UserFactory(username="clicker")
+    MembershipFactory(project=project, user=user, role=Role.ANNOTATOR)
+    for _ in range(10):
+        QueueItem.objects.create(project=project, interaction=InteractionFactory(project=project))
+    barrier = threading.Barrier(8)
+    leases: list[int] = []
+    errors: list[BaseException] = []
+
+    def click() -> None:
+        try:
+            barrier.wait(timeout=30)
+            lease = assignment_claim(project=project, annotator=user)
+            assert lease is not None
+            leases.append(lease.pk)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=click) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert len(set(leases)) == 1
+    assert Assignment.objects.filter(annotator=user).count() == 1
+    assert QueueItem.objects.filter(project=project, leased_count=1).count() == 1

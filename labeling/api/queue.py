@@ -84,7 +84,7 @@ def interaction_payload(interaction: Interaction) -> dict[str, Any]:
 
 def assignment_payload(assignment: Assignment, project: Project) -> dict[str, Any]:
     """The queue/next answer (DESIGN.md section 11); gold items look like any other item."""
-    interaction = Interaction.objects.get(queue_items__pk=assignment.queue_item_id)
+    interaction = assignment.queue_item.interaction  # loaded by assignment_claim
     return {
         "id": assignment.pk,
         "interaction": interaction_payload(interaction),
