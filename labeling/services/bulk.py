@@ -66,6 +66,18 @@ def insert_returning(
         const_cols.append(field.attname)
         const_vals.append(field.get_db_prep_save(value, connection))
     all_cols = [*columns, *const_cols]
+    if connection.vendor == "postgresql":
+        return _insert_returning_pg(
+            connection,
+            meta,
+            columns,
+            rows,
+            const_cols,
+            const_vals,
+            conflict,
+            conflict_where,
+            returning,
+        )
     width = len(all_cols)
     per_statement = max(1, min(len(rows), _max_params(connection) // width))
     head = f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(c) for c in all_cols)}) VALUES "
@@ -86,3 +98,52 @@ def insert_returning(
             cursor.execute(head + ", ".join([one] * len(chunk)) + tail, params)
             out.extend(cursor.fetchall())
     return out
+
+
+def _insert_returning_pg(
+    connection: Any,
+    meta: Any,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    const_cols: list[str],
+    const_vals: list[Any],
+    conflict: Sequence[str],
+    conflict_where: str,
+    returning: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """PostgreSQL: one statement per call, ``INSERT ... SELECT FROM unnest(arrays)``.
+
+    Each column travels as one array parameter with server-side binding, so the statement text
+    stays small however many rows there are (a multi-row VALUES list with client-side binding
+    spends most of its time building and splitting a huge query string).
+    """
+    import psycopg
+
+    qn = connection.ops.quote_name
+    fields = {f.attname: f for f in meta.concrete_fields}
+    casts = []
+    for name in columns:
+        db_type = fields[name].db_type(connection)
+        base = "jsonb" if db_type == "jsonb" else db_type.split("(")[0]
+        casts.append(base)
+    # jsonb travels as text (psycopg would otherwise need Jsonb wrappers per value).
+    unnest = ", ".join(f"%b::{'text' if cast == 'jsonb' else cast}[]" for cast in casts)
+    select = ", ".join(
+        f"u.c{i}::jsonb" if cast == "jsonb" else f"u.c{i}" for i, cast in enumerate(casts)
+    )
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    consts = "".join(", %s" for _ in const_cols)
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} "
+        f"({', '.join(qn(c) for c in [*columns, *const_cols])}) "
+        f"SELECT {select}{consts} FROM unnest({unnest}) AS u({aliases})"
+        f" ON CONFLICT ({', '.join(qn(c) for c in conflict)})"
+        f"{' WHERE ' + conflict_where if conflict_where else ''} DO NOTHING"
+        f" RETURNING {', '.join(qn(c) for c in returning)}"
+    )
+    arrays = [list(col) for col in zip(*rows, strict=True)]
+    raw = connection.connection
+    with psycopg.Cursor(raw) as cursor:  # server-side binding
+        # %b: arrays travel in binary format, elements as they are (no text escaping).
+        cursor.execute(sql, [*const_vals, *arrays])  # the constants come first in the text
+        return [tuple(r) for r in cursor.fetchall()]
