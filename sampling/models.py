@@ -129,10 +129,25 @@ class Inclusion(models.Model):
     "an interaction is considered by at most one run".
     """
 
-    run = models.ForeignKey(SamplingRun, on_delete=models.CASCADE, related_name="inclusions")
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    # No database-level foreign keys (db_constraint=False): with them PostgreSQL runs one deferred
+    # referential check per row at commit, which made a 1,000,000-row run take minutes instead of
+    # seconds (bench/RESULTS.md). The rows are written only by sampling.services.runs from ids it
+    # read in the same transaction; deletes still cascade through the ORM. The unique interaction
+    # index (the "considered at most once" guarantee) stays. ``project`` and ``run`` need no index
+    # of their own: every reader is project-scoped (ix_inclusion_project is (project, run)) and the
+    # selected rows of a run have ix_inclusion_selected; each index dropped saves ~1 s per 1M rows.
+    run = models.ForeignKey(
+        SamplingRun,
+        on_delete=models.CASCADE,
+        related_name="inclusions",
+        db_constraint=False,
+        db_index=False,
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     interaction = models.OneToOneField(
-        Interaction, on_delete=models.CASCADE, related_name="inclusion"
+        Interaction, on_delete=models.CASCADE, related_name="inclusion", db_constraint=False
     )
     f = models.FloatField()
     pi = models.FloatField(null=True, blank=True)  # null: deterministic mode, no estimate

@@ -34,8 +34,8 @@ DETERMINISTIC_CANDIDATES = 2000
 class Pool:
     """The pool of a run as arrays: row i is one eligible interaction.
 
-    ``segments`` maps a segment key to each item's value (None when missing); ``clusters`` holds the
-    topic cluster (-1: unknown).
+    ``segments`` maps a segment key to each item's group key (its value, or a code standing for
+    it; never None); ``clusters`` holds the topic cluster (-1: unknown).
     """
 
     ids: np.ndarray
@@ -145,7 +145,7 @@ def coverage_component(
             continue
         labelled = counts.segment_labels.get(key, {})
         seg += _deficit_share(
-            values.astype(str), lambda v, m=minimum, lab=labelled: max(0.0, m - lab.get(v, 0))
+            values, lambda v, m=minimum, lab=labelled: max(0.0, m - lab.get(v, 0))
         )
     if seg.sum() > 0:
         parts.append(normalise(seg))

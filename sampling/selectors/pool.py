@@ -12,8 +12,18 @@ from typing import Any
 
 import numpy as np
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
-from django.db.models.fields.json import KT, KeyTextTransform
+from django.db.models import (
+    CharField,
+    Count,
+    FloatField,
+    Func,
+    IntegerField,
+    Q,
+    QuerySet,
+    Value,
+)
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
 from django.utils.dateparse import parse_datetime
 
 from labeling.models import Interaction, Project
@@ -49,44 +59,105 @@ def pool_queryset(*, project: Project, filters: dict[str, Any] | None = None) ->
     return qs
 
 
+def segment_group(key: str, *, through: str = "segment") -> Func | Coalesce:
+    """A per-row group key for segment value ``key`` (what coverage counts by).
+
+    PostgreSQL: ``hashtext`` of the text value as a fixed-width int (0 when missing), so the pool
+    can be read with a binary COPY; elsewhere the text value itself ("" when missing).
+    :func:`segment_group_values` maps keys back to values for display.
+    """
+    text = KeyTextTransform(key, through)
+    if connection.vendor == "postgresql":
+        return Coalesce(Func(text, function="hashtext", output_field=IntegerField()), Value(0))
+    return Coalesce(text, Value(""), output_field=CharField())
+
+
+def segment_group_values(*, project: Project, key: str) -> dict[object, str | None]:
+    """group key -> the segment value it stands for (None: the key is missing)."""
+    rows = (
+        Interaction.objects.filter(project=project)
+        .annotate(_g=segment_group(key), _v=KeyTextTransform(key, "segment"))
+        .values_list("_g", "_v")
+        .distinct()
+    )
+    return dict(rows)
+
+
+# Binary COPY row layout of the PostgreSQL pool read: field count, then (length, value) pairs.
+_COPY_HEADER = 19  # signature (11) + flags (4) + header extension length (4)
+
+
+def _pool_dtype(n_keys: int) -> np.dtype:
+    fields = [("n", ">i2"), ("l_id", ">i4"), ("id", ">i8"), ("l_f", ">i4"), ("f", ">f8")]
+    fields += [("l_c", ">i4"), ("c", ">i4")]
+    for i in range(n_keys):
+        fields += [(f"l_s{i}", ">i4"), (f"s{i}", ">i4")]
+    return np.dtype(fields)
+
+
 def pool_read(
     *, project: Project, filters: dict[str, Any] | None = None, segment_keys: list[str] = ()
 ) -> Pool:
-    """The pool as arrays: ids (ascending), stored f, the given segment keys' values, clusters.
+    """The pool as arrays sorted by id: stored f, segment group keys (see :func:`segment_group`),
+    topic clusters (-1: none).
 
     ``f`` is the stored proxy score; an unscored item gets the signal prior computed on the spot
-    (it is what the proxy would have stored before any training).
+    (what the proxy would have stored before any training). On PostgreSQL the rows come through a
+    binary ``COPY (query) TO STDOUT`` parsed by numpy: no Python object per row.
     """
-    qs = pool_queryset(project=project, filters=filters)
-    annotations = {f"_k{i}": KT(f"segment__{key}") for i, key in enumerate(segment_keys)}
-    columns = ["id", "proxy_score", "topic__cluster", *annotations]
-    sql, params = (
-        qs.annotate(**annotations).order_by("id").values_list(*columns).query.sql_with_params()
+    qs = pool_queryset(project=project, filters=filters).annotate(
+        _f=Coalesce("proxy_score", Value(float("nan")), output_field=FloatField()),
+        _c=Cast(Coalesce("topic__cluster", Value(-1)), IntegerField()),
+        **{f"_s{i}": segment_group(key) for i, key in enumerate(segment_keys)},
     )
+    columns = ["id", "_f", "_c", *(f"_s{i}" for i in range(len(segment_keys)))]
+    sql, params = qs.order_by().values_list(*columns).query.sql_with_params()
+    if connection.vendor == "postgresql":
+        ids, f, clusters, groups = _read_binary(sql, params, len(segment_keys))
+    else:
+        ids, f, clusters, groups = _read_rows(sql, params, len(segment_keys))
+    order = np.argsort(ids, kind="stable")
+    ids, f, clusters = ids[order], f[order], clusters[order]
+    segments = {key: groups[i][order] for i, key in enumerate(segment_keys)}
+    missing = np.flatnonzero(np.isnan(f))
+    if len(missing):
+        f[missing] = _priors(project, ids[missing])
+    return Pool(ids=ids, f=f, segments=segments, clusters=clusters, n_prior=len(missing))
+
+
+def _read_binary(sql: str, params: Any, n_keys: int) -> tuple:
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg cursor
+        with raw.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)", params) as copy:
+            data = b"".join(bytes(block) for block in copy)
+    dtype = _pool_dtype(n_keys)
+    body = memoryview(data)[_COPY_HEADER : len(data) - 2]  # minus the -1 trailer
+    rows = np.frombuffer(body, dtype=dtype)
+    groups = [rows[f"s{i}"].astype(np.int64) for i in range(n_keys)]
+    return (
+        rows["id"].astype(np.int64),
+        rows["f"].astype(float),
+        rows["c"].astype(np.int16),
+        groups,
+    )
+
+
+def _read_rows(sql: str, params: Any, n_keys: int) -> tuple:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     size = len(rows)
     if size == 0:
-        return Pool(
-            ids=np.zeros(0, dtype=np.int64),
-            f=np.zeros(0),
-            segments={k: np.zeros(0, dtype=object) for k in segment_keys},
-            clusters=np.zeros(0, dtype=np.int16),
-        )
+        empty = [np.zeros(0, dtype=object) for _ in range(n_keys)]
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int16), empty
     cols = list(zip(*rows, strict=True))
-    ids = np.fromiter(cols[0], dtype=np.int64, count=size)
-    f = (
-        np.array([np.nan if v is None else v for v in cols[1]], dtype=float)
-        if None in cols[1]
-        else np.fromiter(cols[1], dtype=float, count=size)
+    f = np.array([np.nan if v is None else v for v in cols[1]], dtype=float)
+    return (
+        np.fromiter(cols[0], dtype=np.int64, count=size),
+        f,
+        np.fromiter(cols[2], dtype=np.int16, count=size),
+        [np.array(cols[3 + i], dtype=object) for i in range(n_keys)],
     )
-    clusters = np.fromiter((-1 if c is None else c for c in cols[2]), dtype=np.int16, count=size)
-    segments = {key: np.array(cols[3 + i], dtype=object) for i, key in enumerate(segment_keys)}
-    missing = np.flatnonzero(np.isnan(f))
-    if len(missing):
-        f[missing] = _priors(project, ids[missing])
-    return Pool(ids=ids, f=f, segments=segments, clusters=clusters, n_prior=len(missing))
 
 
 def _priors(project: Project, ids: np.ndarray) -> np.ndarray:
@@ -118,13 +189,13 @@ def coverage_counts(*, project: Project, segment_minimums: dict[str, int]) -> Co
     segment_labels: dict[str, dict[object, int]] = {}
     for key in segment_minimums:
         counts: dict[object, int] = defaultdict(int)
-        for value, n in (
-            selected.annotate(_v=KeyTextTransform(key, "interaction__segment"))
-            .values_list("_v")
+        for group, n in (
+            selected.annotate(_g=segment_group(key, through="interaction__segment"))
+            .values_list("_g")
             .annotate(n=Count("id"))
-            .values_list("_v", "n")
+            .values_list("_g", "n")
         ):
-            counts[str(value)] += n
+            counts[group] += n
         segment_labels[key] = dict(counts)
     cluster_labels = {
         int(c): n

@@ -10,7 +10,12 @@ from django.db.models import QuerySet
 from labeling.models import Project
 from sampling import strategies as strat
 from sampling.models import SamplingStrategy
-from sampling.selectors.pool import coverage_counts, pool_read, proxy_current
+from sampling.selectors.pool import (
+    coverage_counts,
+    pool_read,
+    proxy_current,
+    segment_group_values,
+)
 from sampling.services.strategies import strategy_validate
 
 
@@ -73,20 +78,20 @@ def strategy_preview(
     }
     segments: dict[str, list[dict[str, Any]]] = {}
     for key in keys:
-        values = pool.segments[key].astype(str)
-        uniques, inverse = np.unique(values, return_inverse=True)
+        names = segment_group_values(project=project, key=key)
+        uniques, inverse = np.unique(pool.segments[key], return_inverse=True)
         expected = np.bincount(inverse, weights=plan.pi, minlength=len(uniques))
         sizes = np.bincount(inverse, minlength=len(uniques))
         already = counts.segment_labels.get(key, {})
         segments[key] = [
             {
-                "value": None if value == "None" else value,
+                "value": names.get(group),
                 "pool": int(sizes[i]),
                 "expected": float(expected[i]),
-                "already": int(already.get(value, 0)),
+                "already": int(already.get(group, 0)),
                 "minimum": int(minimums.get(key, 0)),
             }
-            for i, value in enumerate(uniques.tolist())
+            for i, group in enumerate(uniques.tolist())
         ]
     result.update(
         expected_size=plan.expected_size,

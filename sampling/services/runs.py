@@ -100,7 +100,9 @@ def _execute(*, run_id: int, attempt: int) -> SamplingRun | None:
     _lock_project(project.pk)
     snapshot = run.strategy_snapshot
     minimums = {k: int(v) for k, v in (snapshot.get("segment_minimums") or {}).items()}
-    segment_keys = sorted(set(project.segment_keys or []) | set(minimums))
+    # Only coverage reads segments: skip the JSON extraction when it has nothing to do.
+    weights = snapshot.get("weights") or {}
+    segment_keys = sorted(minimums) if weights.get("coverage") and not run.deterministic else []
     model = proxy_current(project=project)
     t_lock = time.perf_counter()
     pool = pool_read(
@@ -115,7 +117,7 @@ def _execute(*, run_id: int, attempt: int) -> SamplingRun | None:
         counts = coverage_counts(project=project, segment_minimums=minimums)
         plan = strat.plan(
             pool,
-            weights=snapshot.get("weights") or {},
+            weights=weights,
             n=n,
             measure=snapshot.get("uncertainty_measure") or "sqrt",
             counts=counts,
@@ -268,30 +270,59 @@ def _write_inclusions(
     )
 
 
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_PGCOPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+
+
 def _copy_inclusions(
     *, run: SamplingRun, pool: strat.Pool, pi: np.ndarray, draw: strat.Draw
 ) -> None:
-    """COPY the rows as text (about 4x faster than INSERTs for a million rows)."""
-    table = Inclusion._meta.db_table
-    prefix = f"{run.pk}\t{run.project_id}\t"
-    pi_text = ["\\N" if p != p else repr(p) for p in pi.tolist()]
-    flag = {True: "t", False: "f"}
-    lines = [
-        f"{prefix}{i}\t{f!r}\t{p}\t{flag[s]}\t{flag[h]}\n"
-        for i, f, p, s, h in zip(
-            pool.ids.tolist(),
-            pool.f.tolist(),
-            pi_text,
-            draw.selected.tolist(),
-            draw.holdout.tolist(),
-            strict=True,
-        )
+    """COPY the rows in PostgreSQL's binary format, built by numpy (no Python object per row).
+
+    Every field has a fixed width; in deterministic mode the pi column is NULL for all rows
+    (length -1 and no value bytes).
+    """
+    with_pi = not np.isnan(pi).all()
+    fields = [
+        ("n", ">i2"),
+        ("l_run", ">i4"),
+        ("run", ">i8"),
+        ("l_project", ">i4"),
+        ("project", ">i8"),
+        ("l_interaction", ">i4"),
+        ("interaction", ">i8"),
+        ("l_f", ">i4"),
+        ("f", ">f8"),
+        ("l_pi", ">i4"),
     ]
+    if with_pi:
+        fields.append(("pi", ">f8"))
+    fields += [("l_selected", ">i4"), ("selected", "u1"), ("l_holdout", ">i4"), ("holdout", "u1")]
+    rows = np.empty(pool.size, dtype=np.dtype(fields))
+    rows["n"] = 7
+    rows["l_run"] = rows["l_project"] = rows["l_interaction"] = rows["l_f"] = 8
+    rows["run"] = run.pk
+    rows["project"] = run.project_id
+    rows["interaction"] = pool.ids
+    rows["f"] = pool.f
+    if with_pi:
+        rows["l_pi"] = 8
+        rows["pi"] = pi
+    else:
+        rows["l_pi"] = -1
+    rows["l_selected"] = rows["l_holdout"] = 1
+    rows["selected"] = draw.selected
+    rows["holdout"] = draw.holdout
+    table = Inclusion._meta.db_table
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor
         with raw.copy(
             f"COPY {table} (run_id, project_id, interaction_id, f, pi, selected, holdout) "
-            "FROM STDIN"
+            "FROM STDIN (FORMAT binary)"
         ) as copy:
-            for start in range(0, len(lines), 100_000):
-                copy.write("".join(lines[start : start + 100_000]))
+            copy.write(_PGCOPY_HEADER)
+            data = memoryview(rows.tobytes())
+            step = 8 * 1024 * 1024
+            for start in range(0, len(data), step):
+                copy.write(data[start : start + step])
+            copy.write(_PGCOPY_TRAILER)
