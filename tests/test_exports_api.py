@@ -270,7 +270,7 @@ export_run(export_id=int(sys.argv[1]))
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, databases="__all__")  # + export_reader
 def test_sigkilled_export_leaves_nothing_complete_and_a_rerun_matches(
     project: Project, settings: Any, export_root: Path
 ) -> None:
@@ -332,7 +332,7 @@ def test_sigkilled_export_leaves_nothing_complete_and_a_rerun_matches(
 
 # --- The page's progress bar in a real browser ---------------------------------------------------
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, databases="__all__")  # + export_reader
 def test_progress_bar_follows_the_export_in_the_browser(
     live_server: Any, project: Project, member: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
