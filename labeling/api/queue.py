@@ -313,7 +313,7 @@ class QueueItemReopenApi(APIView):
 
 class AnnotationOutputSerializer(serializers.ModelSerializer):
     annotator = serializers.CharField(source="annotator.username")
-    supersedes = serializers.PrimaryKeyRelatedField(read_only=True)
+    supersedes = serializers.IntegerField(source="supersedes_id", allow_null=True)
 
     class Meta:
         model = Annotation
@@ -356,7 +356,7 @@ class AnnotationEditApi(APIView):
     def post(self, request: Request, annotation_id: str) -> Response:
         own = (
             Annotation.objects.select_related("queue_item__project")
-            .filter(pk=annotation_id, annotator=request.user)
+            .filter(pk=annotation_id, annotator_id=request.user.pk)
             .first()
         )
         if own is None:

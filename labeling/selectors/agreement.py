@@ -40,7 +40,7 @@ def krippendorff_alpha(matrix: np.ndarray, *, level: str) -> float | None:
     values = values[~np.isnan(values)]
     if not pairable.any() or np.unique(values).size < 2:
         return None
-    return float(krippendorff.alpha(reliability_data=data, level_of_measurement=level))
+    return float(krippendorff.alpha(reliability_data=data, level_of_measurement=level))  # type: ignore[arg-type]
 
 
 def cohen_kappa(a: Sequence[Any], b: Sequence[Any]) -> float | None:

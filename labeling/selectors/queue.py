@@ -149,13 +149,13 @@ def annotator_stats(*, project: Project, now: datetime | None = None) -> list[di
         .order_by()
     )
     times: dict[int, list[int]] = defaultdict(list)
-    for annotator_id, spent in Annotation.objects.filter(
+    for annotator_id, ms in Annotation.objects.filter(
         queue_item__project=project,
         kind=Annotation.Kind.LABEL,
         version=1,
         time_spent_ms__isnull=False,
     ).values_list("annotator_id", "time_spent_ms"):
-        times[annotator_id].append(spent)
+        times[annotator_id].append(int(ms or 0))
     gold = gold_scores(project=project)
     users = {
         u.pk: u.get_username()

@@ -157,7 +157,7 @@ def assignment_claim(
     kind falls back to the other. Within a kind: highest priority, then oldest.
     """
     now = now or timezone.now()
-    rng = rng or random
+    draw = rng.random if rng is not None else random.random
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # A lease lost in a server crash costs nothing (the item returns to the queue and the
@@ -184,7 +184,7 @@ def assignment_claim(
             return Assignment.objects.select_related("queue_item__interaction").get(pk=mine[0])
         if any(ends <= now for _, _, ends in leases):
             _expire_locked(project=project, now=now, limit=200)
-        gold_first = project.gold_rate > 0 and rng.random() < project.gold_rate
+        gold_first = project.gold_rate > 0 and draw() < project.gold_rate
         # Whether the annotator's own expired lease on the chosen item exists (evaluated for the
         # one row returned only): then that row is renewed instead of inserting a second one.
         own_expired = Assignment.objects.filter(
