@@ -320,8 +320,8 @@ def estimate_combine(parts: Sequence[Estimate], *, binary: bool = True) -> Estim
         return Estimate(method, level, None, None, None, None, n_labels, population, None, None,
                         None, "no labels")  # fmt: skip
     covered = sum(p.population for p in usable)
-    theta = sum(p.population * float(p.estimate) for p in usable) / covered  # type: ignore[arg-type]
-    var = sum((p.population / covered) ** 2 * float(p.se) ** 2 for p in usable)  # type: ignore[arg-type]
+    theta = sum(p.population * float(p.estimate or 0.0) for p in usable) / covered
+    var = sum((p.population / covered) ** 2 * float(p.se or 0.0) ** 2 for p in usable)
     z = z_value(level)
     se = var**0.5
     low, high = theta - z * se, theta + z * se

@@ -186,7 +186,7 @@ def labelled_values(
 ) -> dict[int, tuple[float, float | None]]:
     """interaction id -> (y, rating or None) for items whose final label answers the target."""
     schema = project.label_schema or {}
-    key = (schema.get("target") or {}).get("question")
+    key = str((schema.get("target") or {}).get("question") or "")
     out: dict[int, tuple[float, float | None]] = {}
     for interaction_id, values in final_labels(
         project=project, interaction_ids=interaction_ids

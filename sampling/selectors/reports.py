@@ -86,11 +86,12 @@ def bias_report(
             for d in domain_data(project=project, by=by, filters=filters)
         ]
 
-    overall_rows = rows([]) or [(DomainData(group=()), None)]
-    d_all, r_all = overall_rows[0]
-    if r_all is None:
-        r_all = domain_estimate(d_all, method=method_name, level=level, target=target)
-    overall = _explicit_row(d_all, r_all)
+    def estimate_of(d: DomainData) -> dict[str, Any]:
+        return domain_estimate(d, method=method_name, level=level, target=target)
+
+    overall_rows = rows([])
+    d_all = overall_rows[0][0] if overall_rows else DomainData(group=())
+    overall = _explicit_row(d_all, estimate_of(d_all))
     overall["gap"] = _gap(overall)
 
     segments: dict[str, list[dict[str, Any]]] = {}
@@ -107,20 +108,18 @@ def bias_report(
             out.append(item)
         segments[key] = out
 
-    by_rated = {d.group[0]: (d, r) for d, r in rows(["rated"])}
-    empty = DomainData(group=("",))
-    raters = by_rated.get("yes", (empty, None))
-    non_raters = by_rated.get("no", (empty, None))
-    rater_rows = {}
-    for name, (d, r) in (("raters", raters), ("non_raters", non_raters)):
-        r = r or domain_estimate(d, method=method_name, level=level, target=target)
+    by_rated = {d.group[0]: d for d in domain_data(project=project, by=["rated"], filters=filters)}
+    rater_rows: dict[str, dict[str, Any]] = {}
+    for name, key in (("raters", "yes"), ("non_raters", "no")):
+        d = by_rated.get(key, DomainData(group=(key,)))
+        r = estimate_of(d)
         rater_rows[name] = {
             "population": d.population,
             "n_labels": r["n_labels"],
             "bad_rate": _bad(r),
             "warning": r["warning"],
         }
-    rater_rows["difference"] = _diff(  # type: ignore[assignment]
+    rater_rows["difference"] = _diff(
         rater_rows["raters"]["bad_rate"], rater_rows["non_raters"]["bad_rate"], z
     )
     return {
