@@ -223,3 +223,26 @@ def test_dashboard_numbers_equal_the_api_for_the_same_filters(
     health = api.get(links["queue health"]).json()["health"]
     for key in ("backlog", "skips", "flagged", "expired_leases", "done"):
         assert f'data-testid="queue-{key}">{health[key]}<' in html
+
+
+@pytest.mark.django_db
+def test_cached_statistics_follow_new_labels(seeded: Project, member: Callable[..., Any]) -> None:
+    """A second view reuses the statistics; a new label changes what is shown."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    admin = member(Role.ADMIN)
+    with CaptureQueriesContext(connection) as cold:
+        first = table_numbers(page(admin, seeded), "quality-table")
+    with CaptureQueriesContext(connection) as warm:
+        assert table_numbers(page(admin, seeded), "quality-table") == first
+    assert len(warm) < len(cold) / 2
+    annotator = member(Role.ANNOTATOR)
+    seed_more = assignment_claim(project=seeded, annotator=annotator)
+    if seed_more is None:  # everything labelled: add a second opinion through a new run instead
+        pytest.skip("no item left to label in the seed")
+    assignment_submit(assignment_id=seed_more.pk, annotator=annotator, values={"quality": 1})
+    after = table_numbers(page(admin, seeded), "quality-table")
+    assert sum(int(g["n_labels"]) for g in after.values()) == (
+        sum(int(g["n_labels"]) for g in first.values()) + 1
+    )

@@ -10,13 +10,16 @@ user what to do next instead of a number.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.cache import cache
+from django.db.models import Count, Max
 from django.utils import timezone
 
-from labeling.models import Interaction, Project
+from labeling.models import Annotation, Event, Interaction, Project
 from labeling.selectors.agreement import project_agreement
 from labeling.selectors.queue import annotator_stats, queue_health
 from sampling import plots
@@ -35,8 +38,9 @@ class DashboardFilters:
     range: str = "30d"
     model_version: str = ""
     segment: str = ""
-    # When the filters were read: "last 7 days" means the same instant for every section.
-    now: dt.datetime = field(default_factory=timezone.now)
+    # When the filters were read, to the minute: "last 7 days" means the same instant for every
+    # section, for the API links under the filters, and for every view within that minute.
+    now: dt.datetime = field(default_factory=lambda: _minute(timezone.now()))
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> DashboardFilters:
@@ -112,14 +116,58 @@ def filter_choices(*, project: Project) -> dict[str, Any]:
     return {"ranges": list(RANGES), "model_versions": versions, "segments": segments}
 
 
+def _minute(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+# The statistical sections are cached for this long under a key that changes with every new
+# label, run, event, schema or strategy change, so a cached page is never stale, only reused.
+CACHE_SECONDS = 300
+
+
+def data_version(*, project: Project) -> tuple[Any, ...]:
+    """Changes whenever something the statistics read changes (labels are append-only: an edit or
+    an adjudication is a new row; runs finish; events arrive; schema and strategies are edited)."""
+    runs = SamplingRun.objects.filter(project=project, status=SamplingRun.Status.DONE).aggregate(
+        n=Count("id"), last=Max("id")
+    )
+    return (
+        Annotation.objects.filter(queue_item__project=project).aggregate(m=Max("id"))["m"],
+        Annotation.objects.filter(queue_item__project=project, is_current=True).count(),
+        runs["n"],
+        runs["last"],
+        Event.objects.filter(project=project).aggregate(m=Max("id"))["m"],
+        project.schema_version,
+        project.updated_at.isoformat() if project.updated_at else None,
+        str(SamplingStrategy.objects.filter(project=project).aggregate(m=Max("updated_at"))["m"]),
+    )
+
+
 def dashboard_data(*, project: Project, filters: DashboardFilters) -> Dashboard:
-    """Every section of the dashboard for ``project`` under ``filters``."""
+    """Every section of the dashboard for ``project`` under ``filters``.
+
+    Quality, coverage, bias and power (the expensive statistics) come from the cache when nothing
+    they read has changed (:func:`data_version`); queue health and the proxy list are always read
+    fresh, since leases expire with time.
+    """
+    key = "dashboard:" + hashlib.sha256(
+        repr(
+            (project.pk, filters.range, filters.model_version, filters.segment, filters.since(),
+             data_version(project=project))
+        ).encode()
+    ).hexdigest()  # fmt: skip
+    statistics = cache.get(key)
+    if statistics is None:
+        statistics = {
+            "started": _no_runs_message(project) is None,
+            "quality": _quality(project=project, filters=filters),
+            "coverage": _coverage(project=project, filters=filters),
+            "bias": _bias(project=project, filters=filters),
+            "power": _power(project=project, filters=filters),
+        }
+        cache.set(key, statistics, CACHE_SECONDS)
     return Dashboard(
-        started=_no_runs_message(project) is None,
-        quality=_quality(project=project, filters=filters),
-        coverage=_coverage(project=project, filters=filters),
-        bias=_bias(project=project, filters=filters),
-        power=_power(project=project, filters=filters),
+        **statistics,
         queue=_queue(project=project, filters=filters),
         proxy=_proxy(project=project),
     )
