@@ -14,7 +14,7 @@
   }
 
   // ---- schema editor: a live preview of the annotator form (textContent only: no HTML injection)
-  function renderQuestion(q, index) {
+  function renderQuestion(q) {
     var box = el("div", { "class": "q", "data-key": String(q.key || "") });
     var title = el("div", {}, [el("strong", {}, [String(q.prompt || q.key || "(no prompt)")])]);
     if (q.required) title.appendChild(el("span", { "class": "badge" }, ["required"]));
@@ -33,10 +33,12 @@
     }
     items.forEach(function (pair) {
       var opt = el("span", { "class": "opt" }, [pair[0]]);
-      if (pair[1] && index === 0) opt.insertBefore(el("kbd", {}, [pair[1]]), opt.firstChild);
+      if (pair[1]) opt.insertBefore(el("kbd", {}, [pair[1]]), opt.firstChild);
       opts.appendChild(opt);
     });
     if (items.length) box.appendChild(opts);
+    var missing = { rating: "scale", single_choice: "options", multi_choice: "options" }[q.type];
+    if (missing && !items.length) box.appendChild(el("p", { "class": "help error" }, ["add \"" + missing + "\" to show the choices"]));
     return box;
   }
 
@@ -59,10 +61,11 @@
       if (!questions.length) {
         preview.appendChild(el("p", { "class": "empty" }, ["Add at least one question to \"questions\"."]));
       }
-      questions.forEach(function (q, i) { preview.appendChild(renderQuestion(q || {}, i)); });
+      questions.forEach(function (q) { preview.appendChild(renderQuestion(q || {})); });
       var target = schema && schema.target;
       if (target) {
-        preview.appendChild(el("p", { "class": "help" }, ["Good = " + String(target.question) + " in " + JSON.stringify(target.good)]));
+        var good = Array.isArray(target.good) ? JSON.stringify(target.good) : "(add \"good\": the answers that count as good)";
+        preview.appendChild(el("p", { "class": "help" }, ["Good = " + String(target.question) + " in " + good]));
       }
       status.textContent = "JSON parses; the server checks the rest when you save.";
       status.className = "help";
