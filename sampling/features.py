@@ -2,8 +2,9 @@
 
 Every block is stateless, so a matrix computed today matches one computed after any retrain:
 
-- hashed text of the prompt turns and of the response (``HashingVectorizer``, unigrams + bigrams,
-  l2-normalised, ``alternate_sign=False``), each in its own half of ``2 * TEXT_FEATURES`` columns;
+- hashed text of the prompt turns (unigrams) and of the response (unigrams + bigrams), with
+  ``HashingVectorizer`` (l2-normalised, ``alternate_sign=False``), each in its own half of
+  ``2 * TEXT_FEATURES`` columns;
 - a dense block of implicit-signal aggregates (log counts of each built-in event type, edit ratio,
   dwell, explicit thumbs) and shape features (lengths, turns);
 - hashed one-hots of the segment values (``seg:tier=free``), the external ``scores`` by name with
@@ -86,10 +87,19 @@ PRIOR_WEIGHTS: dict[str, float] = {
     "edit_ratio": -1.5,
 }
 
-_text_vectorizer = HashingVectorizer(
+# The response (what is judged) gets unigrams and bigrams; the prompt turns, usually longer and
+# mostly telling the topic, get unigrams: bigrams on both cost 40% of the scoring throughput.
+_response_vectorizer = HashingVectorizer(
     n_features=TEXT_FEATURES,
     alternate_sign=False,
     ngram_range=(1, 2),
+    norm="l2",
+    dtype=np.float32,
+)
+_prompt_vectorizer = HashingVectorizer(
+    n_features=TEXT_FEATURES,
+    alternate_sign=False,
+    ngram_range=(1, 1),
     norm="l2",
     dtype=np.float32,
 )
@@ -120,8 +130,11 @@ def prompt_text(messages: Any) -> str:
 
 
 def _number(value: Any) -> float:
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is int or kind is bool:
         return float(value)
+    if kind is float:
+        return value if math.isfinite(value) else 0.0
     if isinstance(value, int | float) and math.isfinite(value):
         return float(value)
     return 0.0
@@ -133,7 +146,10 @@ def signal_counts(signals: Any, explicit_rating: Any) -> dict[str, float]:
     An explicit rating without a matching thumbs count (older rows) still counts as one thumb.
     """
     signals = signals if isinstance(signals, dict) else {}
-    out = {name: max(0.0, _number(signals.get(name))) for name in SIGNAL_COUNTS}
+    if not signals:
+        out = dict.fromkeys(SIGNAL_COUNTS, 0.0)
+    else:
+        out = {name: max(0.0, _number(signals.get(name))) for name in SIGNAL_COUNTS}
     out["edit_ratio"] = min(1.0, max(0.0, _number(signals.get("edit_ratio"))))
     out["dwell_ms"] = max(0.0, _number(signals.get("dwell_ms")))
     if explicit_rating == 1 and out["thumbs_up"] == 0:
@@ -149,7 +165,10 @@ def prior_logit(signals: Any, explicit_rating: Any, judge: float | None = None) 
     A primary judge already on a probability scale ([0, 1]) replaces the base rate; judges on other
     scales cannot be mapped without labels and are ignored until the first trained model.
     """
-    counts = signal_counts(signals, explicit_rating)
+    return _prior_from_counts(signal_counts(signals, explicit_rating), judge)
+
+
+def _prior_from_counts(counts: dict[str, float], judge: float | None) -> float:
     base = PRIOR_BASE_LOGIT
     if judge is not None and math.isfinite(judge) and 0.0 <= judge <= 1.0:
         p = min(0.98, max(0.02, judge))
@@ -253,9 +272,9 @@ def featurize(rows: Sequence[Sequence[Any]], *, judge: str | None = None) -> Fea
             if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw):
                 judge_value = float(raw)
                 judge_values[i] = judge_value
-        priors[i] = prior_logit(signals, rating, judge_value)
-    prompt_block = _text_vectorizer.transform(prompts)
-    response_block = _text_vectorizer.transform(responses)
+        priors[i] = _prior_from_counts(counts, judge_value)
+    prompt_block = _prompt_vectorizer.transform(prompts)
+    response_block = _response_vectorizer.transform(responses)
     hashed = _hasher.transform(hashed_items).astype(np.float32)
     matrix = sp.hstack(
         [prompt_block, response_block, sp.csr_matrix(dense), hashed], format="csr", dtype=np.float32

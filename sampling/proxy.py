@@ -29,7 +29,7 @@ from sklearn.cluster import MiniBatchKMeans
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MaxAbsScaler
 
@@ -145,15 +145,16 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def _fit_one(features: Features, y: np.ndarray, judge: str | None, seed: int) -> Proxy:
+def _fit_one(
+    features: Features, y: np.ndarray, judge: str | None, seed: int, groups: np.ndarray | None
+) -> Proxy:
     calibrator = _fit_calibrator(features.judge, y) if judge else None
     proxy = Proxy(kind="logistic", judge=judge, calibrator=calibrator)
     if calibrator is not None:
         # Cross-fitted judge column for training: each label's column comes from a calibration
         # that did not see it.
         column = np.zeros(len(y))
-        folds = _folds(y, seed)
-        for train_idx, test_idx in folds:
+        for train_idx, test_idx in _folds(y, seed, groups):
             fold_cal = _fit_calibrator(features.judge[train_idx], y[train_idx])
             if fold_cal is not None:
                 column[test_idx] = judge_logit(fold_cal, features.judge[test_idx])
@@ -164,9 +165,17 @@ def _fit_one(features: Features, y: np.ndarray, judge: str | None, seed: int) ->
     return proxy
 
 
-def _folds(y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _folds(
+    y: np.ndarray, seed: int, groups: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified folds; with ``groups`` (conversations) a group never spans two folds, so a
+    conversation's other turns cannot leak its label into the held-out fold."""
     minority = int(min((y == 0).sum(), (y == 1).sum()))
     k = max(2, min(CV_FOLDS, minority))
+    if groups is not None:
+        k = max(2, min(k, len(np.unique(groups))))
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(len(y)), y, groups))
     return list(
         StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
     )
@@ -184,10 +193,12 @@ def train(
     pool_topic: sp.csr_matrix | None = None,
     seed: int = 0,
     with_metrics: bool = True,
+    groups: np.ndarray | None = None,
 ) -> tuple[Proxy, dict[str, Any]]:
     """Train a proxy on labelled ``features`` / ``y`` (1 good, 0 not) and report its metrics.
 
-    Metrics are out-of-fold (stratified k-fold, k <= 5, on at most CV_MAX_LABELS labels): AUC, log
+    Metrics are out-of-fold (stratified k-fold, k <= 5, grouped by ``groups`` (conversation) when
+    given, on at most CV_MAX_LABELS labels): AUC, log
     loss, Brier score and calibration (ECE and reliability bins), plus the prior's metrics on the
     same labels for comparison. Without labels of both classes the proxy is the prior.
     """
@@ -205,16 +216,25 @@ def train(
             idx = np.sort(np.random.default_rng(seed).choice(len(y), CV_MAX_LABELS, replace=False))
         sub = _subset(features, idx)
         ys = y[idx]
+        gs = groups[idx] if groups is not None else None
         oof = np.zeros(len(idx))
-        for train_idx, test_idx in _folds(ys, seed):
-            fold = _fit_one(_subset(sub, train_idx), ys[train_idx], judge, seed)
+        folds = _folds(ys, seed, gs)
+        for train_idx, test_idx in folds:
+            fold = _fit_one(
+                _subset(sub, train_idx),
+                ys[train_idx],
+                judge,
+                seed,
+                gs[train_idx] if gs is not None else None,
+            )
             oof[test_idx] = fold.predict(_subset(sub, test_idx))
         metrics["cv"] = _metrics(ys, oof)
-        metrics["cv_folds"] = len(_folds(ys, seed))
+        metrics["cv_folds"] = len(folds)
+        metrics["cv_grouped"] = gs is not None
         if judge:
             judged = np.isfinite(features.judge)
             metrics["judge_coverage"] = float(judged.mean())
-    proxy = _fit_one(features, y, judge, seed)
+    proxy = _fit_one(features, y, judge, seed, groups)
     proxy.kmeans = kmeans
     return proxy, metrics
 

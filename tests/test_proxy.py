@@ -104,3 +104,10 @@ def test_calibration_report_by_hand() -> None:
     report = proxy_lib.calibration_report(y, p, bins=2)
     # bin 1: predicted 0.05 observed 0.5; bin 2: predicted 0.95 observed 1.0
     assert report["ece"] == pytest.approx(0.5 * 0.45 + 0.5 * 0.05)
+
+
+def test_cv_folds_keep_each_conversation_on_one_side() -> None:
+    y = np.array([1, 0] * 30, dtype=float)
+    groups = np.repeat(np.arange(30), 2)  # a chosen and a rejected answer per conversation
+    for train_idx, test_idx in proxy_lib._folds(y, 0, groups):
+        assert not set(groups[train_idx]) & set(groups[test_idx])

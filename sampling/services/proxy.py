@@ -99,6 +99,17 @@ def features_for(*, project: Project, ids: list[int]) -> Features:
     return featurize([rows[i] for i in ids if i in rows], judge=judge)
 
 
+def conversation_groups(*, ids: list[int]) -> np.ndarray:
+    """The conversation of each interaction (its own id when it has none), for grouped CV."""
+    conversations: dict[int, str] = {}
+    for start in range(0, len(ids), FEATURE_CHUNK):
+        chunk = ids[start : start + FEATURE_CHUNK]
+        conversations.update(
+            Interaction.objects.filter(id__in=chunk).values_list("id", "conversation_id")
+        )
+    return np.array([conversations.get(i) or f"#{i}" for i in ids], dtype=object)
+
+
 def _cluster_sample_ids(*, project: Project, seed: int, limit: int) -> list[int]:
     ids = np.fromiter(
         Interaction.objects.filter(project=project)
@@ -124,6 +135,7 @@ def proxy_train(*, project: Project, seed: int = 0) -> ProxyModel | None:
     try:
         ids, y = training_labels(project=project)
         features = features_for(project=project, ids=ids)
+        groups = conversation_groups(ids=ids)
         sample = _cluster_sample_ids(project=project, seed=seed, limit=proxy_lib.CLUSTER_SAMPLE)
         pool_topic = features_for(project=project, ids=sample).topic
         proxy, metrics = proxy_lib.train(
@@ -132,6 +144,7 @@ def proxy_train(*, project: Project, seed: int = 0) -> ProxyModel | None:
             judge=project.primary_judge or None,
             pool_topic=pool_topic,
             seed=seed,
+            groups=groups,
         )
         relative = f"{project.slug}/proxy-v{model.version}.joblib"
         proxy_lib.save(proxy, artifact_path(relative))
