@@ -172,7 +172,10 @@ def jsonl_items(chunks: Iterable[bytes], *, limits: Limits) -> Iterator[tuple[in
     """Split a byte stream into JSONL lines and decode them: yields ``(line_number, object)``
     where a bad line's object is a ParseError. Blank lines are skipped (but counted). A line longer
     than the row limit is rejected without being held in memory."""
-    buf = b""
+    max_row = limits.max_row_bytes
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    tail = b""
     line_no = 0
     skipping = False  # inside an over-long line: drop bytes until its newline
     for chunk in chunks:
@@ -182,30 +185,26 @@ def jsonl_items(chunks: Iterable[bytes], *, limits: Limits) -> Iterator[tuple[in
                 continue
             chunk = chunk[nl + 1 :]
             skipping = False
-        buf = buf + chunk if buf else chunk
-        start = 0
-        while True:
-            nl = buf.find(b"\n", start)
-            if nl < 0:
-                break
+        lines = (tail + chunk if tail else chunk).split(b"\n")
+        tail = lines.pop()  # the part after the last newline (may be a partial line)
+        for line in lines:
             line_no += 1
-            line = buf[start:nl]
-            start = nl + 1
-            if len(line) > limits.max_row_bytes:
+            if len(line) > max_row:
                 yield line_no, ParseError({"line": _row_too_long(limits)})
                 continue
-            line = line.strip()
-            if line:
-                yield line_no, parse_json_line(line)
-        buf = buf[start:]
-        if len(buf) > limits.max_row_bytes:
+            try:
+                yield line_no, loads(line)  # orjson ignores surrounding whitespace and \r
+            except decode_error:
+                if line.strip():
+                    yield line_no, parse_json_line(line)
+        if len(tail) > max_row:
             line_no += 1
             yield line_no, ParseError({"line": _row_too_long(limits)})
-            buf = b""
+            tail = b""
             skipping = True
-    if buf.strip() and not skipping:
+    if tail.strip() and not skipping:
         line_no += 1
-        yield line_no, parse_json_line(buf.strip())
+        yield line_no, parse_json_line(tail)
 
 
 def _row_too_long(limits: Limits) -> str:
