@@ -143,6 +143,8 @@ def start_gunicorn(port: int, workers: int, threads: int, db_name: str) -> subpr
         "--log-level",
         "warning",
         "--preload",  # load the app once before forking: workers are ready when the port opens
+        "--keep-alive",
+        "60",  # annotators pause between calls; keep their connections open meanwhile
     ]
     proc = subprocess.Popen(cmd, env=env)
     wait_port(port)
@@ -174,10 +176,18 @@ def percentile(values: list[float], q: float) -> float:
 class Client(threading.Thread):
     """One annotator: next -> submit (or skip), on a keep-alive connection."""
 
-    def __init__(self, port: int, slug: str, token: str, stop_at: float, warmup: int) -> None:
+    def __init__(
+        self,
+        port: int,
+        slug: str,
+        token: str,
+        stop_at: float,
+        warmup: int,
+        think: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
         super().__init__(daemon=True)
         self.port, self.slug, self.token = port, slug, token
-        self.stop_at, self.warmup = stop_at, warmup
+        self.stop_at, self.warmup, self.think = stop_at, warmup, think
         self.next_ms: list[float] = []
         self.submit_ms: list[float] = []
         self.errors: list[str] = []
@@ -186,6 +196,13 @@ class Client(threading.Thread):
 
     def post(self, conn: http.client.HTTPConnection, path: str, body: Any) -> tuple[int, Any]:
         payload = json.dumps(body).encode()
+        try:
+            return self._send(conn, path, payload)
+        except (http.client.HTTPException, ConnectionError):
+            conn.close()  # the server closed an idle keep-alive connection: reconnect once
+            return self._send(conn, path, payload)
+
+    def _send(self, conn: http.client.HTTPConnection, path: str, payload: bytes) -> tuple[int, Any]:
         conn.request(
             "POST",
             path,
@@ -213,6 +230,10 @@ class Client(threading.Thread):
             if status != 200:
                 self.errors.append(f"next {status} {body}")
                 return
+            next_ms = (t1 - t0) * 1000
+            if self.think[1] > 0:  # the annotator reads and answers
+                time.sleep(self.rng.uniform(*self.think))
+            t1 = time.perf_counter()
             if self.rng.random() < 0.05:
                 status, body = self.post(
                     conn, f"/api/assignments/{body['id']}/skip", {"reason": "bench"}
@@ -231,7 +252,7 @@ class Client(threading.Thread):
                 return
             n += 1
             if n > self.warmup:
-                self.next_ms.append((t1 - t0) * 1000)
+                self.next_ms.append(next_ms)
                 if expected == 201:
                     self.submit_ms.append((t2 - t1) * 1000)
         conn.close()
@@ -269,9 +290,16 @@ def integrity() -> dict[str, int]:
     return out
 
 
-def run(port: int, tokens: list[str], clients: int, seconds: float, warmup: int) -> dict[str, Any]:
+def run(
+    port: int,
+    tokens: list[str],
+    clients: int,
+    seconds: float,
+    warmup: int,
+    think: tuple[float, float] = (0.0, 0.0),
+) -> dict[str, Any]:
     stop_at = time.monotonic() + seconds
-    threads = [Client(port, "bench", t, stop_at, warmup) for t in tokens[:clients]]
+    threads = [Client(port, "bench", t, stop_at, warmup, think) for t in tokens[:clients]]
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -282,6 +310,7 @@ def run(port: int, tokens: list[str], clients: int, seconds: float, warmup: int)
     submit_ms = [x for t in threads for x in t.submit_ms]
     errors = [e for t in threads for e in t.errors]
     return {
+        "mode": f"think {think[0]:g}-{think[1]:g} s" if think[1] else "no think time",
         "clients": clients,
         "seconds": round(elapsed, 1),
         "next_n": len(next_ms),
@@ -300,9 +329,9 @@ def run(port: int, tokens: list[str], clients: int, seconds: float, warmup: int)
 
 def fmt(r: dict[str, Any]) -> str:
     return (
-        f"| {r['clients']} | {r['next_n']} | {r['next_p50']:.1f} | {r['next_p95']:.1f} | "
-        f"{r['next_p99']:.1f} | {r['submit_p50']:.1f} | {r['submit_p95']:.1f} | "
-        f"{r['submit_p99']:.1f} | {r['throughput']} |"
+        f"| {r['clients']} | {r['mode']} | {r['next_n']} | {r['next_p50']:.1f} | "
+        f"{r['next_p95']:.1f} | {r['next_p99']:.1f} | {r['submit_p50']:.1f} | "
+        f"{r['submit_p95']:.1f} | {r['submit_p99']:.1f} | {r['throughput']} |"
     )
 
 
@@ -312,6 +341,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--serial-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--think",
+        default="1,3",
+        help="seconds an annotator spends per item, uniform LOW,HIGH (annotator-paced run)",
+    )
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--port", type=int, default=8731)
@@ -330,6 +364,10 @@ def main() -> None:
         results = []
         if args.serial_seconds > 0:
             results.append(run(args.port, tokens, 1, args.serial_seconds, warmup=5))
+        low, high = (float(x) for x in args.think.split(","))
+        results.append(
+            run(args.port, tokens, args.clients, args.seconds, warmup=2, think=(low, high))
+        )
         results.append(run(args.port, tokens, args.clients, args.seconds, warmup=5))
     finally:
         server.terminate()
@@ -337,8 +375,9 @@ def main() -> None:
         flush_redis()
     checks = integrity()
     header = (
-        "| clients | next calls | next p50 ms | next p95 ms | next p99 ms | submit p50 ms | "
-        "submit p95 ms | submit p99 ms | next/s |\n|---|---|---|---|---|---|---|---|---|"
+        "| clients | pacing | next calls | next p50 ms | next p95 ms | next p99 ms | "
+        "submit p50 ms | submit p95 ms | submit p99 ms | next/s |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
     )
     table = "\n".join([header, *(fmt(r) for r in results)])
     print(table)

@@ -366,3 +366,17 @@ def test_pairwise_question_needs_alt_response(project: Project, member: Callable
     assert second["interaction"]["alt_response"] == "Another answer."
     assert submit(client, second["id"], {"quality": 1}).status_code == 400
     assert submit(client, second["id"], {"preference": "b"}).status_code == 201
+
+
+def test_removed_member_cannot_finish_their_assignment(project: Project, member: Callable) -> None:
+    items(project, 1)
+    user = member()
+    client = client_for(user)
+    assignment = next_item(client).json()["id"]
+    project.memberships.filter(user=user).delete()
+    assert submit(client, assignment, {"quality": 3}).status_code == 404
+    engineer_user = member(Role.ENGINEER)
+    project.memberships.filter(user=engineer_user).update(role=Role.ANNOTATOR)
+    lease = next_item(client_for(engineer_user)).status_code
+    assert lease == 204  # the only item is still leased to the removed member until it expires
+    assert not Annotation.objects.exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import re_path
 from rest_framework import serializers, status
@@ -59,7 +60,12 @@ def _own_assignment(*, user: Any, assignment_id: int) -> Assignment:
     )
     if assignment is None:
         raise Http404("No such assignment.")
-    project_access(user=user, slug=assignment.queue_item.project.slug, need="label")
+    # The same rule as project_access, on the project already loaded (one query fewer).
+    role = role_in(user=user, project=assignment.queue_item.project)
+    if role is None:
+        raise Http404("No such assignment.")
+    if not has_capability(role=role, need="label"):
+        raise PermissionDenied(f"Your role ({role}) cannot label in this project.")
     return assignment
 
 
