@@ -183,3 +183,47 @@ def test_content_is_rendered_as_text_not_html(page: Any, live_server: Any) -> No
     assert page.evaluate("window.__xss") is None
     # The prefilled correction box holds the text too, as text.
     expect(page.locator('fieldset[data-key="correction"] textarea')).to_have_value(payload)
+
+
+def test_lost_lease_and_empty_queue_messages(page: Any, live_server: Any) -> None:
+    import datetime as dt
+
+    from labeling.services.queue import assignment_claim
+
+    project = ProjectFactory(slug="lease", label_schema=SCHEMA)
+    slow, fast = UserFactory(username="slow"), UserFactory(username="fast")
+    for user in (slow, fast):
+        Membership.objects.create(project=project, user=user, role=Role.ANNOTATOR)
+    item = QueueItem.objects.create(
+        project=project, interaction=InteractionFactory(project=project, external_id="only")
+    )
+    login(page, live_server, slow)
+    page.goto(f"{live_server.url}/p/lease/label/")
+    current(page, "only")
+    # Meanwhile the lease runs out and another annotator takes the slot.
+    lease = Assignment.objects.get(queue_item=item, annotator=slow)
+    taken = assignment_claim(
+        project=project, annotator=fast, now=lease.lease_expires_at + dt.timedelta(seconds=1)
+    )
+    assert taken is not None
+    page.keyboard.press("j")
+    page.keyboard.press("j")  # quality -> failure_modes -> correction (no pairwise here)
+    page.keyboard.press("End")
+    page.keyboard.type(" My careful correction.")
+    page.keyboard.press("Escape")
+    page.keyboard.press("k")
+    page.keyboard.press("k")
+    page.keyboard.press("5")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_contain_text("went to another annotator")
+    # What was typed is still on the page to copy.
+    expect(page.locator('fieldset[data-key="correction"] textarea')).to_have_value(
+        item.interaction.response + " My careful correction."
+    )
+    next_button = page.locator("#status .next-item")
+    expect(next_button).to_be_focused()
+    screenshot(page, "annotate-lease-lost")
+    page.keyboard.press("Enter")
+    expect(page.locator("#empty")).to_be_visible()
+    expect(page.locator("#empty")).to_contain_text("Nothing left for you")
+    assert not Annotation.objects.exists()
