@@ -78,6 +78,7 @@
     var now = Date.now();
     ui.timer.textContent = clock(now - current.startedAt);
     var left = current.leaseEnds - now;
+    if (current.closed) return;
     if (left > 0) {
       ui.lease.textContent = clock(left) + " left";
       ui.lease.className = left < 60000 ? "warn" : "";
@@ -293,6 +294,10 @@
 
   function closeItem(message) {
     current.closed = true;
+    current.leaseWarned = true;
+    current.leaseEnds = 0;
+    ui.lease.textContent = "closed";
+    ui.lease.className = "bad";
     say(message, "bad");
     var next = el("button", { type: "button", className: "next-item" }, "Load the next item");
     next.addEventListener("click", loadNext);
