@@ -100,3 +100,33 @@ def test_roles_for_ingest_and_read(api_as: Callable[..., APIClient], project: Pr
         == 201
     )
     assert engineer.get("/api/projects/support-bot/interactions/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_ingest_rate_limit_is_per_token(project: Project) -> None:
+    from django.core.cache import cache
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import ScopedRateThrottle
+
+    cache.clear()
+    rates = {**api_settings.DEFAULT_THROTTLE_RATES, "ingest": "2/min"}
+    clients = []
+    for name in ("a", "b"):
+        key = generate_key()
+        IngestToken.objects.create(
+            project=project, name=name, prefix=key[:12], key_hash=hash_key(key)
+        )
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Ingest {key}")
+        clients.append(client)
+    url = "/api/projects/support-bot/events/"
+    original = ScopedRateThrottle.THROTTLE_RATES
+    ScopedRateThrottle.THROTTLE_RATES = rates
+    try:
+        codes_a = [clients[0].post(url, [], format="json").status_code for _ in range(3)]
+        code_b = clients[1].post(url, [], format="json").status_code
+    finally:
+        ScopedRateThrottle.THROTTLE_RATES = original
+        cache.clear()
+    assert codes_a == [200, 200, 429]
+    assert code_b == 200  # another token has its own budget

@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from labeling.access import project_access
+from labeling.access import IngestClient, project_access
 from labeling.api.errors import PayloadTooLarge
 from labeling.limits import Limits, current_limits
 from labeling.selectors.interactions import interactions_list
@@ -39,6 +39,16 @@ from labeling.services.ingest import (
 )
 
 READ_CHUNK = 256 * 1024
+
+
+class IngestRateThrottle(ScopedRateThrottle):
+    """The ``ingest`` rate per ingestion token (per user for people; per IP for the rest)."""
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        user = request.user
+        if isinstance(user, IngestClient):
+            return self.cache_format % {"scope": self.scope, "ident": f"token-{user.token.pk}"}
+        return super().get_cache_key(request, view)
 
 
 def body_chunks(
@@ -147,7 +157,7 @@ class InteractionsApi(APIView):
     throttle_scope = "ingest"
 
     def get_throttles(self) -> list[Any]:
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+        return [IngestRateThrottle()] if self.request.method == "POST" else []
 
     class FilterSerializer(serializers.Serializer):
         model_version = serializers.CharField(required=False)
@@ -238,7 +248,7 @@ class InteractionsBulkApi(APIView):
     """Ingest a JSONL body (``application/x-ndjson``, optionally ``Content-Encoding: gzip``),
     streamed: rejects are reported by 1-based line number."""
 
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [IngestRateThrottle]
     throttle_scope = "ingest"
 
     @extend_schema(
@@ -266,7 +276,7 @@ class InteractionsBulkApi(APIView):
 class EventsApi(APIView):
     """Ingest events keyed by the interaction's ``external_id`` (a list, or one object)."""
 
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [IngestRateThrottle]
     throttle_scope = "ingest"
 
     class EventInSerializer(serializers.Serializer):
