@@ -377,3 +377,46 @@ def test_progress_bar_follows_the_export_in_the_browser(
             expect(link).to_have_attribute("href", f"/api/exports/{export.id}/download")
         finally:
             browser.close()
+
+
+def test_retry_a_failed_export_through_the_api(
+    project: Project,
+    api_as: Callable[..., APIClient],
+    django_capture_on_commit_callbacks: Any,
+    export_root: Path,
+) -> None:
+    seed_mixed(project)
+    export = export_create(project=project, kind="sft", enqueue=False)
+    export_root.mkdir(parents=True)
+    (export_root / project.slug).write_text("a file where the folder should be")
+    failed = export_run(export_id=export.id)
+    assert failed is not None
+    assert failed.status == Export.Status.FAILED
+    assert failed.error
+
+    api = api_as(Role.ENGINEER)
+    (export_root / project.slug).unlink()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"/api/exports/{export.id}/retry")
+    assert response.status_code == 202
+    assert api.get(f"/api/exports/{export.id}/").json()["status"] == "done"
+    again = api.post(f"/api/exports/{export.id}/retry")  # a done export is not retried
+    assert again.status_code == 400
+    assert "status" in again.json()["errors"]
+    assert api_as(Role.ANNOTATOR).post(f"/api/exports/{export.id}/retry").status_code == 403
+
+
+def test_retry_button_on_the_page(
+    project: Project, member: Callable[..., Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    seed_mixed(project)
+    export = export_create(project=project, kind="sft", enqueue=False)
+    Export.objects.filter(id=export.id).update(status=Export.Status.FAILED, error="boom")
+    browser = Client()
+    browser.force_login(member(Role.ENGINEER))
+    url = f"/p/{project.slug}/exports/{export.id}/retry"
+    assert url.encode() in browser.get(f"/p/{project.slug}/exports/").content
+    with django_capture_on_commit_callbacks(execute=True):
+        assert browser.post(url).status_code == 302
+    export.refresh_from_db()
+    assert export.status == Export.Status.DONE

@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 from labeling.access import project_access
 from labeling.models import Export
 from labeling.selectors.exports import export_get, export_list
-from labeling.services.exports import export_create
+from labeling.services.exports import export_create, export_retry
 
 
 class ExportNotReady(APIException):
@@ -111,6 +111,17 @@ class ExportDetailApi(APIView):
         return Response(ExportOutputSerializer(export).data)
 
 
+class ExportRetryApi(APIView):
+    """``POST``: put a failed export (or one whose worker died) back in the queue; same snapshot,
+    so the file will be the one the first attempt would have written. 202 ``{"id", "status"}``."""
+
+    @extend_schema(request=None, responses={202: ProjectExportsApi.CreatedSerializer})
+    def post(self, request: Request, export_id: int) -> Response:
+        export = export_get(user=request.user, export_id=export_id)
+        export = export_retry(export=export)
+        return Response({"id": export.id, "status": export.status}, status=202)
+
+
 def _gzip_stream(path: Path, chunk: int = 1 << 16) -> Iterator[bytes]:
     """Compress a file on the fly (deterministic header: no name, mtime 0)."""
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: gzip container
@@ -160,6 +171,11 @@ urlpatterns = [
         name="api-exports",
     ),
     re_path(r"^exports/(?P<export_id>[0-9]+)/?$", ExportDetailApi.as_view(), name="api-export"),
+    re_path(
+        r"^exports/(?P<export_id>[0-9]+)/retry/?$",
+        ExportRetryApi.as_view(),
+        name="api-export-retry",
+    ),
     re_path(
         r"^exports/(?P<export_id>[0-9]+)/download/?$",
         ExportDownloadApi.as_view(),

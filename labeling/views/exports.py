@@ -13,14 +13,16 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
+from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
 from labeling.access import project_access
+from labeling.models import Export
 from labeling.selectors.exports import export_list
 from labeling.services.export_kinds import export_kinds
-from labeling.services.exports import export_create
+from labeling.services.exports import export_create, export_retry
 
 
 def _csv(value: str) -> list[str]:
@@ -144,4 +146,25 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-urlpatterns = [path("p/<slug:slug>/exports/", exports_page, name="project-exports")]
+@login_required
+@require_POST
+def export_retry_page(request: HttpRequest, slug: str, export_id: int) -> HttpResponse:
+    project = project_access(user=request.user, slug=slug, need="export")
+    export = get_object_or_404(Export, id=export_id, project=project)
+    try:
+        export_retry(export=export)
+    except ValidationError:
+        messages.error(request, f"Export #{export.id} is {export.status}: nothing to retry.")
+    else:
+        messages.success(request, f"Export #{export.id} queued again (same snapshot).")
+    return redirect("project-exports", slug=slug)
+
+
+urlpatterns = [
+    path("p/<slug:slug>/exports/", exports_page, name="project-exports"),
+    path(
+        "p/<slug:slug>/exports/<int:export_id>/retry",
+        export_retry_page,
+        name="project-export-retry",
+    ),
+]
