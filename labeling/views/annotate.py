@@ -106,6 +106,15 @@ def values_from_post(schema: dict[str, Any], data: QueryDict) -> dict[str, Any]:
     return values
 
 
+def _shown(value: Any) -> str | None:
+    """An answer as reviewers read it: lists joined, booleans as yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    return None if value is None else str(value)
+
+
 def _error_text(exc: APIException) -> str:
     detail = exc.detail
     if isinstance(detail, dict):
@@ -195,7 +204,7 @@ def review_disagreements(request: HttpRequest, slug: str) -> HttpResponse:
                 "answers": [
                     {
                         "annotator": a.annotator.get_username(),
-                        "values": [(q["key"], a.values.get(q["key"])) for q in questions],
+                        "values": [(q["key"], _shown(a.values.get(q["key"]))) for q in questions],
                     }
                     for a in labels.get(item.pk, [])
                 ],
