@@ -360,6 +360,7 @@ def main() -> None:
     tokens = build(args.items, args.clients)
     print(f"built {args.items} queued items in {time.perf_counter() - t0:.1f}s ({db_name})")
     server = start_gunicorn(args.port, args.workers, args.threads, db_name)
+    args.load_before = os.getloadavg()[0]
     try:
         results = []
         if args.serial_seconds > 0:
@@ -373,6 +374,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
         flush_redis()
+    args.load_after = os.getloadavg()[0]
     checks = integrity()
     header = (
         "| clients | pacing | next calls | next p50 ms | next p95 ms | next p99 ms | "
@@ -407,7 +409,12 @@ with a {args.items:,}-item queue (10 % of items with overlap 3, random prioritie
 loops `POST /api/projects/bench/queue/next` then `POST /api/assignments/{{id}}/submit` (5 % skip
 instead); the first 5 iterations per client are warm-up. Measured {dt.date.today()} on
 {platform.node()} ({os.cpu_count()} cores, {platform.python_version()}), a machine **shared with
-other helpers' jobs while measured**; the client threads run on the same 2 cores as the server.
+other helpers' jobs while measured** (1-minute load average {args.load_before:.1f} before and
+{args.load_after:.1f} after the runs, on 2 cores); the client threads share those cores too.
+"think 1-3 s" paces each client like a (very fast) annotator who reads for 1-3 s between receiving
+an item and submitting it; "no think time" is a saturation test where each client fires the next
+request as soon as the previous answer arrives, so its latency is mostly queueing
+(clients / throughput).
 
 {table}
 
