@@ -14,8 +14,9 @@ from typing import Any
 
 import orjson
 from django.urls import path
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -39,6 +40,21 @@ from labeling.services.ingest import (
 )
 
 READ_CHUNK = 256 * 1024
+
+
+class IngestTokenScheme(OpenApiAuthenticationExtension):
+    """Documents ``Authorization: Ingest fwi_...`` in the OpenAPI schema."""
+
+    target_class = "labeling.auth.IngestTokenAuthentication"
+    name = "IngestToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "A project ingestion token: `Ingest fwi_...` (can only ingest).",
+        }
 
 
 class IngestRateThrottle(ScopedRateThrottle):
@@ -166,6 +182,7 @@ class InteractionsApi(APIView):
         has_label = serializers.BooleanField(required=False, allow_null=True, default=None)
         has_feedback = serializers.BooleanField(required=False, allow_null=True, default=None)
 
+    @extend_schema_serializer(component_name="Interaction")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         external_id = serializers.CharField()
@@ -279,6 +296,7 @@ class EventsApi(APIView):
     throttle_classes = [IngestRateThrottle]
     throttle_scope = "ingest"
 
+    @extend_schema_serializer(component_name="EventIn")
     class EventInSerializer(serializers.Serializer):
         external_id = serializers.CharField()
         type = serializers.CharField()
@@ -287,6 +305,7 @@ class EventsApi(APIView):
         at = serializers.DateTimeField(required=False)
         event_id = serializers.CharField(required=False)
 
+    @extend_schema_serializer(component_name="EventsResult")
     class OutputSerializer(serializers.Serializer):
         created = serializers.IntegerField()
         duplicates = serializers.IntegerField()

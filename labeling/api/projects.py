@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import LimitOffsetPagination
@@ -78,6 +78,7 @@ class ProjectsApi(APIView):
 
     permission_classes = [HumanUserOnly]
 
+    @extend_schema_serializer(component_name="ProjectCreateInput")
     class InputSerializer(serializers.Serializer):
         slug = serializers.SlugField(max_length=64)
         name = serializers.CharField(max_length=200)
@@ -122,6 +123,7 @@ class ProjectDetailApi(APIView):
 
     permission_classes = [HumanUserOnly]
 
+    @extend_schema_serializer(component_name="ProjectUpdateInput")
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200, required=False)
         description = serializers.CharField(required=False, allow_blank=True)
@@ -169,6 +171,7 @@ class MembersApi(APIView):
 
     permission_classes = [HumanUserOnly]
 
+    @extend_schema_serializer(component_name="MemberAddInput")
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
         role = serializers.ChoiceField(choices=Role.choices)
@@ -230,9 +233,11 @@ class IngestTokensApi(APIView):
 
     permission_classes = [HumanUserOnly]
 
+    @extend_schema_serializer(component_name="IngestTokenCreateInput")
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=100)
 
+    @extend_schema_serializer(component_name="IngestTokenCreated")
     class CreatedSerializer(TokenOutputSerializer):
         key = serializers.CharField()
 
