@@ -81,7 +81,7 @@ def table_numbers(html: str, testid: str) -> dict[str, dict[str, str]]:
     table = html.split(f'data-testid="{testid}"', 1)[1].split("</table>", 1)[0]
     out: dict[str, dict[str, str]] = {}
     for group, body in re.findall(r'<tr data-group="([^"]+)">(.*?)</tr>', table, re.S):
-        out[group] = dict(re.findall(r'data-field="(\w+)">([^<]*)<', body))
+        out[group] = {k: v.strip() for k, v in re.findall(r'data-field="(\w+)">([^<]*)<', body)}
     return out
 
 
@@ -212,6 +212,20 @@ def test_dashboard_numbers_equal_the_api_for_the_same_filters(
         assert numbers["estimate"] == f"{expected[group]['estimate']:.3f}"
         assert int(numbers["n_labels"]) == expected[group]["n_labels"]
 
+    regression = api.get(links["regression report"]).json()
+    for version in regression["versions"]:
+        if version["model_version"] not in shown:
+            continue
+        difference = version["difference"]
+        text = shown[version["model_version"]]["difference"]
+        if difference is None:
+            assert text == "\u2013"  # the baseline itself
+        else:
+            assert text == (
+                f"{difference['estimate']:.3f} ({difference['ci_low']:.3f} \u2013 "
+                f"{difference['ci_high']:.3f})"
+            )
+
     bias = api.get(links["bias report"]).json()["overall"]
     if bias["thumbs_down_rate"] is not None:
         assert f'data-testid="thumbs-down-rate">{100 * bias["thumbs_down_rate"]:.1f}%<' in html
@@ -246,3 +260,32 @@ def test_cached_statistics_follow_new_labels(seeded: Project, member: Callable[.
     assert sum(int(g["n_labels"]) for g in after.values()) == (
         sum(int(g["n_labels"]) for g in first.values()) + 1
     )
+
+
+@pytest.mark.django_db
+def test_agreement_is_the_agreement_selector(project: Project, member: Callable[..., Any]) -> None:
+    from labeling.selectors.agreement import project_agreement
+
+    rng = random.Random(3)
+    for i in range(30):
+        InteractionFactory(project=project, segment={"tier": "pro" if i % 2 else "free"})
+    strategy = strategy_create(
+        project=project,
+        data={"name": "overlap", "batch_size": 12, "overlap_fraction": 1.0, "overlap_k": 2},
+    )
+    run = sampling_run_create(project=project, strategy=strategy)
+    sampling_run_execute(run_id=run.pk)
+    for annotator in (member(Role.ANNOTATOR), member(Role.ANNOTATOR)):
+        while (a := assignment_claim(project=project, annotator=annotator)) is not None:
+            assignment_submit(
+                assignment_id=a.pk, annotator=annotator, values={"quality": rng.choice([2, 4, 5])}
+            )
+    html = page(member(Role.REVIEWER), project)
+    table = html.split('data-testid="agreement"', 1)[1].split("</table>", 1)[0]
+    quality = next(
+        q for q in project_agreement(project=project)["questions"] if q["key"] == "quality"
+    )
+    assert quality["items"] > 0
+    row = table.split("<td>quality</td>", 1)[1].split("</tr>", 1)[0]
+    assert f">{quality['alpha']:.2f}<" in row
+    assert f">{quality['items']}<" in row

@@ -26,7 +26,7 @@ from sampling import plots
 from sampling.models import ProxyModel, SamplingRun, SamplingStrategy
 from sampling.selectors.coverage import cluster_coverage, label_latency_hours
 from sampling.selectors.estimates import domain_data, estimates_compute
-from sampling.selectors.reports import bias_report, power_report
+from sampling.selectors.reports import bias_report, power_report, regression_report
 
 RANGES: dict[str, int | None] = {"7d": 7, "30d": 30, "90d": 90, "all": None}
 
@@ -247,10 +247,19 @@ def _quality(*, project: Project, filters: DashboardFilters) -> Section:
             )
         )
     level = overall["level"]
+    regression = regression_report(project=project, filters=where)
+    against = {v["model_version"]: v for v in regression["versions"]}
+    for row in rows:
+        version = against.get(row["group"], {})
+        row["difference"] = version.get("difference")
+        row["flagged"] = version.get("flagged", False)
     return Section(
         data={
             "method": overall["method"],
             "level_pct": round(100 * level),
+            "baseline": regression["baseline"],
+            "baseline_chosen_by": regression["baseline_chosen_by"],
+            "flagged": [r["group"] for r in rows if r["flagged"]],
             "rows": rows,
             "weekly": weekly,
         },

@@ -41,6 +41,7 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "estimates": f"{base}/estimates/?by=model_version&{query}".rstrip("&"),
         "bias report": f"{base}/reports/bias/?{query}".rstrip("?"),
         "power report": f"{base}/reports/power/?{query}".rstrip("?"),
+        "regression report": f"{base}/reports/regression/?{query}".rstrip("?"),
         "queue health": f"{base}/queue/health/",
         "agreement": f"{base}/agreement/",
     }
