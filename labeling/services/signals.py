@@ -19,8 +19,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
 import redis.exceptions
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -105,22 +106,15 @@ def interactions_process(*, interaction_ids: Sequence[int]) -> list[int]:
             ):
                 by_interaction[iid].append((etype, name, value))
             now = timezone.now()
-            with_events = list(
-                Interaction.objects.filter(pk__in=list(by_interaction)).only("pk", "scores")
+            scores_of = dict(
+                Interaction.objects.filter(pk__in=list(by_interaction)).values_list("pk", "scores")
             )
-            for interaction in with_events:
-                signals, rating, score_updates = signals_aggregate(by_interaction[interaction.pk])
-                interaction.signals = signals
-                interaction.explicit_rating = rating
-                if score_updates:
-                    interaction.scores = {**(interaction.scores or {}), **score_updates}
-                interaction.processed_at = now
-            if with_events:
-                Interaction.objects.bulk_update(
-                    with_events,
-                    ["signals", "explicit_rating", "scores", "processed_at"],
-                    batch_size=500,
-                )
+            updates = []
+            for pk, stored_scores in scores_of.items():
+                signals, rating, score_updates = signals_aggregate(by_interaction[pk])
+                scores = {**(stored_scores or {}), **score_updates}
+                updates.append((pk, signals, rating, scores))
+            _aggregates_write(updates, now)
             without = [pk for pk in present if pk not in by_interaction]
             if without:
                 Interaction.objects.filter(pk__in=without).update(
@@ -137,6 +131,43 @@ def interactions_process(*, interaction_ids: Sequence[int]) -> list[int]:
                 )
             done.extend(present)
     return done
+
+
+def _aggregates_write(
+    updates: list[tuple[int, dict[str, Any], int | None, dict[str, Any]]], now: Any
+) -> None:
+    """Set signals, explicit_rating, scores and processed_at of many rows, a few hundred per
+    ``UPDATE ... FROM (VALUES ...)`` statement (PostgreSQL, SQLite >= 3.33); much cheaper than
+    ``bulk_update``'s CASE expressions."""
+    if not updates:
+        return
+    table = connection.ops.quote_name(Interaction._meta.db_table)
+    stamp = Interaction._meta.get_field("processed_at").get_db_prep_save(now, connection)
+    with connection.cursor() as cursor:
+        for start in range(0, len(updates), 200):
+            chunk = updates[start : start + 200]
+            values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+            params: list[Any] = [stamp]
+            for pk, signals, rating, scores in chunk:
+                params += [
+                    pk,
+                    orjson.dumps(signals).decode(),
+                    rating,
+                    orjson.dumps(scores).decode(),
+                ]
+            if connection.vendor == "postgresql":
+                sql = (
+                    f"UPDATE {table} AS t SET signals = v.s::jsonb, "
+                    "explicit_rating = v.r::smallint, scores = v.sc::jsonb, processed_at = %s "
+                    f"FROM (VALUES {values}) AS v(id, s, r, sc) WHERE t.id = v.id"
+                )
+            else:
+                sql = (
+                    f"UPDATE {table} SET signals = v.column2, explicit_rating = v.column3, "
+                    f"scores = v.column4, processed_at = %s FROM (VALUES {values}) AS v "
+                    f"WHERE {table}.id = v.column1"
+                )
+            cursor.execute(sql, params)
 
 
 def unprocessed_sweep(*, chunk_size: int = PROCESS_CHUNK, max_rows: int | None = None) -> int:
