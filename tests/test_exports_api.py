@@ -420,3 +420,32 @@ def test_retry_button_on_the_page(
         assert browser.post(url).status_code == 302
     export.refresh_from_db()
     assert export.status == Export.Status.DONE
+
+
+# --- A real Celery worker on Redis --------------------------------------------------------------
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_export_runs_in_a_real_worker_and_a_redelivery_is_harmless(project: Project) -> None:
+    from celery.contrib.testing.worker import start_worker
+    from django.conf import settings as django_settings
+
+    from flywheel_site.celery import app
+    from labeling.tasks.exports import run_export
+    from tests.test_celery_worker import celery_on
+
+    seed_mixed(project)
+    redis_url = os.environ["REDIS_URL"]
+    broker = django_settings.CELERY_BROKER_URL or redis_url
+    with celery_on(broker, django_settings.CELERY_RESULT_BACKEND or redis_url):
+        export = export_create(project=project, kind="preference", enqueue=False)
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            assert run_export.delay(export.id).get(timeout=60) == "done"
+            export.refresh_from_db()
+            finished_at = export.finished_at
+            # The same message delivered twice (acks_late redelivery): the claim makes it a no-op.
+            assert run_export.delay(export.id).get(timeout=60) == "done"
+    export.refresh_from_db()
+    assert export.finished_at == finished_at
+    assert export.status == Export.Status.DONE
+    assert export.rows == 3
+    assert hashlib.sha256(Path(export.file_path).read_bytes()).hexdigest() == export.sha256
