@@ -69,8 +69,10 @@ def _setting(name: str, default: int) -> int:
 def _time(value: Any) -> str:
     if isinstance(value, str):
         parsed = parse_datetime(value)
-        if parsed is None and parse_date(value) is not None:
-            parsed = dt.datetime.combine(parse_date(value), dt.time(), tzinfo=dt.UTC)  # type: ignore[arg-type]
+        if parsed is None:
+            day = parse_date(value)
+            if day is not None:
+                parsed = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
         if parsed is not None:
             if timezone.is_naive(parsed):
                 parsed = parsed.replace(tzinfo=dt.UTC)
