@@ -289,3 +289,18 @@ def test_agreement_is_the_agreement_selector(project: Project, member: Callable[
     row = table.split("<td>quality</td>", 1)[1].split("</tr>", 1)[0]
     assert f">{quality['alpha']:.2f}<" in row
     assert f">{quality['items']}<" in row
+
+
+@pytest.mark.django_db
+def test_cached_statistics_survive_pickling(seeded: Project) -> None:
+    """The production cache is Redis: what is cached must pickle and come back equal."""
+    import pickle
+
+    from sampling.selectors.dashboard import dashboard_data
+
+    data = dashboard_data(project=seeded, filters=DashboardFilters())
+    for name in ("quality", "coverage", "bias", "power"):
+        section = getattr(data, name)
+        restored = pickle.loads(pickle.dumps(section))
+        assert restored.plots == section.plots
+        assert restored.empty == section.empty

@@ -261,7 +261,6 @@ def _quality(*, project: Project, filters: DashboardFilters) -> Section:
             "baseline_chosen_by": regression["baseline_chosen_by"],
             "flagged": [r["group"] for r in rows if r["flagged"]],
             "rows": rows,
-            "weekly": weekly,
         },
         plots={"quality": plots.quality_over_time(bands=bands)},
     )

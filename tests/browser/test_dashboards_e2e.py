@@ -72,8 +72,17 @@ def test_admin_configures_runs_and_watches(page: Any, live_server: Any) -> None:
     base = f"{live_server.url}/p/{project.slug}"
     login(page, live_server, admin)
 
+    # The switcher opens and closes with the keyboard and a click elsewhere.
+    switcher = page.get_by_test_id("project-switcher")
+    switcher.locator("summary").click()
+    expect(switcher.get_by_role("link", name="Strategies")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(switcher.get_by_role("link", name="Strategies")).to_be_hidden()
+    switcher.locator("summary").click()
+    page.locator("main").click(position={"x": 5, "y": 5})
+    expect(switcher.get_by_role("link", name="Strategies")).to_be_hidden()
     # Two clicks from home: open the switcher, pick the page.
-    page.get_by_test_id("project-switcher").locator("summary").click()
+    switcher.locator("summary").click()
     page.get_by_test_id("project-switcher").get_by_role("link", name="Strategies").click()
     page.wait_for_url(f"{base}/strategies/")
     expect(page.get_by_text("No strategy yet.")).to_be_visible()
