@@ -304,3 +304,30 @@ def test_cached_statistics_survive_pickling(seeded: Project) -> None:
         restored = pickle.loads(pickle.dumps(section))
         assert restored.plots == section.plots
         assert restored.empty == section.empty
+
+
+@pytest.mark.django_db
+def test_coverage_per_topic_cluster(seeded: Project, member: Callable[..., Any]) -> None:
+    from labeling.models import Annotation
+    from sampling.models import Inclusion, InteractionTopic
+    from sampling.selectors.coverage import cluster_coverage
+
+    considered = list(
+        Inclusion.objects.filter(project=seeded).values_list("interaction_id", "selected")
+    )
+    InteractionTopic.objects.bulk_create(
+        [InteractionTopic(interaction_id=i, cluster=i % 3) for i, _ in considered]
+    )
+    labelled = set(
+        Annotation.objects.filter(queue_item__project=seeded).values_list(
+            "interaction_id", flat=True
+        )
+    )
+    rows = {r["cluster"]: r for r in cluster_coverage(project=seeded)}
+    for cluster in range(3):
+        members = [(i, sel) for i, sel in considered if i % 3 == cluster]
+        assert rows[cluster]["traffic"] == len(members)
+        assert rows[cluster]["selected"] == sum(sel for _, sel in members)
+        assert rows[cluster]["labels"] == sum(i in labelled for i, _ in members)
+    html = page(member(Role.ADMIN), seeded)
+    assert "<svg" in html.split('data-testid="plot-coverage-clusters"', 1)[1][:300]
