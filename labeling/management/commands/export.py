@@ -90,7 +90,7 @@ class Command(BaseCommand):
 
         def progress(current: Export, scan: ExportScan, rows: int) -> None:
             bar.n = round(current.progress * 100)
-            bar.set_postfix(rows=rows, scanned=f"{scan.done}/{scan.total}")
+            bar.set_postfix_str(f"rows={rows:,} scanned={scan.done:,}/{scan.total:,}")
             bar.refresh()
 
         done = export_run(export_id=export.id, out_path=out, progress=progress)
