@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import re_path
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
@@ -101,17 +102,65 @@ def assignment_payload(assignment: Assignment, project: Project) -> dict[str, An
     }
 
 
+class InteractionOutputSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    messages = serializers.ListField(child=serializers.DictField())
+    response = serializers.CharField()
+    alt_response = serializers.CharField(allow_null=True)
+    model_version = serializers.CharField()
+    alt_model_version = serializers.CharField(allow_null=True)
+    segment = serializers.DictField()
+
+
+class ProgressOutputSerializer(serializers.Serializer):
+    done_today = serializers.IntegerField()
+    done_total = serializers.IntegerField()
+    left = serializers.IntegerField()
+
+
+class QuestionAgreementSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    type = serializers.CharField()
+    alpha = serializers.FloatField(allow_null=True)
+    kappa = serializers.FloatField(allow_null=True)
+    items = serializers.IntegerField()
+
+
+class DisagreementOutputSerializer(serializers.Serializer):
+    queue_item_id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    questions = serializers.ListField(child=serializers.CharField())
+    adjudicated = serializers.BooleanField()
+
+
+class GoldOutputSerializer(serializers.Serializer):
+    queue_item_id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    gold_answer = serializers.JSONField()
+    overlap = serializers.IntegerField()
+    done_count = serializers.IntegerField()
+    status = serializers.CharField()
+
+
+def _status_serializer(name: str) -> Any:
+    return inline_serializer(
+        name=name, fields={"id": serializers.IntegerField(), "status": serializers.CharField()}
+    )
+
+
 class QueueNextApi(APIView):
     """Lease the next item to the caller: 200 with the assignment, or 204 when none is left."""
 
+    @extend_schema_serializer(component_name="QueueNextOutput")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
-        interaction = serializers.DictField()
+        interaction = InteractionOutputSerializer()
         schema = serializers.DictField()
         schema_version = serializers.IntegerField()
         lease_expires_at = serializers.DateTimeField()
         leased_at = serializers.DateTimeField()
 
+    @extend_schema(request=None, responses={200: OutputSerializer, 204: None})
     def post(self, request: Request, slug: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
         assignment = assignment_claim(project=project, annotator=request.user)
@@ -124,6 +173,7 @@ class QueueNextApi(APIView):
 class QueueProgressApi(APIView):
     """The caller's progress in a project: ``done_today``, ``done_total``, ``left``."""
 
+    @extend_schema(responses={200: ProgressOutputSerializer})
     def get(self, request: Request, slug: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
         return Response(queue_progress(project=project, user=request.user))
@@ -132,6 +182,17 @@ class QueueProgressApi(APIView):
 class QueueHealthApi(APIView):
     """Queue health (backlog, leases, expired leases, skips, flagged) and annotator stats."""
 
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                name="QueueHealth",
+                fields={
+                    "health": serializers.DictField(child=serializers.IntegerField()),
+                    "annotators": serializers.ListField(child=serializers.DictField()),
+                },
+            )
+        }
+    )
     def get(self, request: Request, slug: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="read")
         return Response(
@@ -145,12 +206,14 @@ class QueueHealthApi(APIView):
 class AssignmentSubmitApi(APIView):
     """Submit answers for a leased item: 201 with the new annotation."""
 
+    @extend_schema_serializer(component_name="AssignmentSubmitInput")
     class InputSerializer(serializers.Serializer):
         values = serializers.JSONField()
         time_spent_ms = serializers.IntegerField(
             required=False, allow_null=True, min_value=0, max_value=24 * 3600 * 1000
         )
 
+    @extend_schema_serializer(component_name="AssignmentSubmitOutput")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         assignment = serializers.IntegerField(source="assignment_id")
@@ -160,6 +223,7 @@ class AssignmentSubmitApi(APIView):
         time_spent_ms = serializers.IntegerField(allow_null=True)
         created_at = serializers.DateTimeField()
 
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
     def post(self, request: Request, assignment_id: str) -> Response:
         _own_assignment(user=request.user, assignment_id=int(assignment_id))
         data = self.InputSerializer(data=request.data)
@@ -179,9 +243,11 @@ class AssignmentSubmitApi(APIView):
 class AssignmentSkipApi(APIView):
     """Give an item back with a reason; someone else gets it."""
 
+    @extend_schema_serializer(component_name="AssignmentSkipInput")
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
+    @extend_schema(request=InputSerializer, responses={200: _status_serializer("SkipResult")})
     def post(self, request: Request, assignment_id: str) -> Response:
         _own_assignment(user=request.user, assignment_id=int(assignment_id))
         data = self.InputSerializer(data=request.data)
@@ -197,6 +263,13 @@ class AssignmentSkipApi(APIView):
 class AgreementApi(APIView):
     """Per question: Krippendorff's alpha, mean pairwise Cohen's kappa, items with overlap."""
 
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                name="Agreement", fields={"questions": QuestionAgreementSerializer(many=True)}
+            )
+        }
+    )
     def get(self, request: Request, slug: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="read")
         return Response(project_agreement(project=project))
@@ -205,6 +278,7 @@ class AgreementApi(APIView):
 class DisagreementListApi(APIView):
     """Items whose annotators disagree (paginated); ``?all=1`` includes adjudicated ones."""
 
+    @extend_schema(responses={200: DisagreementOutputSerializer(many=True)})
     def get(self, request: Request, slug: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
         rows = disagreements(
@@ -226,10 +300,24 @@ class DisagreementListApi(APIView):
 class AdjudicateApi(APIView):
     """A reviewer records the answer for a disputed item (only the questions given): 201."""
 
+    @extend_schema_serializer(component_name="AdjudicateInput")
     class InputSerializer(serializers.Serializer):
         values = serializers.JSONField()
         note = serializers.CharField(required=False, allow_blank=True, max_length=1000)
 
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: inline_serializer(
+                name="Adjudication",
+                fields={
+                    "id": serializers.IntegerField(),
+                    "values": serializers.JSONField(),
+                    "version": serializers.IntegerField(),
+                },
+            )
+        },
+    )
     def post(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
         item = _item_in(project, int(item_id))
@@ -253,6 +341,7 @@ class AdjudicateApi(APIView):
 class GoldListApi(APIView):
     """Gold items of a project with their answers (paginated)."""
 
+    @extend_schema(responses={200: GoldOutputSerializer(many=True)})
     def get(self, request: Request, slug: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
         qs = (
@@ -279,10 +368,12 @@ def _gold_row(item: QueueItem) -> dict[str, Any]:
 class GoldApi(APIView):
     """POST: make an item gold with its expected answer (and optional overlap); DELETE: clear."""
 
+    @extend_schema_serializer(component_name="GoldInput")
     class InputSerializer(serializers.Serializer):
         answer = serializers.JSONField()
         overlap = serializers.IntegerField(required=False, min_value=1, max_value=1000)
 
+    @extend_schema(request=InputSerializer, responses={200: GoldOutputSerializer})
     def post(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
         item = _item_in(project, int(item_id))
@@ -302,6 +393,17 @@ class GoldApi(APIView):
         item.interaction = Interaction.objects.get(pk=item.interaction_id)
         return Response(_gold_row(item))
 
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                name="GoldCleared",
+                fields={
+                    "queue_item_id": serializers.IntegerField(),
+                    "is_gold": serializers.BooleanField(),
+                },
+            )
+        }
+    )
     def delete(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
         item = gold_clear(queue_item=_item_in(project, int(item_id)), actor=request.user)
@@ -311,6 +413,18 @@ class GoldApi(APIView):
 class QueueItemReopenApi(APIView):
     """Put a flagged item back in the queue."""
 
+    @extend_schema(
+        request=None,
+        responses={
+            200: inline_serializer(
+                name="Reopened",
+                fields={
+                    "queue_item_id": serializers.IntegerField(),
+                    "status": serializers.CharField(),
+                },
+            )
+        },
+    )
     def post(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
         item = queue_item_reopen(queue_item_id=int(item_id), project=project, actor=request.user)
@@ -340,6 +454,7 @@ class AnnotationOutputSerializer(serializers.ModelSerializer):
 class AnnotationHistoryApi(APIView):
     """Every version of an item's annotations; annotators see only their own."""
 
+    @extend_schema(responses={200: AnnotationOutputSerializer(many=True)})
     def get(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
         item = _item_in(project, int(item_id))
@@ -355,10 +470,12 @@ class AnnotationHistoryApi(APIView):
 class AnnotationEditApi(APIView):
     """The author edits their current label: 201 with the new version (history is kept)."""
 
+    @extend_schema_serializer(component_name="AnnotationEditInput")
     class InputSerializer(serializers.Serializer):
         values = serializers.JSONField()
         time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
 
+    @extend_schema(request=InputSerializer, responses={201: AnnotationOutputSerializer})
     def post(self, request: Request, annotation_id: str) -> Response:
         own = (
             Annotation.objects.select_related("queue_item__project")
