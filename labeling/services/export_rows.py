@@ -22,6 +22,7 @@ from labeling.selectors.exports import (
 from labeling.services.export_kinds import ExportKind, export_kind_register
 
 OPENAI_ROLES = frozenset({"system", "user", "assistant", "tool"})
+OPENAI_MESSAGE_KEYS = frozenset({"role", "content", "name", "weight"})
 
 
 # --- Pure helpers --------------------------------------------------------------------------------
@@ -82,9 +83,9 @@ def openai_chat_problems(row: dict[str, Any]) -> list[str]:
         content = m.get("content")
         if not isinstance(content, str) or not content.strip():
             problems.append(f"messages[{i}].content: must be a non-empty string")
-        extra = set(m) - {"role", "content", "name", "weight"}
-        if extra:
-            problems.append(f"messages[{i}]: unexpected keys {sorted(extra)}")
+        if not OPENAI_MESSAGE_KEYS.issuperset(m):
+            extra = sorted(set(m) - OPENAI_MESSAGE_KEYS)
+            problems.append(f"messages[{i}]: unexpected keys {extra}")
     if not any(isinstance(m, dict) and m.get("role") == "user" for m in messages):
         problems.append("messages: needs at least one user message")
     last = messages[-1]
