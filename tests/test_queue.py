@@ -380,3 +380,16 @@ def test_removed_member_cannot_finish_their_assignment(project: Project, member:
     lease = next_item(client_for(engineer_user)).status_code
     assert lease == 204  # the only item is still leased to the removed member until it expires
     assert not Annotation.objects.exists()
+
+
+def test_ids_beyond_the_integer_range_are_404(project: Project, member: Callable) -> None:
+    client = client_for(member(Role.REVIEWER))
+    huge = 10**20
+    assert submit(client, huge, {"quality": 3}).status_code == 404
+    assert client.post(f"/api/assignments/{huge}/skip", {}, format="json").status_code == 404
+    assert (
+        client.post(f"/api/annotations/{huge}/edit", {"values": {}}, format="json").status_code
+        == 404
+    )
+    url = f"/api/projects/support-bot/items/{huge}/gold"
+    assert client.post(url, {"answer": {"quality": 5}}, format="json").status_code == 404

@@ -46,6 +46,14 @@ from labeling.services.queue import (
 SLUG = r"(?P<slug>[-a-zA-Z0-9_]+)"
 
 
+def _id(raw: str) -> int:
+    """A URL id; one beyond the database's integer range cannot exist (404, not a 500)."""
+    value = int(raw)
+    if value > 2**63 - 1:
+        raise Http404("Not found.")
+    return value
+
+
 def _invalid_values(exc: ValidationError) -> ValidationError:
     return ValidationError(
         {"detail": "Some answers are invalid: see the marked questions.", "values": exc.detail}
@@ -225,12 +233,12 @@ class AssignmentSubmitApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
     def post(self, request: Request, assignment_id: str) -> Response:
-        _own_assignment(user=request.user, assignment_id=int(assignment_id))
+        _own_assignment(user=request.user, assignment_id=_id(assignment_id))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             annotation = assignment_submit(
-                assignment_id=int(assignment_id),
+                assignment_id=_id(assignment_id),
                 annotator=request.user,
                 values=data.validated_data["values"],
                 time_spent_ms=data.validated_data.get("time_spent_ms"),
@@ -249,11 +257,11 @@ class AssignmentSkipApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={200: _status_serializer("SkipResult")})
     def post(self, request: Request, assignment_id: str) -> Response:
-        _own_assignment(user=request.user, assignment_id=int(assignment_id))
+        _own_assignment(user=request.user, assignment_id=_id(assignment_id))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         assignment = assignment_skip(
-            assignment_id=int(assignment_id),
+            assignment_id=_id(assignment_id),
             annotator=request.user,
             reason=data.validated_data.get("reason", ""),
         )
@@ -320,7 +328,7 @@ class AdjudicateApi(APIView):
     )
     def post(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
-        item = _item_in(project, int(item_id))
+        item = _item_in(project, _id(item_id))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -376,7 +384,7 @@ class GoldApi(APIView):
     @extend_schema(request=InputSerializer, responses={200: GoldOutputSerializer})
     def post(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
-        item = _item_in(project, int(item_id))
+        item = _item_in(project, _id(item_id))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -406,7 +414,7 @@ class GoldApi(APIView):
     )
     def delete(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
-        item = gold_clear(queue_item=_item_in(project, int(item_id)), actor=request.user)
+        item = gold_clear(queue_item=_item_in(project, _id(item_id)), actor=request.user)
         return Response({"queue_item_id": item.pk, "is_gold": item.is_gold})
 
 
@@ -427,7 +435,7 @@ class QueueItemReopenApi(APIView):
     )
     def post(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
-        item = queue_item_reopen(queue_item_id=int(item_id), project=project, actor=request.user)
+        item = queue_item_reopen(queue_item_id=_id(item_id), project=project, actor=request.user)
         return Response({"queue_item_id": item.pk, "status": item.status})
 
 
@@ -457,7 +465,7 @@ class AnnotationHistoryApi(APIView):
     @extend_schema(responses={200: AnnotationOutputSerializer(many=True)})
     def get(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
-        item = _item_in(project, int(item_id))
+        item = _item_in(project, _id(item_id))
         sees_all = has_capability(role=role_in(user=request.user, project=project), need="read")
         qs = annotation_history(queue_item=item, annotator=None if sees_all else request.user)
         if not sees_all and not qs.exists():
@@ -479,7 +487,7 @@ class AnnotationEditApi(APIView):
     def post(self, request: Request, annotation_id: str) -> Response:
         own = (
             Annotation.objects.select_related("queue_item__project")
-            .filter(pk=annotation_id, annotator_id=request.user.pk)
+            .filter(pk=_id(annotation_id), annotator_id=request.user.pk)
             .first()
         )
         if own is None:
@@ -489,7 +497,7 @@ class AnnotationEditApi(APIView):
         data.is_valid(raise_exception=True)
         try:
             new = annotation_edit(
-                annotation_id=int(annotation_id),
+                annotation_id=_id(annotation_id),
                 actor=request.user,
                 values=data.validated_data["values"],
                 time_spent_ms=data.validated_data.get("time_spent_ms"),
