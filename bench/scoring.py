@@ -45,7 +45,7 @@ def seed(project, rows: int) -> list[tuple[int, int]]:
             Interaction(
                 project=project,
                 external_id=f"hh-{i}",
-                conversation_id=f"hh-{copy}-{row['pair']}",
+                conversation_id=f"hh-{row['pair']}",  # copies of a pair: one group
                 occurred_at=now - dt.timedelta(seconds=i),
                 model_version="hh",
                 messages=messages,

@@ -202,10 +202,11 @@ def _dense_row(messages: Any, response: str, counts: dict[str, float], rating: A
         math.log1p(counts["dwell_ms"] / 1000.0),
         float(rating) if rating in (1, -1) else 0.0,
         1.0 if rating in (1, -1) else 0.0,
-        math.log1p(len(response)),
-        math.log1p(prompt_chars),
-        float(len(turns)),
-        float(n_user),
+        # Scaled to about [0, 1] here, so the classifier needs no fitted scaler.
+        math.log1p(len(response)) / 10.0,
+        math.log1p(prompt_chars) / 10.0,
+        math.log1p(len(turns)) / 3.0,
+        math.log1p(n_user) / 3.0,
     ]
 
 
@@ -217,7 +218,8 @@ def _hashed_items(segment: Any, scores: Any, signals: Any) -> dict[str, float]:
     if isinstance(scores, dict):
         for name, value in scores.items():
             number = _number(value)
-            items[f"score:{name}"] = number
+            # signed log: a score on any scale (0-1, 1-10, a reward of -40) stays moderate
+            items[f"score:{name}"] = math.copysign(math.log1p(abs(number)), number)
             items[f"has_score:{name}"] = 1.0
     if isinstance(signals, dict):
         for name, value in signals.items():

@@ -61,9 +61,9 @@ def test_dense_signal_and_shape_columns() -> None:
     assert col["edit_ratio"] == pytest.approx(0.4)
     assert col["log_dwell_s"] == pytest.approx(np.log1p(3.0))
     assert col["explicit_rating"] == -1
-    assert col["log_response_chars"] == pytest.approx(np.log1p(4))
-    assert col["n_turns"] == 2
-    assert col["n_user_turns"] == 1
+    assert col["log_response_chars"] == pytest.approx(np.log1p(4) / 10)
+    assert col["n_turns"] == pytest.approx(np.log1p(2) / 3)
+    assert col["n_user_turns"] == pytest.approx(np.log1p(1) / 3)
 
 
 def test_segments_and_scores_are_hashed_and_judge_is_kept_raw() -> None:
