@@ -1,22 +1,91 @@
-"""Django admin for sampling strategies, runs and proxy models."""
+"""Django admin for sampling strategies, runs, proxy models and inclusions.
 
+Strategies are validated by the same ``strategy_validate`` as the API and the configuration
+pages, so the admin cannot save a strategy the sampler would reject (e.g. a random weight < 0.05).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from rest_framework.exceptions import ValidationError as DrfValidationError
 
 from sampling import models
+from sampling.services.strategies import FIELDS, strategy_validate
+
+
+class SamplingStrategyForm(forms.ModelForm):
+    class Meta:
+        model = models.SamplingStrategy
+        fields = ("project", *FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        project = cleaned.get("project")
+        if project is None:
+            return cleaned
+        data = {field: cleaned.get(field) for field in FIELDS if field in cleaned}
+        try:
+            normalised = strategy_validate(
+                data=data, project=project, instance=self.instance if self.instance.pk else None
+            )
+        except DrfValidationError as exc:
+            for location, messages in exc.detail.items():  # type: ignore[union-attr]
+                field = location.split(".")[0]
+                text = "; ".join(str(m) for m in messages)
+                if field in self.fields:
+                    self.add_error(field, f"{location}: {text}")
+                else:
+                    self.add_error(None, f"{location}: {text}")
+            return cleaned
+        cleaned.update(normalised)
+        return cleaned
 
 
 @admin.register(models.SamplingStrategy)
 class SamplingStrategyAdmin(admin.ModelAdmin):
-    list_display = ("name", "project", "mode", "batch_size", "active")
-    list_filter = ("project", "active")
+    form = SamplingStrategyForm
+    list_display = ("name", "project", "mode", "batch_size", "schedule", "active")
+    list_filter = ("project", "active", "mode")
 
 
 @admin.register(models.SamplingRun)
 class SamplingRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "project", "status", "pool_size", "selected_count", "created_at")
-    list_filter = ("status", "project")
+    list_display = (
+        "id",
+        "project",
+        "strategy",
+        "status",
+        "pool_size",
+        "expected_size",
+        "selected_count",
+        "holdout_count",
+        "created_at",
+    )
+    list_filter = ("status", "project", "deterministic")
+    readonly_fields = [f.name for f in models.SamplingRun._meta.fields]
 
 
 @admin.register(models.ProxyModel)
 class ProxyModelAdmin(admin.ModelAdmin):
-    list_display = ("project", "version", "status", "kind", "n_labels", "created_at")
+    list_display = ("project", "version", "status", "kind", "n_labels", "created_at", "finished_at")
+    list_filter = ("project", "status", "kind")
+    readonly_fields = [f.name for f in models.ProxyModel._meta.fields]
+
+
+@admin.register(models.Inclusion)
+class InclusionAdmin(admin.ModelAdmin):
+    """Read-only: inclusion probabilities are the record the estimates rest on."""
+
+    list_display = ("interaction_id", "run_id", "f", "pi", "selected", "holdout")
+    list_filter = ("selected", "holdout")
+    raw_id_fields = ("run", "project", "interaction")
+    show_full_result_count = False
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
