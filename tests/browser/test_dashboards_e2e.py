@@ -67,6 +67,8 @@ def label_everything(project: Project, annotator: Any) -> int:
     return done
 
 
+# The export streams through the ``export_reader`` alias on PostgreSQL: allow every database.
+@pytest.mark.django_db(transaction=True, databases="__all__")
 def test_admin_configures_runs_and_watches(page: Any, live_server: Any) -> None:
     project, admin, annotator = seed()
     base = f"{live_server.url}/p/{project.slug}"
