@@ -356,14 +356,22 @@ def run_one(db: str, lines: list[bytes], args: argparse.Namespace) -> dict[str, 
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def write_results(results: list[dict[str, Any]], command: str) -> None:
+def load_average() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
+def write_results(results: list[dict[str, Any]], command: str, loads: tuple[str, str]) -> None:
     path = ROOT / "bench" / "RESULTS.md"
     lines = [
         "## Ingestion",
         "",
         f"Command: `{command}`",
         "",
-        f"Machine: {machine_note()}. Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.",
+        f"Machine: {machine_note()} (1-minute load average {loads[0]} before, {loads[1]} after, "
+        f"on {os.cpu_count()} cores). Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC.",
         "",
         "Real HTTP: gunicorn (sync workers) on the production settings (DEBUG off), Redis as the "
         "broker with no worker running (follow-up tasks are queued), JSONL bodies of "
@@ -415,6 +423,7 @@ def main() -> None:
     avg = sum(len(line) for line in lines) / len(lines)
     print(f"{len(lines):,} rows, {avg:.0f} bytes per row on average")
     results = []
+    load_before = load_average()
     for db in args.db:
         result = run_one(db, lines, args)
         print(
@@ -425,7 +434,8 @@ def main() -> None:
         )
         results.append(result)
     if not args.no_write:
-        write_results(results, "python bench/ingest.py " + " ".join(sys.argv[1:]))
+        command = " ".join([".venv/bin/python bench/ingest.py", *sys.argv[1:]])
+        write_results(results, command, (load_before, load_average()))
 
 
 if __name__ == "__main__":
