@@ -407,9 +407,10 @@ Next-item and submit latency over HTTP (keep-alive, token auth) against gunicorn
 ({args.workers} workers x {args.threads} threads, production settings, DEBUG off) on PostgreSQL,
 with a {args.items:,}-item queue (10 % of items with overlap 3, random priorities). Each client
 loops `POST /api/projects/bench/queue/next` then `POST /api/assignments/{{id}}/submit` (5 % skip
-instead); the first 5 iterations per client are warm-up. Measured {dt.date.today()} on
-{platform.node()} ({os.cpu_count()} cores, {platform.python_version()}), a machine **shared with
-other helpers' jobs while measured** (1-minute load average {args.load_before:.1f} before and
+instead); the first iterations per client (5; 2 when paced) are warm-up. Measured
+{dt.date.today()} on {platform.node()} ({os.cpu_count()} cores, Python
+{platform.python_version()}), a machine **shared with other helpers' jobs while measured**
+(1-minute load average {args.load_before:.1f} before and
 {args.load_after:.1f} after the runs, on 2 cores); the client threads share those cores too.
 "think 1-3 s" paces each client like a (very fast) annotator who reads for 1-3 s between receiving
 an item and submitting it; "no think time" is a saturation test where each client fires the next
