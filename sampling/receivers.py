@@ -1,7 +1,8 @@
 """Receivers of labeling.hooks events: enqueue scoring, retraining, the demo's first run.
 
-Each receiver only enqueues a task after commit; ``hooks.fire`` logs a receiver that fails (Redis
-down) and the periodic sweeps (``sampling.score_sweep``, ``sampling.retrain_sweep``) catch up.
+Each receiver only enqueues a task after commit (``robust=True``: a broker that is down is logged,
+never raised into the committing request); the periodic sweeps (``sampling.score_sweep``,
+``sampling.retrain_sweep``) catch up with what was not handed over.
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ def on_interactions_processed(*, project_id: int, interaction_ids: list[int], **
     step = chunk_size()
     for start in range(0, len(ids), step):
         chunk = ids[start : start + step]
-        transaction.on_commit(lambda c=chunk: tasks.score_interactions.delay(project_id, c))
+        transaction.on_commit(
+            lambda c=chunk: tasks.score_interactions.delay(project_id, c), robust=True
+        )
 
 
 def on_labels_submitted(*, project_id: int, count: int = 0, **_: object) -> None:
-    transaction.on_commit(lambda: tasks.maybe_retrain.delay(project_id))
+    transaction.on_commit(lambda: tasks.maybe_retrain.delay(project_id), robust=True)
 
 
 def on_demo_loaded(*, project_id: int, **_: object) -> None:
-    transaction.on_commit(lambda: tasks.demo_bootstrap.delay(project_id))
+    transaction.on_commit(lambda: tasks.demo_bootstrap.delay(project_id), robust=True)
 
 
 hooks.connect("interactions_processed", on_interactions_processed)

@@ -6,6 +6,7 @@ pending is left alone, a training that finds a claim skips.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import shared_task
@@ -23,6 +24,7 @@ from sampling.services.strategies import crontab_parse, strategy_ensure_default
 logger = logging.getLogger(__name__)
 
 SWEEP_CHUNKS_PER_PROJECT = 20
+PENDING_GRACE_S = 300
 
 
 def _project(project_id: int) -> Project | None:
@@ -108,7 +110,8 @@ def dispatch_scheduled_runs() -> int:
     """Start a run for every active strategy whose crontab ``schedule`` is due.
 
     The last run of the strategy is the schedule's memory; the strategy row is locked while
-    deciding, so two overlapping dispatchers start one run, not two.
+    deciding, so two overlapping dispatchers start one run, not two. It also hands runs whose
+    message was lost to ``sampling.resume_pending_runs``.
     """
     started = 0
     due_ids = (
@@ -142,9 +145,26 @@ def dispatch_scheduled_runs() -> int:
             if schedule.remaining_estimate(last).total_seconds() > 0:
                 continue
             run = sampling_run_create(project=strategy.project, strategy=strategy)
-            transaction.on_commit(lambda run_id=run.pk: execute_run.delay(run_id))
+            transaction.on_commit(lambda run_id=run.pk: execute_run.delay(run_id), robust=True)
             started += 1
+    resume_pending_runs.delay()
     return started
+
+
+@shared_task(name="sampling.resume_pending_runs", ignore_result=True)
+def resume_pending_runs(older_than_s: int = PENDING_GRACE_S) -> int:
+    """Re-enqueue runs still pending after ``older_than_s`` (their message was lost: Redis down
+    when the run was started). Harmless for a run that is executing: its claim waits on the row
+    and then finds it no longer pending."""
+    cutoff = timezone.now() - dt.timedelta(seconds=older_than_s)
+    ids = list(
+        SamplingRun.objects.filter(
+            status=SamplingRun.Status.PENDING, created_at__lt=cutoff
+        ).values_list("pk", flat=True)[:100]
+    )
+    for run_id in ids:
+        execute_run.delay(run_id)
+    return len(ids)
 
 
 @shared_task(name="sampling.demo_bootstrap", ignore_result=True)

@@ -87,7 +87,7 @@ class RunListCreateApi(APIView):
             raise ValidationError({"strategy": ["no such strategy in this project"]})
         with transaction.atomic():
             run = sampling_run_create(project=project, strategy=strategy, user=request.user)
-            transaction.on_commit(lambda: execute_run.delay(run.pk))
+            transaction.on_commit(lambda: execute_run.delay(run.pk), robust=True)
         return Response(self.CreatedSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

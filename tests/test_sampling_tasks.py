@@ -1,0 +1,45 @@
+"""Sampling tasks that repair lost work: pending runs whose message never arrived."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from django.test.utils import override_settings
+from django.utils import timezone
+
+from labeling.models import Project
+from sampling import tasks
+from sampling.models import Inclusion, SamplingRun, SamplingStrategy
+from sampling.services.runs import sampling_run_create
+from tests.sampling_fixtures import seed_interactions
+
+
+@pytest.fixture(autouse=True)
+def _model_root(tmp_path: Path):
+    with override_settings(MODEL_ROOT=tmp_path / "models"):
+        yield
+
+
+def test_a_pending_run_whose_message_was_lost_is_resumed(project: Project) -> None:
+    seed_interactions(project, 30)
+    strategy = SamplingStrategy.objects.create(
+        project=project,
+        name="s",
+        weights={"uncertainty": 0.6, "coverage": 0.2, "random": 0.2},
+        batch_size=5,
+    )
+    lost = sampling_run_create(project=project, strategy=strategy)
+    fresh = sampling_run_create(project=project, strategy=strategy)
+    SamplingRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - dt.timedelta(hours=1))
+    assert tasks.resume_pending_runs() == 1
+    lost.refresh_from_db()
+    fresh.refresh_from_db()
+    assert lost.status == SamplingRun.Status.DONE
+    assert Inclusion.objects.filter(run=lost).count() == 30
+    assert fresh.status == SamplingRun.Status.PENDING  # within the grace period: maybe in flight
+    # a second resume finds nothing old and pending; a rerun of the done run changes nothing
+    assert tasks.resume_pending_runs() == 0
+    tasks.execute_run(lost.pk)
+    assert Inclusion.objects.filter(run=lost).count() == 30
