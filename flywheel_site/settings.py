@@ -249,4 +249,6 @@ CELERY_BEAT_SCHEDULE = {
     "labeling-sweep-exports": {"task": "labeling.sweep_exports", "schedule": 120.0},
     "sampling-score-sweep": {"task": "sampling.score_sweep", "schedule": 120.0},
     "sampling-dispatch-scheduled": {"task": "sampling.dispatch_scheduled_runs", "schedule": 60.0},
+    # Scheduled retrain: every project whose labels outgrew its proxy by retrain_every.
+    "sampling-retrain-sweep": {"task": "sampling.retrain_sweep", "schedule": 900.0},
 }
