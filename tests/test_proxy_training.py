@@ -175,3 +175,41 @@ def test_scheduled_strategies_run_when_due_and_once(project: Project) -> None:
     assert tasks.dispatch_scheduled_runs() == 0  # the run just made is the schedule's memory
     run = SamplingRun.objects.get(project=project)
     assert run.strategy_id == strategy.pk
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_trainings_train_once() -> None:
+    import threading
+
+    from django.db import connection
+
+    from tests.factories import ProjectFactory
+
+    project = ProjectFactory(slug="concurrent-train")
+    rows = seed_interactions(project, 80)
+    label(project, rows[:40])
+    barrier = threading.Barrier(3)
+    results: list[object] = []
+
+    def work() -> None:
+        try:
+            barrier.wait()
+            results.append(proxy_train(project=project))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    trained = [r for r in results if r is not None]
+    assert len(results) == 3
+    assert len(trained) >= 1
+    models = sorted(ProxyModel.objects.filter(project=project), key=lambda m: m.created_at)
+    assert all(m.status == ProxyModel.Status.READY for m in models)
+    assert len(models) == len(trained)
+    # no two trainings overlapped in time: each started after the previous one finished
+    for before, after in zip(models, models[1:], strict=False):
+        assert after.created_at >= before.finished_at
