@@ -279,3 +279,22 @@ def test_last_admin_cannot_be_removed(project: Project, member: Callable[..., An
     response = client.post(change, {"remove": "1"}, follow=True)
     assert "at least one admin" in response.content.decode()
     assert Membership.objects.filter(pk=membership.pk).exists()
+
+
+@pytest.mark.django_db
+def test_admin_who_demotes_themself_lands_on_home(
+    project: Project, member: Callable[..., Any]
+) -> None:
+    from labeling.models import Membership
+
+    member(Role.ADMIN)  # another admin keeps the project configurable
+    me = member(Role.ADMIN)
+    client = Client()
+    client.force_login(me)
+    mine = Membership.objects.get(project=project, user=me)
+    response = client.post(
+        reverse("project-member-change", args=[project.slug, mine.pk]), {"role": "engineer"}
+    )
+    assert response["Location"] == reverse("home")
+    mine.refresh_from_db()
+    assert mine.role == Role.ENGINEER

@@ -29,6 +29,10 @@ from sampling.selectors.estimates import domain_data, estimates_compute
 from sampling.selectors.reports import bias_report, power_report, regression_report
 
 RANGES: dict[str, int | None] = {"7d": 7, "30d": 30, "90d": 90, "all": None}
+# The statistical sections are cached for this long under a key that changes with every new
+# label, run, event, schema or strategy change, so a cached page is never stale, only reused.
+CACHE_SECONDS = 300
+CHOICES_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,15 @@ class Dashboard:
 
 
 def filter_choices(*, project: Project) -> dict[str, Any]:
-    """Model versions and segment values present in the project (for the filter drop-downs)."""
+    """Model versions and segment values present in the project (for the filter drop-downs).
+
+    Cached for ``CHOICES_SECONDS``: they are only the options of a drop-down (a value seen a few
+    minutes late is harmless) and reading distinct JSON values scans the project's interactions.
+    """
+    key = f"dashboard-choices:{project.pk}:{project.updated_at}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
     versions = list(
         Interaction.objects.filter(project=project)
         .exclude(model_version="")
@@ -113,16 +125,13 @@ def filter_choices(*, project: Project) -> dict[str, Any]:
             .distinct()[:50]
         )
         segments.extend(f"{key}={v}" for v in sorted({str(v) for v in values}))
-    return {"ranges": list(RANGES), "model_versions": versions, "segments": segments}
+    choices = {"ranges": list(RANGES), "model_versions": versions, "segments": segments}
+    cache.set(key, choices, CHOICES_SECONDS)
+    return choices
 
 
 def _minute(moment: dt.datetime) -> dt.datetime:
     return moment.replace(second=0, microsecond=0)
-
-
-# The statistical sections are cached for this long under a key that changes with every new
-# label, run, event, schema or strategy change, so a cached page is never stale, only reused.
-CACHE_SECONDS = 300
 
 
 def data_version(*, project: Project) -> tuple[Any, ...]:

@@ -26,7 +26,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
-from labeling.access import project_access
+from labeling.access import has_capability, project_access, role_in
 from labeling.models import IngestToken, Membership, Project, Role
 from labeling.selectors.projects import ingest_tokens_list, project_members
 from labeling.selectors.queue import queue_health
@@ -132,6 +132,9 @@ def member_change(request: HttpRequest, slug: str, membership_id: int) -> HttpRe
             messages.success(request, f"{user.username} is now {role}.")
     except ServiceErrors as exc:
         messages.error(request, _message(exc))
+    # An admin who just removed or demoted themselves may no longer open this page.
+    if not has_capability(role=role_in(user=request.user, project=project), need="configure"):
+        return redirect("home")
     return redirect("project-members", slug=slug)
 
 
