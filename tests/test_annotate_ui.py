@@ -146,3 +146,15 @@ def test_gold_form_sets_and_clears(project: Project, member: Callable[..., Any])
     health = reviewer.get("/p/support-bot/review/")
     assert health.status_code == 200
     assert health.context["health"]["items"] == 1
+
+
+def test_gold_page_lists_answers_as_json(project: Project, member: Callable[..., Any]) -> None:
+    from labeling.services.annotations import gold_set
+
+    reviewer_user = member(Role.REVIEWER)
+    item = QueueItemFactory(interaction__project=project)
+    gold_set(queue_item=item, actor=reviewer_user, answer={"quality": 5, "correction": "<b>x</b>"})
+    html = browser_as(reviewer_user).get("/p/support-bot/review/gold/").content.decode()
+    assert (
+        "{&quot;quality&quot;: 5, &quot;correction&quot;: &quot;&lt;b&gt;x&lt;/b&gt;&quot;}" in html
+    )

@@ -8,6 +8,7 @@ plain server-rendered forms that call the same services as the API.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import messages
@@ -256,11 +257,12 @@ def review_gold(request: HttpRequest, slug: str) -> HttpResponse:
                 return HttpResponseRedirect(reverse("review-gold", kwargs={"slug": slug}))
             except ValidationError as exc:
                 error = _error_text(exc)
-    gold = (
-        QueueItem.objects.filter(project=project, is_gold=True)
+    gold = [
+        {"item": item, "answer": json.dumps(item.gold_answer, ensure_ascii=False)}
+        for item in QueueItem.objects.filter(project=project, is_gold=True)
         .select_related("interaction")
         .order_by("id")[:200]
-    )
+    ]
     return render(
         request,
         "labeling/gold.html",
