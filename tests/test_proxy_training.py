@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 
 import pytest
@@ -211,5 +212,5 @@ def test_concurrent_trainings_train_once() -> None:
     assert all(m.status == ProxyModel.Status.READY for m in models)
     assert len(models) == len(trained)
     # no two trainings overlapped in time: each started after the previous one finished
-    for before, after in zip(models, models[1:], strict=False):
+    for before, after in itertools.pairwise(models):
         assert after.created_at >= before.finished_at
