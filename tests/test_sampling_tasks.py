@@ -43,3 +43,20 @@ def test_a_pending_run_whose_message_was_lost_is_resumed(project: Project) -> No
     assert tasks.resume_pending_runs() == 0
     tasks.execute_run(lost.pk)
     assert Inclusion.objects.filter(run=lost).count() == 30
+
+
+def test_the_demo_opens_with_a_sampled_queue(db: None, django_capture_on_commit_callbacks) -> None:
+    from labeling.demo import demo_load
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = demo_load(limit=150)
+    project = result.project
+    run = SamplingRun.objects.get(project=project)
+    assert run.status == SamplingRun.Status.DONE
+    assert run.strategy is not None
+    assert run.strategy.name == "default"
+    assert run.pool_size == project.interactions.count()
+    assert run.selected_count > 0
+    assert project.queue_items.filter(sampling_run_id=run.pk).count() == run.selected_count
+    # the primary judge is calibrated once labels arrive; until then scores come from the prior
+    assert not project.interactions.filter(proxy_score__isnull=True).exists()
