@@ -88,6 +88,33 @@ def label(project, user, rows: list[tuple[int, int]]) -> None:
         )
 
 
+def phase_breakdown(project, ids: list[int], model) -> dict[str, float]:
+    """The same work as interactions_score, timed per phase (read, featurize+predict, write)."""
+    from labeling.models import Interaction
+    from sampling.features import FEATURE_FIELDS
+    from sampling.services.scoring import chunk_size, scores_compute, scores_write
+
+    phases = {"read": 0.0, "compute": 0.0, "write": 0.0}
+    step = chunk_size()
+    for start in range(0, len(ids), step):
+        t = time.perf_counter()
+        rows = list(
+            Interaction.objects.filter(id__in=ids[start : start + step]).values_list(
+                "id", *FEATURE_FIELDS
+            )
+        )
+        phases["read"] += time.perf_counter() - t
+        t = time.perf_counter()
+        scores, clusters = scores_compute(project=project, rows=[r[1:] for r in rows], model=model)
+        phases["compute"] += time.perf_counter() - t
+        t = time.perf_counter()
+        scores_write(
+            ids=[r[0] for r in rows], scores=scores, clusters=clusters, version=model.version
+        )
+        phases["write"] += time.perf_counter() - t
+    return {k: round(v, 2) for k, v in phases.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
@@ -144,6 +171,7 @@ def main() -> None:
             seconds = time.perf_counter() - t1
             cpu = time.process_time() - c1
             assert not Interaction.objects.filter(id__in=ids, proxy_score__isnull=True).exists()
+            phases = phase_breakdown(project, ids, model)
             results["scoring"] = {
                 "interactions": scored,
                 "seconds": round(seconds, 2),
@@ -151,6 +179,7 @@ def main() -> None:
                 "worker_cpu_seconds": round(cpu, 2),
                 "per_worker_cpu_second": round(scored / cpu),
                 "featurize_only_per_second": round(featurize_rate),
+                "phases_s": phases,
                 "avg_chars": round(
                     float(
                         np.mean([len(r[1]) + sum(len(m["content"]) for m in r[0]) for r in sample])
