@@ -22,7 +22,7 @@ class SamplingStrategyForm(forms.ModelForm):
         fields = ("project", *FIELDS)
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         project = cleaned.get("project")
         if project is None:
             return cleaned

@@ -7,6 +7,8 @@ never raised into the committing request); the periodic sweeps (``sampling.score
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.db import transaction
 
 from labeling import hooks
@@ -21,7 +23,7 @@ def on_interactions_processed(*, project_id: int, interaction_ids: list[int], **
     for start in range(0, len(ids), step):
         chunk = ids[start : start + step]
         transaction.on_commit(
-            lambda c=chunk: tasks.score_interactions.delay(project_id, c), robust=True
+            partial(tasks.score_interactions.delay, project_id, chunk), robust=True
         )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from modAL.uncertainty import classifier_entropy, classifier_margin, classifier_uncertainty
@@ -116,6 +117,10 @@ def uncertainty_component(pool: Pool, *, measure: str = "sqrt", **_: object) -> 
     return normalise(uncertainty_scores(pool.f, measure))
 
 
+def _deficit(value: object, *, minimum: float, labelled: Mapping[object, int]) -> float:
+    return max(0.0, minimum - labelled.get(value, 0))
+
+
 def _deficit_share(values: np.ndarray, deficit_of: Callable[[object], float]) -> np.ndarray:
     """Per item: its group's deficit divided by the group's pool size (so a group's total is its
     deficit)."""
@@ -144,9 +149,7 @@ def coverage_component(
         if values is None or size == 0:
             continue
         labelled = counts.segment_labels.get(key, {})
-        seg += _deficit_share(
-            values, lambda v, m=minimum, lab=labelled: max(0.0, m - lab.get(v, 0))
-        )
+        seg += _deficit_share(values, partial(_deficit, minimum=minimum, labelled=labelled))
     if seg.sum() > 0:
         parts.append(normalise(seg))
     if pool.clusters is not None and size:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from functools import partial
 
 from celery import shared_task
 from django.db import transaction
@@ -145,7 +146,7 @@ def dispatch_scheduled_runs() -> int:
             if schedule.remaining_estimate(last).total_seconds() > 0:
                 continue
             run = sampling_run_create(project=strategy.project, strategy=strategy)
-            transaction.on_commit(lambda run_id=run.pk: execute_run.delay(run_id), robust=True)
+            transaction.on_commit(partial(execute_run.delay, run.pk), robust=True)
             started += 1
     resume_pending_runs.delay()
     return started

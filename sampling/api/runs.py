@@ -53,7 +53,7 @@ class RunOutputSerializer(serializers.ModelSerializer):
 
     def get_proxy_model(self, run: SamplingRun) -> int | None:
         """The proxy model version whose stored scores the run used (null: the prior)."""
-        return run.proxy_model.version if run.proxy_model_id else None
+        return run.proxy_model.version if run.proxy_model is not None else None
 
     def get_min_pi(self, run: SamplingRun) -> float | None:
         return (run.timings or {}).get("min_pi")

@@ -8,6 +8,7 @@ instances): a 1,000,000-item pool must be read in about two seconds.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -96,7 +97,10 @@ def _pool_dtype(n_keys: int) -> np.dtype:
 
 
 def pool_read(
-    *, project: Project, filters: dict[str, Any] | None = None, segment_keys: list[str] = ()
+    *,
+    project: Project,
+    filters: dict[str, Any] | None = None,
+    segment_keys: Sequence[str] = (),
 ) -> Pool:
     """The pool as arrays sorted by id: stored f, segment group keys (see :func:`segment_group`),
     topic clusters (-1: none).
