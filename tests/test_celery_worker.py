@@ -72,7 +72,7 @@ def test_ingest_succeeds_with_broker_down_and_the_sweep_catches_up(
     assert "broker unreachable" in caplog.text
     assert Interaction.objects.filter(processed_at__isnull=True).count() == 5
     # Beat runs the sweep later (here: eagerly, as in a fresh install).
-    assert sweep_unprocessed.apply().get() == 5
+    assert sweep_unprocessed.apply().result == 5
     assert not Interaction.objects.filter(processed_at__isnull=True).exists()
     interaction = Interaction.objects.get(external_id="r0")
     assert interaction.explicit_rating == -1
@@ -95,7 +95,7 @@ def test_sweep_attaches_orphans_missed_by_a_race(project: Project) -> None:
     Event.objects.create(
         project=project, external_id="late", type="copy", occurred_at=timezone.now()
     )
-    assert sweep_unprocessed.apply().get() == 1
+    assert sweep_unprocessed.apply().result == 1
     interaction.refresh_from_db()
     assert interaction.signals == {"copy": 1}
     assert Event.objects.get(external_id="late").interaction_id == interaction.pk
@@ -105,6 +105,7 @@ def test_sweep_attaches_orphans_missed_by_a_race(project: Project) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_process_interactions_runs_in_a_real_worker(project: Project) -> None:
     from celery.contrib.testing.worker import start_worker
+    from celery.result import allow_join_result
     from django.conf import settings
 
     from labeling.services.ingest import interactions_ingest_objects
@@ -118,7 +119,9 @@ def test_process_interactions_runs_in_a_real_worker(project: Project) -> None:
         )
         assert Interaction.objects.filter(processed_at__isnull=True).count() == 2
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-            processed = process_interactions.delay(result.created_ids).get(timeout=60)
+            # allow_join_result: waiting here is the point (we are not inside a task).
+            with allow_join_result():
+                processed = process_interactions.delay(result.created_ids).get(timeout=60)
     assert processed == 2
     w1 = Interaction.objects.get(external_id="w1")
     assert w1.processed_at is not None

@@ -140,7 +140,7 @@ class IngestResultSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
-    errors = serializers.ListField(child=serializers.DictField())
+    errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
 
 
 class InteractionInSerializer(serializers.Serializer):
@@ -242,7 +242,7 @@ class InteractionsApi(APIView):
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
         segment = {
-            key.removeprefix("segment."): value
+            key.removeprefix("segment."): str(value)
             for key, value in request.query_params.items()
             if key.startswith("segment.") and re.fullmatch(r"segment\.[\w-]{1,100}", key)
         }
@@ -312,7 +312,7 @@ class EventsApi(APIView):
         rejected = serializers.IntegerField()
         attached = serializers.IntegerField()
         pending = serializers.IntegerField()
-        errors = serializers.ListField(child=serializers.DictField())
+        errors = serializers.ListField(child=serializers.DictField())  # type: ignore[assignment]
 
     @extend_schema(
         request=EventInSerializer(many=True),

@@ -6,9 +6,10 @@ Ingestion tokens are refused here (403): they can only ingest. Lookups go throug
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
@@ -36,6 +37,11 @@ from labeling.services.projects import (
     project_create,
     project_update,
 )
+
+
+def actor(request: Request) -> User:
+    """The authenticated person behind a request (HumanUserOnly has already checked)."""
+    return cast(User, request.user)
 
 
 class HumanUserOnly(permissions.BasePermission):
@@ -113,7 +119,7 @@ class ProjectsApi(APIView):
             raise PermissionDenied("Only staff users can create projects.")
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        project = project_create(created_by=request.user, **serializer.validated_data)
+        project = project_create(created_by=actor(request), **serializer.validated_data)
         data = ProjectOutputSerializer(project, context={"user": request.user}).data
         return Response(data, status=status.HTTP_201_CREATED)
 
@@ -154,7 +160,7 @@ class ProjectDetailApi(APIView):
         if unknown:
             raise serializers.ValidationError(dict.fromkeys(unknown, "cannot be changed"))
         project = project_update(
-            project=project, updated_by=request.user, data=dict(serializer.validated_data)
+            project=project, updated_by=actor(request), data=dict(serializer.validated_data)
         )
         return Response(ProjectOutputSerializer(project, context={"user": request.user}).data)
 
@@ -199,7 +205,7 @@ class MembersApi(APIView):
             project=project,
             user=user,
             role=serializer.validated_data["role"],
-            added_by=request.user,
+            added_by=actor(request),
         )
         return Response(MemberOutputSerializer(membership).data, status=status.HTTP_201_CREATED)
 
@@ -213,7 +219,7 @@ class MemberDetailApi(APIView):
     def delete(self, request: Request, slug: str, username: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="configure")
         user = get_object_or_404(get_user_model(), username=username, memberships__project=project)
-        membership_remove(project=project, user=user, removed_by=request.user)
+        membership_remove(project=project, user=user, removed_by=actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -259,7 +265,7 @@ class IngestTokensApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         token, key = ingest_token_create(
-            project=project, name=serializer.validated_data["name"], created_by=request.user
+            project=project, name=serializer.validated_data["name"], created_by=actor(request)
         )
         data = dict(TokenOutputSerializer(token).data)
         data["key"] = key
@@ -275,7 +281,7 @@ class IngestTokenDetailApi(APIView):
     def delete(self, request: Request, slug: str, token_id: int) -> Response:
         project = project_access(user=request.user, slug=slug, need="ingest")
         token = get_object_or_404(IngestToken, pk=token_id, project=project)
-        ingest_token_revoke(token=token, revoked_by=request.user)
+        ingest_token_revoke(token=token, revoked_by=actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -53,7 +53,10 @@ _STR_FIELDS = ("conversation_id", "model_version", "alt_model_version")
 
 
 class BodyTooLarge(Exception):
-    """The request crossed a size limit; ``what`` says which one."""
+    """The request crossed a size limit; ``what`` says which one. ``result``: what was stored
+    before (set by interactions_ingest)."""
+
+    result: IngestResult | None = None
 
     def __init__(self, what: str, limit: int) -> None:
         super().__init__(f"{what} exceeds the limit of {limit:,} bytes.")
@@ -63,6 +66,8 @@ class BodyTooLarge(Exception):
 
 class BadBody(Exception):
     """The body cannot be decoded at all (e.g. corrupt gzip)."""
+
+    result: IngestResult | None = None
 
 
 class TooManyRows(BodyTooLarge):
@@ -515,7 +520,7 @@ def interactions_ingest(
         # Rows validated before the limit was crossed are stored too: a retry is harmless.
         if batch:
             _store_batch(project, batch, result)
-        exc.result = result  # type: ignore[attr-defined]
+        exc.result = result
         raise
     if batch:
         _store_batch(project, batch, result)

@@ -10,7 +10,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
@@ -93,7 +93,7 @@ def project_create(
     *,
     slug: str,
     name: str,
-    created_by: AbstractBaseUser | None,
+    created_by: User | None,
     label_schema: dict[str, Any] | None = None,
     segment_keys: Sequence[str] = (),
     description: str = "",
@@ -132,9 +132,7 @@ def project_create(
 
 
 @transaction.atomic
-def project_update(
-    *, project: Project, updated_by: AbstractBaseUser | None, data: dict[str, Any]
-) -> Project:
+def project_update(*, project: Project, updated_by: User | None, data: dict[str, Any]) -> Project:
     """Change the given fields. A new label schema is validated; if annotations were made under
     the current schema version, the version is bumped and recorded in LabelSchemaVersion (old
     annotations keep pointing at theirs); otherwise the current version is replaced in place."""
@@ -177,7 +175,7 @@ def project_update(
 
 @transaction.atomic
 def membership_add(
-    *, project: Project, user: AbstractBaseUser, role: str, added_by: AbstractBaseUser | None = None
+    *, project: Project, user: User, role: str, added_by: User | None = None
 ) -> Membership:
     """Give ``user`` the ``role`` in ``project`` (changing the role of an existing member)."""
     if role not in Role.values:
@@ -209,16 +207,14 @@ def membership_add(
     return membership
 
 
-def _ensure_other_admin(*, project: Project, user: AbstractBaseUser) -> None:
+def _ensure_other_admin(*, project: Project, user: User) -> None:
     others = Membership.objects.filter(project=project, role=Role.ADMIN).exclude(user=user)
     if not others.exists():
         raise ValidationError({"role": "a project must keep at least one admin"})
 
 
 @transaction.atomic
-def membership_remove(
-    *, project: Project, user: AbstractBaseUser, removed_by: AbstractBaseUser | None = None
-) -> None:
+def membership_remove(*, project: Project, user: User, removed_by: User | None = None) -> None:
     """Remove ``user`` from ``project``; the last admin cannot be removed."""
     membership = Membership.objects.select_for_update().filter(project=project, user=user).first()
     if membership is None:
@@ -237,7 +233,7 @@ def membership_remove(
 
 @transaction.atomic
 def ingest_token_create(
-    *, project: Project, name: str, created_by: AbstractBaseUser | None
+    *, project: Project, name: str, created_by: User | None
 ) -> tuple[IngestToken, str]:
     """Create an ingestion token; returns it with its key. The key is never stored (only its
     sha256), so this is the only time anyone sees it."""
@@ -258,9 +254,7 @@ def ingest_token_create(
 
 
 @transaction.atomic
-def ingest_token_revoke(
-    *, token: IngestToken, revoked_by: AbstractBaseUser | None = None
-) -> IngestToken:
+def ingest_token_revoke(*, token: IngestToken, revoked_by: User | None = None) -> IngestToken:
     """Revoke a token (idempotent: revoking twice keeps the first revocation time)."""
     token = IngestToken.objects.select_for_update().get(pk=token.pk)
     if token.revoked_at is None:

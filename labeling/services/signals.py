@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -124,13 +124,16 @@ def interactions_process(*, interaction_ids: Sequence[int]) -> list[int]:
             for pk, project_id in rows:
                 by_project[project_id].append(pk)
             for project_id, pks in by_project.items():
-                transaction.on_commit(
-                    lambda p=project_id, k=pks: hooks.fire(
-                        "interactions_processed", project_id=p, interaction_ids=k
-                    )
-                )
+                transaction.on_commit(_hook_firer(project_id, pks))
             done.extend(present)
     return done
+
+
+def _hook_firer(project_id: int, interaction_ids: list[int]) -> Callable[[], None]:
+    def fire() -> None:
+        hooks.fire("interactions_processed", project_id=project_id, interaction_ids=interaction_ids)
+
+    return fire
 
 
 def _aggregates_write(
