@@ -118,10 +118,12 @@ def test_process_interactions_runs_in_a_real_worker(project: Project) -> None:
             objects=[_row("w1", events=[{"type": "copy"}, {"type": "regenerate"}]), _row("w2")],
         )
         assert Interaction.objects.filter(processed_at__isnull=True).count() == 2
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-            # allow_join_result: waiting here is the point (we are not inside a task).
-            with allow_join_result():
-                processed = process_interactions.delay(result.created_ids).get(timeout=60)
+        # allow_join_result: waiting here is the point (we are not inside a task).
+        with (
+            start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30),
+            allow_join_result(),
+        ):
+            processed = process_interactions.delay(result.created_ids).get(timeout=60)
     assert processed == 2
     w1 = Interaction.objects.get(external_id="w1")
     assert w1.processed_at is not None
