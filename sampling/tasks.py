@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 from functools import partial
 
-from celery import shared_task
+from celery import current_app, shared_task
 from django.db import transaction
 from django.utils import timezone
 
@@ -93,11 +93,17 @@ def rescore_pool(project_id: int, version: int, after_id: int) -> None:
     current = proxy_current(project=project) if project else None
     if project is None or current is None or current.version != version:
         return
-    ids = scoring.pool_chunk_ids(project=project, after_id=after_id, limit=scoring.chunk_size())
-    if not ids:
-        return
-    scoring.interactions_score(project=project, interaction_ids=ids, model=current)
-    rescore_pool.delay(project_id, version, ids[-1])
+    eager = bool(current_app.conf.task_always_eager)
+    while ids := scoring.pool_chunk_ids(
+        project=project, after_id=after_id, limit=scoring.chunk_size()
+    ):
+        scoring.interactions_score(project=project, interaction_ids=ids, model=current)
+        after_id = ids[-1]
+        if not eager:
+            # One chunk per task: a worker restart loses at most one chunk of progress.
+            rescore_pool.delay(project_id, version, after_id)
+            return
+        # Eagerly (no broker) the chain would recurse once per chunk: loop instead.
 
 
 @shared_task(name="sampling.execute_run", ignore_result=True)

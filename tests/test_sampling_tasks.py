@@ -60,3 +60,18 @@ def test_the_demo_opens_with_a_sampled_queue(db: None, django_capture_on_commit_
     assert project.queue_items.filter(sampling_run_id=run.pk).count() == run.selected_count
     # the primary judge is calibrated once labels arrive; until then scores come from the prior
     assert not project.interactions.filter(proxy_score__isnull=True).exists()
+
+
+def test_retrain_rescores_the_pool_in_chunks(project: Project, settings) -> None:
+    from labeling.models import Interaction
+    from sampling.models import ProxyModel
+    from tests.sampling_fixtures import label
+
+    settings.FLYWHEEL = {**settings.FLYWHEEL, "SCORE_CHUNK_SIZE": 7}
+    rows = seed_interactions(project, 60)
+    label(project, rows[:20])
+    version = tasks.retrain(project.pk)
+    assert version == ProxyModel.objects.get(project=project).version
+    assert set(
+        Interaction.objects.filter(project=project).values_list("proxy_version", flat=True)
+    ) == {version}
