@@ -286,6 +286,7 @@ def core_rep(
     train: bool,
     kmeans: Any = None,
     oracle: bool = False,
+    isotonic: bool = False,
 ) -> RepResult:
     """One repetition: ``waves`` runs, labels from the truth, proxy retrained after each wave."""
     from sampling import estimators
@@ -295,13 +296,19 @@ def core_rep(
 
     judge = JUDGE if pop.judge is not None else None
     model = proxy_lib.Proxy(kind="prior", judge=judge, kmeans=kmeans)
+    calibrator = None
     f_rec, pi_rec, run_rec, sel, resp = [], [], [], [], []
     labelled: list[int] = []
     cluster_of = np.full(len(pop.y), -1)
     for wave in range(waves):
         idx = np.flatnonzero(pop.day == wave)
         sub = _subset(feats, idx)
-        f = model.predict(sub) if not oracle else pop.judge_bayes[idx]  # type: ignore[index]
+        if oracle:
+            f = pop.judge_bayes[idx]  # type: ignore[index]
+        elif calibrator is not None:
+            f = np.clip(calibrator.predict(pop.judge[idx]), 0.01, 0.99)  # type: ignore[index]
+        else:
+            f = model.predict(sub)
         clusters = model.clusters(sub)
         cluster_of[idx] = clusters
         counts = strat.CoverageCounts(
@@ -323,7 +330,10 @@ def core_rep(
             # What sampling.proxy.train fits (without its cross-validated metrics); the topic
             # clustering is fitted once per scenario on a pool sample, as the service does.
             lab = np.array(labelled)
-            if proxy_lib.has_both_classes(pop.y[lab]):
+            if isotonic:
+                # Comparison only (not the product's proxy): the judge calibrated alone.
+                calibrator = proxy_lib._fit_calibrator(pop.judge[lab], pop.y[lab])  # type: ignore[index]
+            elif proxy_lib.has_both_classes(pop.y[lab]):
                 model = proxy_lib._fit_one(_subset(feats, lab), pop.y[lab], judge, wave)
                 model.kmeans = kmeans
     f_all, pi_all = np.concatenate(f_rec), np.concatenate(pi_rec)
@@ -374,13 +384,17 @@ def run_core(args: argparse.Namespace) -> list[ScenarioStats]:
         oracle = ScenarioStats(
             name=f"{scenario}-oracle", truth=stats.truth, thumbs_only=pop.thumbs_only
         )
+        iso = ScenarioStats(
+            name=f"{scenario}-isotonic", truth=stats.truth, thumbs_only=pop.thumbs_only
+        )
         for rep in range(args.reps):
             rng = np.random.default_rng([args.seed, rep, 1])
-            stats.active.append(
-                core_rep(pop, feats, mix=ACTIVE_MIX, budget=args.budget, waves=args.waves,
-                         nonresponse=args.nonresponse, rng=rng, method="ppi_pp", train=True,
-                         kmeans=kmeans)
-            )  # fmt: skip
+            if not args.skip_product:
+                stats.active.append(
+                    core_rep(pop, feats, mix=ACTIVE_MIX, budget=args.budget, waves=args.waves,
+                             nonresponse=args.nonresponse, rng=rng, method="ppi_pp", train=True,
+                             kmeans=kmeans)
+                )  # fmt: skip
             if args.oracle and pop.judge_bayes is not None:
                 rng_o = np.random.default_rng([args.seed, rep, 1])
                 oracle.active.append(
@@ -388,18 +402,26 @@ def run_core(args: argparse.Namespace) -> list[ScenarioStats]:
                              nonresponse=args.nonresponse, rng=rng_o, method="ppi_pp",
                              train=True, oracle=True)
                 )  # fmt: skip
+                iso.active.append(
+                    core_rep(pop, feats, mix=ACTIVE_MIX, budget=args.budget, waves=args.waves,
+                             nonresponse=args.nonresponse, rng=np.random.default_rng(
+                                 [args.seed, rep, 1]), method="ppi_pp", train=True,
+                             kmeans=kmeans, isotonic=True)
+                )  # fmt: skip
             rng_u = np.random.default_rng([args.seed, rep, 2])
             stats.uniform.append(
                 core_rep(pop, feats, mix=UNIFORM_MIX, budget=args.budget, waves=args.waves,
                          nonresponse=args.nonresponse, rng=rng_u, method="hajek", train=False)
             )  # fmt: skip
         stats.seconds = time.perf_counter() - t0
-        out.append(stats)
-        print_scenario(stats, path="core (in-process)")
-        if oracle.active:
-            oracle.uniform = stats.uniform
-            out.append(oracle)
-            print_scenario(oracle, path="core (in-process)")
+        if stats.active:
+            out.append(stats)
+            print_scenario(stats, path="core (in-process)")
+        for extra in (oracle, iso):
+            if extra.active:
+                extra.uniform = stats.uniform
+                out.append(extra)
+                print_scenario(extra, path="core (in-process)")
     return out
 
 
@@ -685,8 +707,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--oracle", action="store_true",
-        help="also run judge scenarios with f = the calibrated P(good | judge) (no learning)",
+        help="also run judge scenarios with f = the true P(good | judge) (oracle, no learning) "
+        "and with f = the judge alone, isotonic-calibrated on the labels so far",
     )  # fmt: skip
+    parser.add_argument(
+        "--skip-product", action="store_true", help="only the --oracle comparison rows"
+    )
     parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md table")
     args = parser.parse_args(argv)
     if args.path == "core":
