@@ -310,3 +310,30 @@ def test_redact_keeps_non_card_numbers() -> None:
 
     assert redact_text("order 1234 5678 9012 3456 shipped") == "order 1234 5678 9012 3456 shipped"
     assert redact_text("version 2.1.3 in 2026") == "version 2.1.3 in 2026"
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 64, 1 << 20])
+def test_jsonl_splitter_across_chunk_boundaries(chunk_size: int) -> None:
+    from labeling.limits import current_limits
+    from labeling.services.ingest import ParseError, jsonl_items
+
+    limits = current_limits()
+    limits = type(limits)(**{**limits.__dict__, "max_row_bytes": 40})
+    body = (
+        b"\xef\xbb\xbf"
+        + b'{"a": 1}\n\n'
+        + b'{"long": "'
+        + b"x" * 100
+        + b'"}\n'
+        + b'{"b": 2}\r\n'
+        + b"{oops\n"
+        + b'{"c": 3}'
+    )
+    chunks = [body[i : i + chunk_size] for i in range(0, len(body), chunk_size)]
+    out = list(jsonl_items(chunks, limits=limits))
+    decoded = [(n, obj) for n, obj in out if not isinstance(obj, ParseError)]
+    errors = {n: obj.errors["line"] for n, obj in out if isinstance(obj, ParseError)}
+    assert decoded == [(1, {"a": 1}), (4, {"b": 2}), (6, {"c": 3})]
+    assert set(errors) == {3, 5}
+    assert "longer than 40 bytes" in errors[3]
+    assert "malformed JSON" in errors[5]

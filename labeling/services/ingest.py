@@ -32,6 +32,7 @@ from labeling.services.signals import processing_enqueue_on_commit
 
 BATCH_SIZE = 2000
 MAX_REPORTED_ERRORS = 1000
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark some editors put at the start of a file
 MESSAGE_ROLES = frozenset({"system", "user", "assistant", "tool"})
 INTERACTION_FIELDS = frozenset(
     {
@@ -194,6 +195,8 @@ def jsonl_items(chunks: Iterable[bytes], *, limits: Limits) -> Iterator[tuple[in
         tail = lines.pop()  # the part after the last newline (may be a partial line)
         for line in lines:
             line_no += 1
+            if line_no == 1:
+                line = line.removeprefix(BOM)
             if len(line) > max_row:
                 yield line_no, ParseError({"line": _row_too_long(limits)})
                 continue
@@ -207,6 +210,8 @@ def jsonl_items(chunks: Iterable[bytes], *, limits: Limits) -> Iterator[tuple[in
             yield line_no, ParseError({"line": _row_too_long(limits)})
             tail = b""
             skipping = True
+    if line_no == 0:
+        tail = tail.removeprefix(BOM)
     if tail.strip() and not skipping:
         line_no += 1
         yield line_no, parse_json_line(tail)
