@@ -12,6 +12,7 @@ from functools import partial
 
 from celery import current_app, shared_task
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Project
@@ -19,7 +20,7 @@ from sampling.models import ProxyModel, SamplingRun, SamplingStrategy
 from sampling.selectors.pool import proxy_current
 from sampling.services import proxy as proxy_services
 from sampling.services import scoring
-from sampling.services.runs import sampling_run_create, sampling_run_execute
+from sampling.services.runs import RUN_STALE_AFTER, sampling_run_create, sampling_run_execute
 from sampling.services.strategies import crontab_parse, strategy_ensure_default
 
 logger = logging.getLogger(__name__)
@@ -161,12 +162,14 @@ def dispatch_scheduled_runs() -> int:
 @shared_task(name="sampling.resume_pending_runs", ignore_result=True)
 def resume_pending_runs(older_than_s: int = PENDING_GRACE_S) -> int:
     """Re-enqueue runs still pending after ``older_than_s`` (their message was lost: Redis down
-    when the run was started). Harmless for a run that is executing: its claim waits on the row
-    and then finds it no longer pending."""
-    cutoff = timezone.now() - dt.timedelta(seconds=older_than_s)
+    when the run was started) and runs whose worker died mid-run (running and stale). Harmless for
+    a run that is executing: the claim fails and the task does nothing."""
+    now = timezone.now()
+    cutoff = now - dt.timedelta(seconds=older_than_s)
     ids = list(
         SamplingRun.objects.filter(
-            status=SamplingRun.Status.PENDING, created_at__lt=cutoff
+            Q(status=SamplingRun.Status.PENDING, created_at__lt=cutoff)
+            | Q(status=SamplingRun.Status.RUNNING, started_at__lt=now - RUN_STALE_AFTER)
         ).values_list("pk", flat=True)[:100]
     )
     for run_id in ids:

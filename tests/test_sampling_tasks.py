@@ -75,3 +75,26 @@ def test_retrain_rescores_the_pool_in_chunks(project: Project, settings) -> None
     assert set(
         Interaction.objects.filter(project=project).values_list("proxy_version", flat=True)
     ) == {version}
+
+
+def test_a_run_whose_worker_died_is_claimed_again_once_stale(project: Project) -> None:
+    seed_interactions(project, 20)
+    strategy = SamplingStrategy.objects.create(
+        project=project, name="s", weights={"random": 1.0}, batch_size=5
+    )
+    run = sampling_run_create(project=project, strategy=strategy)
+    # a worker claimed it a minute ago and is (maybe) still working: a duplicate does nothing
+    SamplingRun.objects.filter(pk=run.pk).update(
+        status=SamplingRun.Status.RUNNING, started_at=timezone.now() - dt.timedelta(minutes=1)
+    )
+    assert tasks.resume_pending_runs() == 0
+    tasks.execute_run(run.pk)
+    run.refresh_from_db()
+    assert run.status == SamplingRun.Status.RUNNING
+    assert not Inclusion.objects.filter(run=run).exists()
+    # an hour later the claim is stale: its worker died (its transaction rolled back)
+    SamplingRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - dt.timedelta(hours=1))
+    assert tasks.resume_pending_runs() == 1
+    run.refresh_from_db()
+    assert run.status == SamplingRun.Status.DONE
+    assert Inclusion.objects.filter(run=run).count() == 20

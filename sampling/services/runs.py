@@ -6,16 +6,19 @@ Invariants:
   waits and then reads the pool the first one left; should two runs still collide (another
   database, a lock skipped), the loser's transaction rolls back on the unique constraint and it
   retries on the remaining pool.
-- A run is claimed by a conditional ``UPDATE ... WHERE status = 'pending'`` inside the same
-  transaction that writes its Inclusion rows and queue items. A worker killed mid-run rolls
-  everything back, the run stays ``pending``, and the redelivered task redoes it; a duplicate
-  delivery finds the row no longer pending and does nothing.
+- A run is claimed by a committed conditional ``UPDATE ... SET status = 'running'
+  WHERE status = 'pending'`` (so the API shows it running); then one transaction, holding the run
+  row locked, reads the pool and writes every Inclusion row, the queue items and the results. A
+  worker killed mid-run rolls that transaction back: nothing of the run counts, it stays
+  ``running`` and is claimed again once stale (RUN_STALE_AFTER; ``sampling.resume_pending_runs``
+  re-enqueues it). A duplicate delivery finds the run claimed and does nothing.
 - Every pool item gets an Inclusion row with ``f`` (the stored proxy score, or the prior if
   unscored) and ``pi`` (NULL in deterministic mode), selected or not.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 import time
@@ -24,6 +27,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Interaction, Project
@@ -37,6 +41,8 @@ from sampling.services.strategies import strategy_snapshot
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+# A run still "running" this long after its claim lost its worker: it may be claimed again.
+RUN_STALE_AFTER = dt.timedelta(minutes=10)
 _ADVISORY_NAMESPACE = 0x53414D50  # "SAMP": keeps our advisory keys apart from other users'
 
 
@@ -59,27 +65,44 @@ def sampling_run_create(
     )
 
 
+def sampling_run_claim(*, run_id: int, now: dt.datetime) -> bool:
+    """Mark the run ``running`` (committed, so the API shows it) if it is pending, or running but
+    stale (its worker died more than RUN_STALE_AFTER ago). ``started_at = now`` is the claim's
+    token: only the execution holding it may write the run's results."""
+    return bool(
+        SamplingRun.objects.filter(pk=run_id)
+        .filter(
+            Q(status=SamplingRun.Status.PENDING)
+            | Q(status=SamplingRun.Status.RUNNING, started_at__lt=now - RUN_STALE_AFTER)
+        )
+        .update(status=SamplingRun.Status.RUNNING, started_at=now, error="")
+    )
+
+
 def sampling_run_execute(*, run_id: int) -> SamplingRun | None:
-    """Execute a pending run; a run that is not pending (done, failed, running elsewhere) is left.
+    """Claim a pending (or stale running) run and execute it; any other run is left as it is.
 
     Returns the run, or None if it does not exist. A failure other than a collision marks the run
     ``failed`` with the error (nothing of it is kept) and re-raises.
     """
+    claimed_at = timezone.now()
+    if not sampling_run_claim(run_id=run_id, now=claimed_at):
+        return SamplingRun.objects.filter(pk=run_id).first()
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with transaction.atomic():
-                return _execute(run_id=run_id, attempt=attempt)
+                return _execute(run_id=run_id, claimed_at=claimed_at, attempt=attempt)
         except IntegrityError as exc:
             logger.warning(
                 "sampling run %s collided with another run (attempt %s)", run_id, attempt
             )
             last: Exception = exc
         except Exception as exc:
-            SamplingRun.objects.filter(pk=run_id).update(
+            SamplingRun.objects.filter(pk=run_id, started_at=claimed_at).update(
                 status=SamplingRun.Status.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
             )
             raise
-    SamplingRun.objects.filter(pk=run_id, status=SamplingRun.Status.PENDING).update(
+    SamplingRun.objects.filter(pk=run_id, started_at=claimed_at).update(
         status=SamplingRun.Status.FAILED,
         error=f"collided with concurrent runs {MAX_ATTEMPTS} times: {last!r}"[:2000],
         finished_at=timezone.now(),
@@ -87,15 +110,17 @@ def sampling_run_execute(*, run_id: int) -> SamplingRun | None:
     return SamplingRun.objects.filter(pk=run_id).first()
 
 
-def _execute(*, run_id: int, attempt: int) -> SamplingRun | None:
+def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingRun | None:
+    """The run's work, inside one transaction, holding the run row locked.
+
+    A second execution of the same run (a stale re-claim racing a slow first one) waits on the row
+    lock and then finds the token changed or the run done, and does nothing.
+    """
     t0 = time.perf_counter()
-    started = timezone.now()
-    claimed = SamplingRun.objects.filter(pk=run_id, status=SamplingRun.Status.PENDING).update(
-        status=SamplingRun.Status.RUNNING, started_at=started
-    )
-    run = SamplingRun.objects.select_related("project").filter(pk=run_id).first()
-    if run is None or not claimed:
+    run = SamplingRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is None or run.status != SamplingRun.Status.RUNNING or run.started_at != claimed_at:
         return run
+    started = claimed_at
     project = run.project
     _lock_project(project.pk)
     snapshot = run.strategy_snapshot
