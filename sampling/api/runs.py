@@ -63,10 +63,14 @@ class RunListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         strategy = serializers.IntegerField()
 
+        class Meta:
+            ref_name = "SamplingRunCreateInput"
+
     class CreatedSerializer(serializers.ModelSerializer):
         class Meta:
             model = SamplingRun
             fields = ("id", "status")
+            ref_name = "SamplingRunCreated"
 
     @extend_schema(responses=RunOutputSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
