@@ -214,3 +214,23 @@ def test_concurrent_trainings_train_once() -> None:
     # no two trainings overlapped in time: each started after the previous one finished
     for before, after in itertools.pairwise(models):
         assert after.created_at >= before.finished_at
+
+
+def test_a_primary_judge_is_calibrated_by_the_labels(project: Project) -> None:
+    from sampling.services.scoring import proxy_load
+
+    project.primary_judge = "judge"
+    project.save()
+    rows = seed_interactions(project, 120)
+    for row in rows:  # a 1-10 judge that mostly agrees with the truth
+        row.scores = {"judge": 8.0 if row.metadata["good"] else 3.0}
+        row.response = "Here is an answer."  # the text no longer tells good from bad
+    Interaction.objects.bulk_update(rows, ["scores", "response"])
+    label(project, rows[:60])
+    model = proxy_train(project=project)
+    assert model is not None
+    assert model.metrics["judge_coverage"] == 1.0
+    assert model.metrics["cv"]["auc"] > 0.95
+    proxy = proxy_load(model)
+    assert proxy is not None
+    assert proxy.calibrator is not None
