@@ -152,6 +152,7 @@ class Population:
     judge: np.ndarray | None  # probability-scale judge score, or None
     judge_r2: float | None
     judge_bayes: np.ndarray | None = None  # the calibrated P(good | judge): an oracle proxy
+    pair: np.ndarray | None = None  # conversation (HH pair) of each interaction
 
     @property
     def thumbs_only(self) -> float:
@@ -214,6 +215,7 @@ def simulate(
     return Population(
         rows=rows, y=y, tier=tier, day=day, signals=signals, events=events,
         explicit=explicit, judge=judge, judge_r2=judge_r2, judge_bayes=judge_bayes,
+        pair=np.array([r["pair"] for r in rows]),
     )  # fmt: skip
 
 
@@ -327,14 +329,17 @@ def core_rep(
         resp.append(answered)
         labelled.extend(idx[answered].tolist())
         if train and not oracle and wave < waves - 1:
-            # What sampling.proxy.train fits (without its cross-validated metrics); the topic
-            # clustering is fitted once per scenario on a pool sample, as the service does.
+            # sampling.proxy.train without its cross-validated metrics (the model is the same);
+            # the topic clustering is fitted once per scenario on a pool sample.
             lab = np.array(labelled)
             if isotonic:
                 # Comparison only (not the product's proxy): the judge calibrated alone.
                 calibrator = proxy_lib._fit_calibrator(pop.judge[lab], pop.y[lab])  # type: ignore[index]
-            elif proxy_lib.has_both_classes(pop.y[lab]):
-                model = proxy_lib._fit_one(_subset(feats, lab), pop.y[lab], judge, wave)
+            else:
+                model, _ = proxy_lib.train(
+                    _subset(feats, lab), pop.y[lab], judge=judge, seed=wave,
+                    with_metrics=False, groups=pop.pair[lab], clusters=False,
+                )  # fmt: skip
                 model.kmeans = kmeans
     f_all, pi_all = np.concatenate(f_rec), np.concatenate(pi_rec)
     runs, selected, answered = np.concatenate(run_rec), np.concatenate(sel), np.concatenate(resp)
