@@ -7,9 +7,11 @@ machine) and on PostgreSQL + Redis (CI). Tasks run eagerly unless a test starts 
 import os
 
 os.environ.setdefault("FLYWHEEL_TESTING", "1")
-os.environ.setdefault("FLYWHEEL_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
+os.environ.setdefault(
+    "FLYWHEEL_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test")
+)
 
-from .settings import *  # noqa: E402,F403
+from .settings import *  # noqa: F403
 
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False

@@ -53,7 +53,10 @@ class Project(models.Model):
 
     @property
     def target(self) -> dict[str, Any]:
-        """The target question and what counts as good, e.g. {"question": "quality", "good": [4, 5]}."""
+        """The target question and what counts as good.
+
+        E.g. ``{"question": "quality", "good": [4, 5]}``.
+        """
         return dict(self.label_schema.get("target") or {})
 
 
@@ -74,6 +77,9 @@ class LabelSchemaVersion(models.Model):
         ]
         ordering = ["project", "version"]
 
+    def __str__(self) -> str:
+        return f"{self.project_id} schema v{self.version}"
+
 
 class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
@@ -84,9 +90,7 @@ class Membership(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["project", "user"], name="uniq_membership")
-        ]
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="uniq_membership")]
 
     def __str__(self) -> str:
         return f"{self.user_id}@{self.project_id}:{self.role}"
@@ -105,6 +109,9 @@ class IngestToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
 
     @property
     def is_active(self) -> bool:
@@ -207,6 +214,9 @@ class Event(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.type} on {self.external_id}"
+
 
 class QueueItem(models.Model):
     """A selected interaction waiting for ``overlap`` annotations.
@@ -253,6 +263,9 @@ class QueueItem(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"queue item {self.pk} ({self.status})"
+
 
 class Assignment(models.Model):
     class Status(models.TextChoices):
@@ -285,9 +298,15 @@ class Assignment(models.Model):
             models.Index(fields=["annotator", "status"], name="ix_assignment_annotator"),
         ]
 
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.status})"
+
 
 class Annotation(models.Model):
-    """Submitted values. An edit makes a new row (version + 1) and clears ``is_current`` on the old."""
+    """Submitted values.
+
+    An edit makes a new row (version + 1) and clears ``is_current`` on the old one.
+    """
 
     class Kind(models.TextChoices):
         LABEL = "label"
@@ -327,6 +346,9 @@ class Annotation(models.Model):
             models.Index(fields=["annotator", "created_at"], name="ix_annotation_by_user"),
         ]
 
+    def __str__(self) -> str:
+        return f"annotation {self.pk} v{self.version}"
+
 
 class AuditLog(models.Model):
     """Who changed what: label edits, adjudications, role and token changes."""
@@ -342,6 +364,9 @@ class AuditLog(models.Model):
     object_id = models.CharField(max_length=64, blank=True, default="")
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type}:{self.object_id}"
 
 
 class Export(models.Model):
@@ -384,3 +409,6 @@ class Export(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.kind}, {self.status})"

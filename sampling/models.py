@@ -86,6 +86,9 @@ class ProxyModel(models.Model):
         ]
         ordering = ["project", "-version"]
 
+    def __str__(self) -> str:
+        return f"{self.project_id} proxy v{self.version}"
+
 
 class SamplingRun(models.Model):
     class Status(models.TextChoices):
@@ -120,6 +123,9 @@ class SamplingRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
 
 
 class Inclusion(models.Model):
@@ -156,11 +162,12 @@ class Inclusion(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(
-                fields=["run"], name="ix_inclusion_selected", condition=Q(selected=True)
-            ),
+            models.Index(fields=["run"], name="ix_inclusion_selected", condition=Q(selected=True)),
             models.Index(fields=["project", "run"], name="ix_inclusion_project"),
         ]
+
+    def __str__(self) -> str:
+        return f"inclusion of {self.interaction_id} in run {self.run_id}"
 
 
 class InteractionTopic(models.Model):

@@ -81,7 +81,9 @@ def ingest_client(project: Project) -> APIClient:
     from labeling.auth import generate_key, hash_key
 
     key = generate_key()
-    IngestToken.objects.create(project=project, name="test", prefix=key[:12], key_hash=hash_key(key))
+    IngestToken.objects.create(
+        project=project, name="test", prefix=key[:12], key_hash=hash_key(key)
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Ingest {key}")
     return client

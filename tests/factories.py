@@ -24,7 +24,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", "pw-test-12345")
 
     @factory.post_generation
-    def _save(obj: Any, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805
+    def _save(obj: Any, create: bool, extracted: Any, **kwargs: Any) -> None:
         if create:
             obj.save()
 
@@ -58,7 +58,9 @@ class InteractionFactory(factory.django.DjangoModelFactory):
     conversation_id = factory.Sequence(lambda n: f"conv-{n}")
     occurred_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(hours=1))
     model_version = "model-a"
-    messages = factory.LazyFunction(lambda: [{"role": "user", "content": "How do I reset my password?"}])
+    messages = factory.LazyFunction(
+        lambda: [{"role": "user", "content": "How do I reset my password?"}]
+    )
     response = "Open Settings, choose Security, then Reset password."
     segment = factory.LazyFunction(lambda: {"tier": "free", "locale": "en"})
     metadata = factory.LazyFunction(dict)

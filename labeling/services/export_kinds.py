@@ -1,8 +1,11 @@
-"""Registry of export kinds. Training kinds are registered by labeling.services.exports; the
+"""Registry of export kinds.
+
+Training kinds are registered by labeling.services.exports; the
 ``eval`` kind by sampling.evalset (labeling never imports sampling).
 
 A kind provides ``rows(export) -> Iterator[dict]`` (each dict one JSONL line, in a deterministic
-order) and optionally ``manifest(export) -> dict`` (extra manifest entries, e.g. the sampling design).
+order) and optionally ``manifest(export) -> dict`` (extra manifest entries, e.g. the sampling
+design).
 """
 
 from __future__ import annotations
