@@ -330,55 +330,6 @@ def test_sigkilled_export_leaves_nothing_complete_and_a_rerun_matches(
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
 
 
-# --- The page's progress bar in a real browser ---------------------------------------------------
-@pytest.mark.browser
-@pytest.mark.django_db(transaction=True, databases="__all__")  # + export_reader
-def test_progress_bar_follows_the_export_in_the_browser(
-    live_server: Any, project: Project, member: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from django.conf import settings as django_settings
-    from playwright.sync_api import expect, sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM calls beside Playwright's loop
-    seed_mixed(project)
-    session = Client()
-    session.force_login(member(Role.ENGINEER))
-    cookie = session.cookies[django_settings.SESSION_COOKIE_NAME].value
-    export = export_create(project=project, kind="sft", enqueue=False)
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            context = browser.new_context()
-            context.add_cookies(
-                [
-                    {
-                        "name": django_settings.SESSION_COOKIE_NAME,
-                        "value": cookie,
-                        "url": live_server.url,
-                    }
-                ]
-            )
-            page = context.new_page()
-            page.goto(f"{live_server.url}/p/{project.slug}/exports/")
-            row = page.locator(f'tr[data-export="{export.id}"]')
-            expect(row).to_have_attribute("data-status", "pending")
-            expect(row.locator(".download a")).to_have_count(0)
-
-            export_run(export_id=export.id)  # the page is polling the API meanwhile
-
-            expect(row).to_have_attribute("data-status", "done", timeout=15_000)
-            expect(row.locator(".progress")).to_have_attribute("aria-valuenow", "100")
-            expect(row.locator(".rows")).to_have_text("2")
-            link = row.locator(".download a")
-            expect(link).to_have_attribute("href", f"/api/exports/{export.id}/download")
-        finally:
-            browser.close()
-
-
 def test_retry_a_failed_export_through_the_api(
     project: Project,
     api_as: Callable[..., APIClient],
