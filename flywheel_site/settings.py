@@ -216,7 +216,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 60 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+# A broker host that does not answer must not stall a request for the OS connect timeout.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60, "socket_connect_timeout": 2}
 CELERY_TASK_DEFAULT_QUEUE = "flywheel"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
@@ -235,6 +236,10 @@ LOGGING = {
 FLYWHEEL = {
     # Ingestion size limits (bytes); a request over the body limit answers 413.
     "MAX_REQUEST_BYTES": int(os.environ.get("FLYWHEEL_MAX_REQUEST_BYTES", str(64 * 1024**2))),
+    # Decompressed size of a gzip body (a gzip bomb answers 413 once it crosses this).
+    "MAX_DECOMPRESSED_BYTES": int(
+        os.environ.get("FLYWHEEL_MAX_DECOMPRESSED_BYTES", str(256 * 1024**2))
+    ),
     "MAX_ROW_BYTES": int(os.environ.get("FLYWHEEL_MAX_ROW_BYTES", str(1024**2))),
     "MAX_FIELD_CHARS": int(os.environ.get("FLYWHEEL_MAX_FIELD_CHARS", str(200_000))),
     "MAX_ROWS_PER_REQUEST": int(os.environ.get("FLYWHEEL_MAX_ROWS_PER_REQUEST", "100000")),

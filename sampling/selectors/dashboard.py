@@ -106,7 +106,7 @@ def filter_choices(*, project: Project) -> dict[str, Any]:
     Cached for ``CHOICES_SECONDS``: they are only the options of a drop-down (a value seen a few
     minutes late is harmless) and reading distinct JSON values scans the project's interactions.
     """
-    key = f"dashboard-choices:{project.pk}:{project.updated_at}"
+    key = f"dashboard-choices:{project.pk}:{project.updated_at.timestamp():.6f}"
     cached = cache.get(key)
     if cached is not None:
         return cached
