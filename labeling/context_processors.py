@@ -15,7 +15,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
-from labeling.access import Capability, has_capability, visible_projects
+from labeling.access import Capability, IngestClient, has_capability, visible_projects
 from labeling.models import Membership, Project, Role
 
 # (label, capability needed, URL names tried in order; each takes the project slug as ``slug``).
@@ -88,8 +88,8 @@ def flywheel(request: HttpRequest) -> dict[str, Any]:
         "current_role": None,
         "current_links": (),
     }
-    if user is None or not getattr(user, "is_authenticated", False):
-        return context
+    if user is None or isinstance(user, IngestClient) or not user.is_authenticated:
+        return context  # a DRF view rendering HTML for an ingestion token: no member navigation
     roles = roles_by_project(user=user)
     match = getattr(request, "resolver_match", None)
     current_slug = (match.kwargs.get("slug") if match is not None else None) or None

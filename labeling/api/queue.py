@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.access import has_capability, project_access, role_in
+from labeling.access import IngestClient, has_capability, project_access, role_in
 from labeling.models import Annotation, Assignment, Interaction, Project, QueueItem
 from labeling.schema import schema_for_display
 from labeling.selectors.agreement import disagreements, project_agreement
@@ -62,6 +62,8 @@ def _invalid_values(exc: ValidationError) -> ValidationError:
 
 def _own_assignment(*, user: Any, assignment_id: int) -> Assignment:
     """The caller's assignment in a project where they may still label; otherwise 404."""
+    if isinstance(user, IngestClient):
+        raise PermissionDenied("An ingestion token can only ingest.")
     assignment = (
         Assignment.objects.select_related("queue_item__project")
         .filter(pk=assignment_id, annotator=user)

@@ -79,7 +79,11 @@ def export_get(*, user: Any, export_id: int) -> Export:
     export = Export.objects.select_related("project", "created_by").filter(id=export_id).first()
     if export is None:
         raise Http404("No such export.")
-    project_access(user=user, slug=export.project.slug, need="export")
+    try:
+        project_access(user=user, slug=export.project.slug, need="export")
+    except Http404:
+        # Same answer as an id that does not exist: an outsider learns nothing from the id.
+        raise Http404("No such export.") from None
     return export
 
 
