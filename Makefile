@@ -19,6 +19,7 @@ install: $(VENV)/.installed
 # Migrate, load the demo project (idempotent), create demo users, serve on http://$(HOST):$(PORT).
 # With REDIS_URL set, a Celery worker and beat run beside the web server.
 run: install
+	mkdir -p var
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(PY) manage.py load_demo
 	DEBUG=$${DEBUG:-1} bin/serve $(HOST) $(PORT)
