@@ -102,6 +102,7 @@ def event_clean(
             f"unknown event type {etype!r}; built-in types are {', '.join(EventType.values)}"
             " (a project may declare custom types)"
         )
+        etype = ""  # not hashable or unknown: the checks below must not match on it
     name = obj.get("name", "")
     if name is None:
         name = ""

@@ -71,7 +71,7 @@ def parse_query(request: Request, serializer_class: type[serializers.Serializer]
             filters[key] = request.query_params[key]
     runs = request.query_params.getlist("run")
     if runs:
-        bad = [r for r in runs if not r.isdigit()]
+        bad = [r for r in runs if not (r.isascii() and r.isdigit() and len(r) <= 18)]
         if bad:
             raise ValidationError({"run": f"not a run id: {', '.join(bad)}"})
         filters["runs"] = [int(r) for r in runs]
