@@ -32,6 +32,32 @@ from labeling.services.signals import processing_enqueue_on_commit
 
 BATCH_SIZE = 2000
 MAX_REPORTED_ERRORS = 1000
+# An interaction stamped further ahead than this is refused: a wrong clock or time zone on the
+# sender, which would otherwise sit at the top of every "latest" view and skew weekly estimates.
+MAX_FUTURE = dt.timedelta(days=1)
+# Free-form metadata may nest, but not without bound (every reader walks it recursively).
+MAX_DEPTH = 32
+
+
+def json_depth(value: Any) -> int:
+    """How deep a parsed JSON value nests (a scalar is 0), without recursion."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark some editors put at the start of a file
 MESSAGE_ROLES = frozenset({"system", "user", "assistant", "tool"})
 INTERACTION_FIELDS = frozenset(
@@ -307,6 +333,9 @@ def interaction_clean(
         errors["occurred_at"] = (
             "required" if occurred_raw is None else "must be an ISO 8601 date-time"
         )
+    elif occurred_at > dt.datetime.now(dt.UTC) + MAX_FUTURE:
+        errors["occurred_at"] = "more than 1 day in the future (check the sender's clock and zone)"
+        occurred_at = None
 
     strings = []
     for name in _STR_FIELDS:
@@ -364,6 +393,8 @@ def interaction_clean(
         metadata = {}
     elif type(metadata) is not dict:
         errors["metadata"] = "must be an object"
+    elif json_depth(metadata) > MAX_DEPTH:
+        errors["metadata"] = f"nested deeper than {MAX_DEPTH} levels"
 
     scores = obj.get("scores")
     if scores is None:
