@@ -10,6 +10,7 @@ from django.urls import path
 
 from labeling.access import projects_for, visible_projects
 from labeling.selectors.queue import my_queues
+from labeling.views.login import ThrottledLoginView
 
 
 @login_required
@@ -30,6 +31,6 @@ def home(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("", home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]
