@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import db
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -17,7 +18,18 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = (
+        "The database connection was lost while handling the request. Work committed before it "
+        "is kept, the step in progress was rolled back; retrying the same request is safe."
+    )
+    default_code = "database_unavailable"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, (db.OperationalError, db.InterfaceError)):
+        exc = DatabaseUnavailable()
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):

@@ -143,7 +143,9 @@ def _insert_returning_pg(
     )
     arrays = [list(col) for col in zip(*rows, strict=True)]
     raw = connection.connection
-    with psycopg.Cursor(raw) as cursor:  # server-side binding
+    # wrap_database_errors: psycopg errors surface as django.db errors (OperationalError on a
+    # dropped connection), as they would through a Django cursor.
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:  # server-side binding
         # %b: arrays travel in binary format, elements as they are (no text escaping).
         cursor.execute(sql, [*const_vals, *arrays])  # the constants come first in the text
         return [tuple(r) for r in cursor.fetchall()]
