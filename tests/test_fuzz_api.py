@@ -12,6 +12,7 @@ documenting the envelope is a known follow-up (docs/security.md).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,8 +56,10 @@ def keep_connection() -> Iterator[None]:
 
 
 @pytest.fixture
-def admin_headers(db: None, settings: Any, keep_connection: None) -> dict[str, str]:
+def admin_headers(db: None, settings: Any, keep_connection: None, tmp_path: Path) -> dict[str, str]:
     settings.ALLOWED_HOSTS = ["localhost"]
+    settings.EXPORT_ROOT = tmp_path / "exports"  # exports and models the fuzzer triggers
+    settings.MODEL_ROOT = tmp_path / "models"
     project = ProjectFactory(slug=SLUG)
     admin = UserFactory(username="fuzz-admin")
     MembershipFactory(project=project, user=admin, role=Role.ADMIN)
