@@ -7,7 +7,8 @@
   ``test_concurrent_duplicate_batches`` (exactly one row per external_id);
 - a worker SIGKILLed mid-export: tests/test_exports.py (redone once, same file).
 
-Here: the database connection dropped in the middle of a bulk ingest request.
+Here: the database connection dropped in the middle of a bulk ingest request, and a worker
+SIGKILLed in the middle of a sampling run (after writing its inclusions, before committing).
 """
 
 from __future__ import annotations
@@ -94,3 +95,90 @@ def test_connection_dropped_mid_bulk_ingest(
     assert retry.status_code == 201
     assert (retry.json()["created"], retry.json()["duplicates"]) == (n - BATCH_SIZE, BATCH_SIZE)
     assert Interaction.objects.filter(project=project).count() == n
+
+
+# --- A worker SIGKILLed in the middle of a sampling run ----------------------------------------
+KILLED_RUN = r"""
+import sys
+import django
+django.setup()
+from sampling.services import runs
+
+real = runs.queue_items_enqueue
+
+def pausing(**kwargs):
+    # The inclusions are written (not committed): stop here until killed.
+    print("PAUSED", flush=True)
+    sys.stdin.readline()
+    return real(**kwargs)
+
+runs.queue_items_enqueue = pausing
+runs.sampling_run_execute(run_id=int(sys.argv[1]))
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_sigkilled_sampling_run_is_redone_once(project: Project) -> None:
+    import datetime as dt
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+    from urllib.parse import quote
+
+    from django.utils import timezone
+
+    from labeling.models import QueueItem
+    from sampling import tasks
+    from sampling.models import Inclusion, SamplingRun, SamplingStrategy
+    from sampling.services.runs import sampling_run_create
+    from tests.sampling_fixtures import seed_interactions
+
+    seed_interactions(project, 120)
+    strategy = SamplingStrategy.objects.create(
+        project=project, name="s", weights={"random": 1.0}, batch_size=30
+    )
+    run = sampling_run_create(project=project, strategy=strategy)
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "flywheel_site.test_settings",
+        "DATABASE_URL": (
+            f"postgres://{quote(db['USER'] or '')}:{quote(db['PASSWORD'] or '')}"
+            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(run.pk)],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "PAUSED"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+    run.refresh_from_db()
+    assert run.status == SamplingRun.Status.RUNNING  # claimed, never finished
+    assert not Inclusion.objects.filter(run=run).exists()  # the half-written run rolled back
+    assert not QueueItem.objects.filter(sampling_run_id=run.pk).exists()
+    # The claim goes stale (as RUN_STALE_AFTER later); the periodic resume redoes it once.
+    SamplingRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - dt.timedelta(hours=1))
+    assert tasks.resume_pending_runs() == 1
+    assert tasks.resume_pending_runs() == 0
+    run.refresh_from_db()
+    assert run.status == SamplingRun.Status.DONE
+    inclusions = Inclusion.objects.filter(run=run)
+    assert inclusions.count() == 120  # one per pool item, counted once
+    assert inclusions.values("interaction_id").distinct().count() == 120
+    queued = QueueItem.objects.filter(sampling_run_id=run.pk)
+    assert queued.count() == run.selected_count
