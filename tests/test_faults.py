@@ -5,10 +5,11 @@
 - one client retrying a batch / clients sending the same batch at once: tests/test_ingest.py
   ``test_jsonl_duplicates_within_and_across_batches`` and tests/test_ingest_concurrency.py
   ``test_concurrent_duplicate_batches`` (exactly one row per external_id);
-- a worker SIGKILLed mid-export: tests/test_exports.py (redone once, same file).
+- a worker SIGKILLed mid-export: tests/test_exports_api.py (redone once, same file).
 
 Here: the database connection dropped in the middle of a bulk ingest request, and a worker
-SIGKILLed in the middle of a sampling run (after writing its inclusions, before committing).
+SIGKILLed in the middle of a sampling run (after writing its inclusions, before committing) and in
+the middle of scoring (after its first chunk).
 """
 
 from __future__ import annotations
@@ -182,3 +183,81 @@ def test_sigkilled_sampling_run_is_redone_once(project: Project) -> None:
     assert inclusions.values("interaction_id").distinct().count() == 120
     queued = QueueItem.objects.filter(sampling_run_id=run.pk)
     assert queued.count() == run.selected_count
+
+
+# --- A worker SIGKILLed in the middle of scoring ------------------------------------------------
+KILLED_SCORING = r"""
+import sys
+import django
+django.setup()
+from django.conf import settings
+settings.FLYWHEEL = {**settings.FLYWHEEL, "SCORE_CHUNK_SIZE": 20}
+from labeling.models import Project
+from sampling.services import scoring
+
+real = scoring.scores_write
+calls = {"n": 0}
+
+def pausing(**kwargs):
+    calls["n"] += 1
+    if calls["n"] == 2:  # the first chunk is committed; stop before the second
+        print("PAUSED", flush=True)
+        sys.stdin.readline()
+    return real(**kwargs)
+
+scoring.scores_write = pausing
+project = Project.objects.get(pk=int(sys.argv[1]))
+scoring.interactions_score(project=project, interaction_ids=[int(i) for i in sys.argv[2:]])
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_sigkilled_scoring_is_finished_by_the_sweep(project: Project, settings: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+    from urllib.parse import quote
+
+    from sampling import tasks
+    from sampling.models import InteractionTopic
+    from tests.sampling_fixtures import seed_interactions
+
+    ids = [i.pk for i in seed_interactions(project, 60)]
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "flywheel_site.test_settings",
+        "DATABASE_URL": (
+            f"postgres://{quote(db['USER'] or '')}:{quote(db['PASSWORD'] or '')}"
+            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SCORING, str(project.pk), *map(str, ids)],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "PAUSED"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+    scored = Interaction.objects.filter(project=project, scored_at__isnull=False)
+    assert scored.count() == 20  # the committed first chunk only
+    settings.FLYWHEEL = {**settings.FLYWHEEL, "SCORE_CHUNK_SIZE": 20}
+    assert tasks.score_sweep() == 40  # the sweep hands exactly the rest to scoring (eager here)
+    assert tasks.score_sweep() == 0
+    assert scored.count() == 60
+    assert not Interaction.objects.filter(project=project, proxy_score__isnull=True).exists()
+    topics = InteractionTopic.objects.filter(interaction__project=project)
+    assert topics.count() == topics.values("interaction_id").distinct().count()
