@@ -6,17 +6,12 @@ import gzip
 import hashlib
 import json
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -24,6 +19,7 @@ from labeling.models import Export, Project, Role
 from labeling.services.exports import export_create, export_retry, export_run, manifest_path_for
 from tests.conftest import client_for
 from tests.export_fixtures import interaction, label, read_jsonl, seed_mixed
+from tests.killed_worker import kill_at_pause
 
 
 @pytest.fixture(autouse=True)
@@ -282,32 +278,7 @@ def test_sigkilled_export_leaves_nothing_complete_and_a_rerun_matches(
     assert clean is not None
     export = export_create(project=project, kind="sft", enqueue=False)
 
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "flywheel_site.test_settings",
-        "DATABASE_URL": (
-            f"postgres://{quote(db['USER'] or '')}:{quote(db['PASSWORD'] or '')}"
-            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-        "EXPORT_ROOT": str(export_root),
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WORKER, str(export.id)],
-        cwd=Path(__file__).resolve().parent.parent,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == "PAUSED"
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    kill_at_pause(KILLED_WORKER, str(export.id), env={"EXPORT_ROOT": str(export_root)})
 
     export.refresh_from_db()
     assert export.status == Export.Status.RUNNING  # the dead worker never finished

@@ -27,6 +27,7 @@ from labeling.models import Interaction, Project
 from labeling.services import ingest
 from labeling.services.bulk import insert_returning
 from labeling.services.ingest import BATCH_SIZE
+from tests.killed_worker import kill_at_pause
 
 BULK = "/api/projects/support-bot/interactions/bulk"
 
@@ -122,12 +123,6 @@ runs.sampling_run_execute(run_id=int(sys.argv[1]))
 @pytest.mark.django_db(transaction=True)
 def test_sigkilled_sampling_run_is_redone_once(project: Project) -> None:
     import datetime as dt
-    import os
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
-    from urllib.parse import quote
 
     from django.utils import timezone
 
@@ -142,31 +137,7 @@ def test_sigkilled_sampling_run_is_redone_once(project: Project) -> None:
         project=project, name="s", weights={"random": 1.0}, batch_size=30
     )
     run = sampling_run_create(project=project, strategy=strategy)
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "flywheel_site.test_settings",
-        "DATABASE_URL": (
-            f"postgres://{quote(db['USER'] or '')}:{quote(db['PASSWORD'] or '')}"
-            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-c", KILLED_RUN, str(run.pk)],
-        cwd=Path(__file__).resolve().parent.parent,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == "PAUSED"
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    kill_at_pause(KILLED_RUN, str(run.pk))
 
     run.refresh_from_db()
     assert run.status == SamplingRun.Status.RUNNING  # claimed, never finished
@@ -214,43 +185,13 @@ scoring.interactions_score(project=project, interaction_ids=[int(i) for i in sys
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_sigkilled_scoring_is_finished_by_the_sweep(project: Project, settings: Any) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
-    from urllib.parse import quote
 
     from sampling import tasks
     from sampling.models import InteractionTopic
     from tests.sampling_fixtures import seed_interactions
 
     ids = [i.pk for i in seed_interactions(project, 60)]
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "flywheel_site.test_settings",
-        "DATABASE_URL": (
-            f"postgres://{quote(db['USER'] or '')}:{quote(db['PASSWORD'] or '')}"
-            f"@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        ),
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-c", KILLED_SCORING, str(project.pk), *map(str, ids)],
-        cwd=Path(__file__).resolve().parent.parent,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == "PAUSED"
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    kill_at_pause(KILLED_SCORING, str(project.pk), *map(str, ids))
 
     scored = Interaction.objects.filter(project=project, scored_at__isnull=False)
     assert scored.count() == 20  # the committed first chunk only
