@@ -327,7 +327,7 @@ def run_one(db: str, lines: list[bytes], args: argparse.Namespace) -> dict[str, 
         # timed in one process: what one worker sustains.
         code = (
             "import time\n"
-            "from labeling.services.signals import unprocessed_sweep\n"
+            "from labeling.services.processing import unprocessed_sweep\n"
             "from labeling.models import Interaction\n"
             "t = time.perf_counter(); n = unprocessed_sweep(); t = time.perf_counter() - t\n"
             "print(f'SWEEP={n} {t:.3f} {Interaction.objects.count()}')\n"

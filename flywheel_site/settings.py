@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from flywheel_site import app_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("FLYWHEEL_VAR_DIR", BASE_DIR / "var"))
 
@@ -68,6 +70,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "labeling.middleware.DomainErrorMiddleware",
 ]
 
 ROOT_URLCONF = "flywheel_site.urls"
@@ -233,18 +236,10 @@ LOGGING = {
 }
 
 # --- Flywheel ---------------------------------------------------------------------------------
-FLYWHEEL = {
-    # Ingestion size limits (bytes); a request over the body limit answers 413.
-    "MAX_REQUEST_BYTES": int(os.environ.get("FLYWHEEL_MAX_REQUEST_BYTES", str(64 * 1024**2))),
-    # Decompressed size of a gzip body (a gzip bomb answers 413 once it crosses this).
-    "MAX_DECOMPRESSED_BYTES": int(
-        os.environ.get("FLYWHEEL_MAX_DECOMPRESSED_BYTES", str(256 * 1024**2))
-    ),
-    "MAX_ROW_BYTES": int(os.environ.get("FLYWHEEL_MAX_ROW_BYTES", str(1024**2))),
-    "MAX_FIELD_CHARS": int(os.environ.get("FLYWHEEL_MAX_FIELD_CHARS", str(200_000))),
-    "MAX_ROWS_PER_REQUEST": int(os.environ.get("FLYWHEEL_MAX_ROWS_PER_REQUEST", "100000")),
-    "SCORE_CHUNK_SIZE": int(os.environ.get("FLYWHEEL_SCORE_CHUNK_SIZE", "5000")),
-}
+# Every Flywheel setting, declared with its default in flywheel_site/app_settings.py (listed in
+# docs/settings.md), from FLYWHEEL_<NAME> environment variables. Read them with
+# flywheel_site.app_settings.setting(NAME), never from this dict directly.
+FLYWHEEL = app_settings.from_environ()
 
 # Periodic work (Celery beat). The database is the source of truth: each sweep finds what a lost
 # message or a Redis outage left undone.

@@ -2,8 +2,8 @@
 
 Every lookup of a project-scoped object goes through :func:`project_access` (or, for objects
 addressed by id, a selector that filters on the projects it returns). A caller who is not a member
-gets ``Http404`` (never a 403 that confirms the project exists); a member whose role lacks the
-capability gets ``PermissionDenied``.
+gets :class:`~labeling.errors.NotFound` (never a 403 that confirms the project exists); a member
+whose role lacks the capability gets :class:`~labeling.errors.Forbidden`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404
 
+from labeling.errors import Forbidden, NotFound
 from labeling.models import IngestToken, Membership, Project, Role
 
 Capability = Literal["ingest", "label", "review", "read", "export", "configure"]
@@ -71,21 +70,21 @@ def project_access(*, user: Any, slug: str, need: Capability) -> Project:
     """
     if isinstance(user, IngestClient):
         if user.token.project.slug != slug:
-            raise Http404("No such project.")
+            raise NotFound("No such project.")
         if need != "ingest":
-            raise PermissionDenied("An ingestion token can only ingest.")
+            raise Forbidden("An ingestion token can only ingest.")
         return user.token.project
     if not getattr(user, "is_authenticated", False):
-        raise PermissionDenied("Authentication required.")
+        raise Forbidden("Authentication required.")
     try:
         project = Project.objects.get(slug=slug)
     except Project.DoesNotExist:
-        raise Http404("No such project.") from None
+        raise NotFound("No such project.") from None
     role = role_in(user=user, project=project)
     if role is None:
-        raise Http404("No such project.")
+        raise NotFound("No such project.")
     if not has_capability(role=role, need=need):
-        raise PermissionDenied(f"Your role ({role}) cannot {need} in this project.")
+        raise Forbidden(f"Your role ({role}) cannot {need} in this project.")
     return project
 
 

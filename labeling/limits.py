@@ -1,4 +1,4 @@
-"""Ingestion size limits, read from ``settings.FLYWHEEL`` (environment: ``FLYWHEEL_MAX_*``).
+"""Ingestion size limits (declared in :mod:`flywheel_site.app_settings`; env ``FLYWHEEL_MAX_*``).
 
 - ``MAX_REQUEST_BYTES``: the body as sent (compressed or not); over it the request answers 413.
 - ``MAX_DECOMPRESSED_BYTES``: the body after gzip decoding (a gzip bomb is refused with 413).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.conf import settings
+from flywheel_site.app_settings import setting
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,10 @@ class Limits:
 
 def current_limits() -> Limits:
     """The limits in force now (read at call time so tests can override settings)."""
-    conf = getattr(settings, "FLYWHEEL", {})
-    max_request = int(conf.get("MAX_REQUEST_BYTES", 64 * 1024**2))
     return Limits(
-        max_request_bytes=max_request,
-        max_decompressed_bytes=int(conf.get("MAX_DECOMPRESSED_BYTES", 4 * max_request)),
-        max_row_bytes=int(conf.get("MAX_ROW_BYTES", 1024**2)),
-        max_field_chars=int(conf.get("MAX_FIELD_CHARS", 200_000)),
-        max_rows_per_request=int(conf.get("MAX_ROWS_PER_REQUEST", 100_000)),
+        max_request_bytes=setting("MAX_REQUEST_BYTES"),
+        max_decompressed_bytes=setting("MAX_DECOMPRESSED_BYTES"),
+        max_row_bytes=setting("MAX_ROW_BYTES"),
+        max_field_chars=setting("MAX_FIELD_CHARS"),
+        max_rows_per_request=setting("MAX_ROWS_PER_REQUEST"),
     )

@@ -131,8 +131,9 @@ class Interaction(models.Model):
     segment = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     scores = models.JSONField(default=dict, blank=True)
-    # Signal aggregates, recomputed from Event rows by labeling.services.signals (never incremented
-    # in place, so they cannot drift): {"copy": 1, "regenerate": 0, "edit_ratio": 0.4, ...}.
+    # Signal aggregates, recomputed from Event rows by labeling.services.processing (never
+    # incremented in place, so they cannot drift):
+    # {"copy": 1, "regenerate": 0, "edit_ratio": 0.4, ...}.
     signals = models.JSONField(default=dict, blank=True)
     # +1 thumbs up, -1 thumbs down (the latest explicit rating), null: no explicit feedback.
     explicit_rating = models.SmallIntegerField(null=True, blank=True)

@@ -15,7 +15,7 @@ import math
 import re
 from typing import Any
 
-from rest_framework.exceptions import ValidationError
+from labeling.errors import Invalid
 
 QUESTION_TYPES = ("binary", "rating", "single_choice", "multi_choice", "text", "pairwise")
 PAIRWISE_CHOICES = ("a", "b", "tie")
@@ -67,8 +67,8 @@ DEFAULT_SCHEMA: dict[str, Any] = {
 }
 
 
-class SchemaError(ValidationError):
-    """A ValidationError whose ``detail`` maps a location (``questions[2].scale``) to a message."""
+class SchemaError(Invalid):
+    """Invalid input whose ``errors`` map a location (``questions[2].scale``) to a message."""
 
 
 def _is_number(value: Any) -> bool:
@@ -290,14 +290,14 @@ def values_validate(
     has_alt_response: bool = True,
     partial: bool = False,
 ) -> dict[str, Any]:
-    """Validate submitted values against the schema; raise ValidationError keyed by question.
+    """Validate submitted values against the schema; raise Invalid keyed by question.
 
     ``has_alt_response``: whether the item has a second response (a ``pairwise`` question then
     applies; without one it must stay unanswered and is never required). ``partial``: required
     questions may be left out (adjudications and gold answers name only what they settle).
     """
     if not isinstance(values, dict):
-        raise ValidationError({"values": "must be an object keyed by question"})
+        raise Invalid({"values": "must be an object keyed by question"})
     errors: dict[str, str] = {}
     questions = {q["key"]: q for q in schema.get("questions", [])}
     for key in values:
@@ -321,7 +321,7 @@ def values_validate(
         else:
             cleaned[key] = clean
     if errors:
-        raise ValidationError(errors)
+        raise Invalid(errors)
     return cleaned
 
 
@@ -376,5 +376,5 @@ def schema_for_display(schema: dict[str, Any]) -> dict[str, Any]:
     a stored schema that no longer validates is shown as it is rather than failing the page."""
     try:
         return schema_validate(schema)
-    except ValidationError:
+    except Invalid:
         return schema

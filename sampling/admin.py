@@ -10,8 +10,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from rest_framework.exceptions import ValidationError as DrfValidationError
 
+from labeling.errors import Invalid
 from sampling import models
 from sampling.services.strategies import FIELDS, strategy_validate
 
@@ -31,10 +31,10 @@ class SamplingStrategyForm(forms.ModelForm):
             normalised = strategy_validate(
                 data=data, project=project, instance=self.instance if self.instance.pk else None
             )
-        except DrfValidationError as exc:
-            for location, messages in exc.detail.items():  # type: ignore[union-attr]
+        except Invalid as exc:
+            for location, messages in exc.errors.items():
                 field = location.split(".")[0]
-                text = "; ".join(str(m) for m in messages)
+                text = "; ".join(map(str, messages if isinstance(messages, list) else [messages]))
                 if field in self.fields:
                     self.add_error(field, f"{location}: {text}")
                 else:

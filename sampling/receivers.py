@@ -1,18 +1,14 @@
 """Receivers of labeling.hooks events: enqueue scoring, retraining, the demo's first run.
 
-Each receiver only enqueues a task after commit (``robust=True``: a broker that is down is logged,
-never raised into the committing request); the periodic sweeps (``sampling.score_sweep``,
+Each receiver only enqueues a task by name after commit
+(:func:`labeling.dispatch.enqueue_on_commit`: a broker that is down is logged, never raised into
+the committing request); the periodic sweeps (``sampling.score_sweep``,
 ``sampling.retrain_sweep``) catch up with what was not handed over.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
-from django.db import transaction
-
-from labeling import hooks
-from sampling import tasks
+from labeling import dispatch, hooks
 
 
 def on_interactions_processed(*, project_id: int, interaction_ids: list[int], **_: object) -> None:
@@ -22,17 +18,15 @@ def on_interactions_processed(*, project_id: int, interaction_ids: list[int], **
     step = chunk_size()
     for start in range(0, len(ids), step):
         chunk = ids[start : start + step]
-        transaction.on_commit(
-            partial(tasks.score_interactions.delay, project_id, chunk), robust=True
-        )
+        dispatch.enqueue_on_commit("sampling.score_interactions", project_id, chunk)
 
 
 def on_labels_submitted(*, project_id: int, count: int = 0, **_: object) -> None:
-    transaction.on_commit(lambda: tasks.maybe_retrain.delay(project_id), robust=True)
+    dispatch.enqueue_on_commit("sampling.maybe_retrain", project_id)
 
 
 def on_demo_loaded(*, project_id: int, **_: object) -> None:
-    transaction.on_commit(lambda: tasks.demo_bootstrap.delay(project_id), robust=True)
+    dispatch.enqueue_on_commit("sampling.demo_bootstrap", project_id)
 
 
 hooks.connect("interactions_processed", on_interactions_processed)

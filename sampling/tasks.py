@@ -20,7 +20,7 @@ from sampling.models import ProxyModel, SamplingRun, SamplingStrategy
 from sampling.selectors.pool import proxy_current
 from sampling.services import proxy as proxy_services
 from sampling.services import scoring
-from sampling.services.runs import RUN_STALE_AFTER, sampling_run_create, sampling_run_execute
+from sampling.services.runs import run_stale_after, sampling_run_create, sampling_run_execute
 from sampling.services.strategies import crontab_parse, strategy_ensure_default
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def resume_pending_runs(older_than_s: int = PENDING_GRACE_S) -> int:
     ids = list(
         SamplingRun.objects.filter(
             Q(status=SamplingRun.Status.PENDING, created_at__lt=cutoff)
-            | Q(status=SamplingRun.Status.RUNNING, started_at__lt=now - RUN_STALE_AFTER)
+            | Q(status=SamplingRun.Status.RUNNING, started_at__lt=now - run_stale_after())
         ).values_list("pk", flat=True)[:100]
     )
     for run_id in ids:

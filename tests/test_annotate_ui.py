@@ -149,7 +149,7 @@ def test_gold_form_sets_and_clears(project: Project, member: Callable[..., Any])
 
 
 def test_gold_page_lists_answers_as_json(project: Project, member: Callable[..., Any]) -> None:
-    from labeling.services.annotations import gold_set
+    from labeling.services.gold import gold_set
 
     reviewer_user = member(Role.REVIEWER)
     item = QueueItemFactory(interaction__project=project)

@@ -11,8 +11,9 @@ import pytest
 from labeling.models import Annotation, AuditLog, LabelSchemaVersion, Project, Role
 from labeling.schema import DEFAULT_SCHEMA, SchemaError
 from labeling.selectors.labels import final_labels
-from labeling.services.annotations import annotation_adjudicate, schema_change
+from labeling.services.annotations import annotation_adjudicate
 from labeling.services.queue import assignment_claim, assignment_submit
+from labeling.services.schemas import schema_change
 from tests.conftest import client_for
 from tests.factories import QueueItemFactory
 
@@ -122,6 +123,6 @@ def test_schema_change_versions_only_once_labels_exist(
     broken["questions"][0]["scale"] = []
     with pytest.raises(SchemaError) as info:
         schema_change(project=project, schema=broken, actor=admin)
-    assert "questions[0].scale" in info.value.detail
+    assert "questions[0].scale" in info.value.errors
     project.refresh_from_db()
     assert project.schema_version == 2

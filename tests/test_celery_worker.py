@@ -13,8 +13,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from flywheel_site.celery import app
+from labeling.dispatch import broker_breaker_reset
 from labeling.models import Event, Interaction, Project
-from labeling.services.signals import broker_breaker_reset
 from labeling.tasks.ingest import process_interactions, sweep_unprocessed
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rest_framework.exceptions import ValidationError
 
+from labeling.errors import Invalid
 from labeling.models import Annotation, Export, Project
 from labeling.services import export_rows
 from labeling.services.export_rows import (
@@ -307,9 +307,9 @@ def test_holdout_never_in_a_training_export_whatever_the_filters(
 ) -> None:
     items = seed_mixed(project)
     label(items["holdout"], {"quality": 5, "preferred": "a"}, annotator=UserFactory())
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(Invalid) as excinfo:
         export_create(project=project, kind=kind, filters={"include_holdout": True}, enqueue=False)
-    assert "filters.include_holdout" in excinfo.value.detail
+    assert "filters.include_holdout" in excinfo.value.errors
     for filters in ({}, {"include_gold": True}, {"labels": {"quality": {"gte": 5}}}):
         _, rows = run(project, kind, filters=filters)
         text = repr(rows)
@@ -374,9 +374,9 @@ def test_validation_errors_name_the_field(project: Project) -> None:
     ]
     for params, field in cases:
         params = {"kind": "sft", **params}
-        with pytest.raises(ValidationError) as excinfo:
+        with pytest.raises(Invalid) as excinfo:
             export_create(project=project, enqueue=False, **params)
-        assert field in excinfo.value.detail, (params, excinfo.value.detail)
+        assert field in excinfo.value.errors, (params, excinfo.value.errors)
     assert not Export.objects.exists()
 
 

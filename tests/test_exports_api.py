@@ -247,7 +247,7 @@ import sys
 import django
 django.setup()
 from django.conf import settings
-settings.EXPORT_PROGRESS_EVERY = 50
+settings.FLYWHEEL = {**settings.FLYWHEEL, "EXPORT_PROGRESS_EVERY": 50}
 from labeling.services import export_rows
 from labeling.services.exports import export_run
 
@@ -270,7 +270,7 @@ export_run(export_id=int(sys.argv[1]))
 def test_sigkilled_export_leaves_nothing_complete_and_a_rerun_matches(
     project: Project, settings: Any, export_root: Path
 ) -> None:
-    settings.EXPORT_PROGRESS_EVERY = 50
+    settings.FLYWHEEL = {**settings.FLYWHEEL, "EXPORT_PROGRESS_EVERY": 50}
     for i in range(400):
         label(interaction(project, response=f"answer number {i}"), {"quality": 5})
     clean = export_create(project=project, kind="sft", enqueue=False)
@@ -291,7 +291,8 @@ def test_sigkilled_export_leaves_nothing_complete_and_a_rerun_matches(
     assert not final.exists()
     assert not manifest_path_for(final).exists()
 
-    settings.EXPORT_STALE_SECONDS = 0  # the heartbeat is now stale: the export may be reclaimed
+    # The heartbeat is now stale: the export may be reclaimed.
+    settings.FLYWHEEL = {**settings.FLYWHEEL, "EXPORT_STALE_SECONDS": 0}
     export_retry(export=export, enqueue=False)
     done = export_run(export_id=export.id)
     assert done is not None

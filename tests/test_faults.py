@@ -143,7 +143,7 @@ def test_sigkilled_sampling_run_is_redone_once(project: Project) -> None:
     assert run.status == SamplingRun.Status.RUNNING  # claimed, never finished
     assert not Inclusion.objects.filter(run=run).exists()  # the half-written run rolled back
     assert not QueueItem.objects.filter(sampling_run_id=run.pk).exists()
-    # The claim goes stale (as RUN_STALE_AFTER later); the periodic resume redoes it once.
+    # The claim goes stale (as RUN_STALE_AFTER_S later); the periodic resume redoes it once.
     SamplingRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - dt.timedelta(hours=1))
     assert tasks.resume_pending_runs() == 1
     assert tasks.resume_pending_runs() == 0

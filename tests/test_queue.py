@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from labeling import hooks
 from labeling.models import Annotation, Assignment, AuditLog, Project, QueueItem, Role
 from labeling.selectors.queue import annotator_stats, gold_scores, queue_health, queue_progress
-from labeling.services.annotations import gold_set
+from labeling.services.gold import gold_set
 from labeling.services.queue import assignment_claim, assignments_expire, queue_items_enqueue
 from labeling.tasks.queue import expire_leases
 from tests.conftest import client_for

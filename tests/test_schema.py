@@ -6,8 +6,8 @@ import copy
 from typing import Any
 
 import pytest
-from rest_framework.exceptions import ValidationError
 
+from labeling.errors import Invalid
 from labeling.schema import DEFAULT_SCHEMA, SchemaError, schema_validate, values_validate
 
 FULL: dict[str, Any] = {
@@ -40,7 +40,7 @@ FULL: dict[str, Any] = {
 def errors_of(schema: Any) -> dict[str, str]:
     with pytest.raises(SchemaError) as info:
         schema_validate(schema)
-    return {k: str(v) for k, v in info.value.detail.items()}
+    return {k: str(v) for k, v in info.value.errors.items()}
 
 
 def test_full_schema_is_normalised() -> None:
@@ -149,9 +149,9 @@ SCHEMA = schema_validate(FULL)
 
 
 def value_errors(values: Any, **kwargs: Any) -> dict[str, str]:
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(Invalid) as info:
         values_validate(SCHEMA, values, **kwargs)
-    return {k: str(v) for k, v in info.value.detail.items()}
+    return {k: str(v) for k, v in info.value.errors.items()}
 
 
 def test_values_valid_and_cleaned() -> None:
@@ -224,6 +224,6 @@ def test_text_length_limit() -> None:
     schema = copy.deepcopy(FULL)
     schema["questions"][4]["max_length"] = 5
     normalised = schema_validate(schema)
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(Invalid) as info:
         values_validate(normalised, {"quality": 1, "preference": "a", "correction": "too long"})
-    assert "limit is 5" in str(info.value.detail["correction"])
+    assert "limit is 5" in str(info.value.errors["correction"])

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.access import IngestClient, has_capability, project_access, role_in
+from labeling.errors import Invalid
 from labeling.models import Annotation, Assignment, Interaction, Project, QueueItem
 from labeling.schema import schema_for_display
 from labeling.selectors.agreement import disagreements, project_agreement
@@ -30,12 +31,8 @@ from labeling.selectors.queue import (
     queue_health,
     queue_progress,
 )
-from labeling.services.annotations import (
-    annotation_adjudicate,
-    annotation_edit,
-    gold_clear,
-    gold_set,
-)
+from labeling.services.annotations import annotation_adjudicate, annotation_edit
+from labeling.services.gold import gold_clear, gold_set
 from labeling.services.queue import (
     assignment_claim,
     assignment_skip,
@@ -54,9 +51,9 @@ def _id(raw: str) -> int:
     return value
 
 
-def _invalid_values(exc: ValidationError) -> ValidationError:
+def _invalid_values(exc: Invalid) -> ValidationError:
     return ValidationError(
-        {"detail": "Some answers are invalid: see the marked questions.", "values": exc.detail}
+        {"detail": "Some answers are invalid: see the marked questions.", "values": exc.errors}
     )
 
 
@@ -245,7 +242,7 @@ class AssignmentSubmitApi(APIView):
                 values=data.validated_data["values"],
                 time_spent_ms=data.validated_data.get("time_spent_ms"),
             )
-        except ValidationError as exc:
+        except Invalid as exc:
             raise _invalid_values(exc) from exc
         return Response(self.OutputSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
@@ -340,7 +337,7 @@ class AdjudicateApi(APIView):
                 values=data.validated_data["values"],
                 note=data.validated_data.get("note", ""),
             )
-        except ValidationError as exc:
+        except Invalid as exc:
             raise _invalid_values(exc) from exc
         return Response(
             {"id": annotation.pk, "values": annotation.values, "version": annotation.version},
@@ -396,9 +393,9 @@ class GoldApi(APIView):
                 answer=data.validated_data["answer"],
                 overlap=data.validated_data.get("overlap"),
             )
-        except ValidationError as exc:
+        except Invalid as exc:
             raise ValidationError(
-                {"detail": "The gold answer is invalid.", "answer": exc.detail}
+                {"detail": "The gold answer is invalid.", "answer": exc.errors}
             ) from exc
         item.interaction = Interaction.objects.get(pk=item.interaction_id)
         return Response(_gold_row(item))
@@ -504,7 +501,7 @@ class AnnotationEditApi(APIView):
                 values=data.validated_data["values"],
                 time_spent_ms=data.validated_data.get("time_spent_ms"),
             )
-        except ValidationError as exc:
+        except Invalid as exc:
             raise _invalid_values(exc) from exc
         return Response(AnnotationOutputSerializer(new).data, status=status.HTTP_201_CREATED)
 

@@ -24,6 +24,7 @@ from django.db.models.functions import Cast
 from django.utils.dateparse import parse_datetime
 
 from labeling.access import project_access
+from labeling.errors import NotFound
 from labeling.models import Annotation, Export, Interaction, Project, QueueItem
 from labeling.selectors.labels import final_values, target_good
 
@@ -74,16 +75,14 @@ def export_list(*, project: Project) -> QuerySet[Export]:
 
 def export_get(*, user: Any, export_id: int) -> Export:
     """The export if ``user`` may export in its project: 404 for outsiders, 403 for annotators."""
-    from django.http import Http404
-
     export = Export.objects.select_related("project", "created_by").filter(id=export_id).first()
     if export is None:
-        raise Http404("No such export.")
+        raise NotFound("No such export.")
     try:
         project_access(user=user, slug=export.project.slug, need="export")
-    except Http404:
+    except NotFound:
         # Same answer as an id that does not exist: an outsider learns nothing from the id.
-        raise Http404("No such export.") from None
+        raise NotFound("No such export.") from None
     return export
 
 

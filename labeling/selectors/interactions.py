@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
@@ -56,3 +56,17 @@ def interactions_list(
     if has_feedback is not None:
         qs = qs.filter(explicit_rating__isnull=not has_feedback)
     return qs
+
+
+def interaction_ids_by_external_id(
+    *, project_id: int, external_ids: Iterable[str]
+) -> dict[str, int]:
+    wanted = list(set(external_ids))
+    out: dict[str, int] = {}
+    for start in range(0, len(wanted), 900):
+        out.update(
+            Interaction.objects.filter(
+                project_id=project_id, external_id__in=wanted[start : start + 900]
+            ).values_list("external_id", "id")
+        )
+    return out

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 
 from labeling.access import project_access, role_in, visible_projects
+from labeling.errors import Forbidden
 from labeling.models import IngestToken, Membership, Project
 
 
@@ -15,7 +15,7 @@ def project_for_member(*, user: Any, slug: str) -> Project:
     """The project if ``user`` holds any role in it (annotators need the schema too); 404 else."""
     try:
         return project_access(user=user, slug=slug, need="label")
-    except PermissionDenied:
+    except Forbidden:
         return project_access(user=user, slug=slug, need="read")
 
 

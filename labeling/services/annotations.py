@@ -1,9 +1,9 @@
-"""Annotation writes after submission: edits (new versions), adjudication, gold answers, schema
-changes.
+"""Annotation writes after submission: edits (new versions) and adjudication.
 
 History is append-only: an edit or a second adjudication creates a new row with ``version + 1``,
 ``supersedes`` pointing at the old row, and moves ``is_current``; the old row is never changed
-otherwise. Every edit, adjudication, gold change and schema change writes an AuditLog row.
+otherwise. Every edit and adjudication writes an AuditLog row. Gold answers live in
+:mod:`labeling.services.gold`, label schema changes in :mod:`labeling.services.schemas`.
 """
 
 from __future__ import annotations
@@ -11,18 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.http import Http404
-from rest_framework.exceptions import ValidationError
 
+from labeling.errors import Conflict, Invalid, NotFound
 from labeling.models import (
     Annotation,
     AuditLog,
-    LabelSchemaVersion,
-    Project,
     QueueItem,
 )
-from labeling.schema import schema_validate, values_validate
-from labeling.services.queue import QueueConflict
+from labeling.schema import values_validate
 
 
 def _new_version(
@@ -70,9 +66,9 @@ def annotation_edit(
             .get(pk=annotation_id, annotator=actor, kind=Annotation.Kind.LABEL)
         )
     except Annotation.DoesNotExist:
-        raise Http404("No such annotation.") from None
+        raise NotFound("No such annotation.") from None
     if not old.is_current:
-        raise QueueConflict("This is an old version; edit the current one instead.", "not_current")
+        raise Conflict("This is an old version; edit the current one instead.", code="not_current")
     project = old.queue_item.project
     cleaned = values_validate(
         project.label_schema, values, has_alt_response=bool(old.interaction.alt_response)
@@ -117,7 +113,7 @@ def annotation_adjudicate(
         partial=True,
     )
     if not cleaned:
-        raise ValidationError({"values": "answer at least one question"})
+        raise Invalid({"values": "answer at least one question"})
     old = (
         Annotation.objects.filter(
             queue_item=item, kind=Annotation.Kind.ADJUDICATION, is_current=True
@@ -149,127 +145,6 @@ def annotation_adjudicate(
         },
     )
     return new
-
-
-@transaction.atomic
-def gold_set(
-    *, queue_item: QueueItem, actor: Any, answer: Any, overlap: int | None = None
-) -> QueueItem:
-    """Make an item a gold item with a known ``answer`` (the questions it names are scored).
-
-    ``overlap`` (optional) is how many annotators should see it; it never drops below the number
-    already done. An item that now has free slots is reopened.
-    """
-    item = (
-        QueueItem.objects.select_for_update(of=("self",))
-        .select_related("project", "interaction")
-        .get(pk=queue_item.pk)
-    )
-    cleaned = values_validate(
-        item.project.label_schema,
-        answer,
-        has_alt_response=bool(item.interaction.alt_response),
-        partial=True,
-    )
-    if not cleaned:
-        raise ValidationError({"answer": "give the expected answer of at least one question"})
-    before = {"is_gold": item.is_gold, "gold_answer": item.gold_answer, "overlap": item.overlap}
-    item.is_gold = True
-    item.gold_answer = cleaned
-    if overlap is not None:
-        if overlap < 1 or overlap > 1000:
-            raise ValidationError({"overlap": "must be between 1 and 1000"})
-        item.overlap = max(overlap, item.done_count + item.leased_count)
-    if item.status == QueueItem.Status.DONE and item.done_count < item.overlap:
-        item.status = QueueItem.Status.OPEN
-    item.save(update_fields=["is_gold", "gold_answer", "overlap", "status", "updated_at"])
-    AuditLog.objects.create(
-        project=item.project,
-        actor=actor,
-        action="gold.set",
-        object_type="queue_item",
-        object_id=str(item.pk),
-        data={"before": before, "answer": cleaned, "overlap": item.overlap},
-    )
-    return item
-
-
-@transaction.atomic
-def gold_clear(*, queue_item: QueueItem, actor: Any) -> QueueItem:
-    """Stop treating an item as gold (its earlier answers stay; they are no longer scored)."""
-    item = QueueItem.objects.select_for_update().get(pk=queue_item.pk)
-    if not item.is_gold:
-        return item
-    AuditLog.objects.create(
-        project_id=item.project_id,
-        actor=actor,
-        action="gold.cleared",
-        object_type="queue_item",
-        object_id=str(item.pk),
-        data={"gold_answer": item.gold_answer},
-    )
-    item.is_gold = False
-    item.gold_answer = None
-    item.save(update_fields=["is_gold", "gold_answer", "updated_at"])
-    return item
-
-
-@transaction.atomic
-def schema_change(*, project: Project, schema: Any, actor: Any) -> Project:
-    """Validate and store a new label schema.
-
-    Once annotations exist under the current version, a change bumps ``Project.schema_version``
-    (annotations keep the version they were made under) and records a LabelSchemaVersion; before
-    that the current version is replaced in place. An identical schema is a no-op. A
-    LabelSchemaVersion row for the current version always exists afterwards.
-    """
-    normalised = schema_validate(schema)
-    project = Project.objects.select_for_update().get(pk=project.pk)
-    current = LabelSchemaVersion.objects.filter(
-        project=project, version=project.schema_version
-    ).first()
-    if normalised == project.label_schema:
-        if current is None:
-            LabelSchemaVersion.objects.create(
-                project=project,
-                version=project.schema_version,
-                schema=normalised,
-                created_by=_user_or_none(actor),
-            )
-        return project
-    labelled = Annotation.objects.filter(
-        queue_item__project=project, schema_version=project.schema_version
-    ).exists()
-    before = project.schema_version
-    if labelled:
-        if current is None:  # keep the old schema that the annotations were made under
-            LabelSchemaVersion.objects.create(
-                project=project, version=before, schema=project.label_schema
-            )
-        project.schema_version = before + 1
-        LabelSchemaVersion.objects.create(
-            project=project,
-            version=project.schema_version,
-            schema=normalised,
-            created_by=_user_or_none(actor),
-        )
-    else:
-        LabelSchemaVersion.objects.update_or_create(
-            project=project,
-            version=project.schema_version,
-            defaults={"schema": normalised, "created_by": _user_or_none(actor)},
-        )
-    project.label_schema = normalised
-    project.save(update_fields=["label_schema", "schema_version", "updated_at"])
-    AuditLog.objects.create(
-        project=project,
-        actor=_user_or_none(actor),
-        action="schema.changed",
-        object_type="project",
-        object_id=str(project.pk),
-        data={"from_version": before, "to_version": project.schema_version},
-    )
-    return project
 
 
 def _user_or_none(actor: Any) -> Any:

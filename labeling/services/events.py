@@ -5,14 +5,14 @@ Invariants:
   when the interaction is processed (``labeling.process_interactions`` / the sweep).
 - A client-supplied ``event_id`` is unique per project: a retried event is stored once.
 - Storing events never changes aggregates directly; it marks the interactions unprocessed and the
-  task recomputes ``signals`` from the Event rows (:mod:`labeling.services.signals`).
+  task recomputes ``signals`` from the Event rows (:mod:`labeling.services.processing`, which also
+  attaches the orphans).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,8 +20,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from labeling.models import Event, EventType, Interaction, Project
+from labeling.selectors.interactions import interaction_ids_by_external_id
 from labeling.services.bulk import insert_returning
-from labeling.services.signals import processing_enqueue_on_commit
+from labeling.services.processing import processing_enqueue_on_commit
 
 EVENT_FIELDS = frozenset({"external_id", "type", "name", "value", "at", "occurred_at", "event_id"})
 NEEDS_NAME = frozenset({EventType.OUTCOME, EventType.SCORE})
@@ -205,20 +206,6 @@ def events_insert(*, project: Project, events: list[EventRow]) -> InsertCount:
     )
 
 
-def interaction_ids_by_external_id(
-    *, project_id: int, external_ids: Iterable[str]
-) -> dict[str, int]:
-    wanted = list(set(external_ids))
-    out: dict[str, int] = {}
-    for start in range(0, len(wanted), 900):
-        out.update(
-            Interaction.objects.filter(
-                project_id=project_id, external_id__in=wanted[start : start + 900]
-            ).values_list("external_id", "id")
-        )
-    return out
-
-
 def events_ingest(
     *, project: Project, objects: list[Any], event_types: frozenset[str]
 ) -> EventsResult:
@@ -258,49 +245,3 @@ def _events_store_batch(project: Project, batch: list[EventRow], result: EventsR
         # Mark dirty first: if the broker is down, the sweep still recomputes these.
         Interaction.objects.filter(pk__in=touched).update(processed_at=None)
         processing_enqueue_on_commit(project_id=project.pk, interaction_ids=touched)
-
-
-def events_attach_orphans(
-    *, interaction_ids: list[int] | None = None, limit: int = 5000
-) -> list[int]:
-    """Attach events stored before their interaction arrived. Returns the interactions touched.
-
-    With ``interaction_ids`` only those interactions are considered (the task after ingest);
-    without, any orphan whose interaction now exists (the sweep, for races between the two).
-    """
-    orphans = Event.objects.filter(interaction__isnull=True)
-    if interaction_ids is not None:
-        pairs = list(
-            Interaction.objects.filter(pk__in=interaction_ids).values_list(
-                "project_id", "external_id", "id"
-            )
-        )
-        by_project: dict[int, dict[str, int]] = {}
-        for project_id, external_id, pk in pairs:
-            by_project.setdefault(project_id, {})[external_id] = pk
-    else:
-        candidates = list(orphans.values_list("project_id", "external_id").distinct()[:limit])
-        by_project = {}
-        for project_id, external_id in candidates:
-            by_project.setdefault(project_id, {})[external_id] = 0
-        for project_id, mapping in by_project.items():
-            found = interaction_ids_by_external_id(project_id=project_id, external_ids=mapping)
-            by_project[project_id] = found
-    touched: list[int] = []
-    for project_id, mapping in by_project.items():
-        if not mapping:
-            continue
-        externals = list(mapping)
-        for start in range(0, len(externals), 900):
-            chunk = externals[start : start + 900]
-            waiting = set(
-                orphans.filter(project_id=project_id, external_id__in=chunk).values_list(
-                    "external_id", flat=True
-                )
-            )
-            for external_id in waiting:
-                Event.objects.filter(
-                    project_id=project_id, external_id=external_id, interaction__isnull=True
-                ).update(interaction_id=mapping[external_id])
-                touched.append(mapping[external_id])
-    return touched

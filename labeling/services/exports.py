@@ -31,8 +31,10 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from rest_framework.exceptions import ValidationError
 
+from flywheel_site.app_settings import setting
+from labeling import dispatch
+from labeling.errors import Invalid
 from labeling.models import Annotation, Export, Project
 from labeling.selectors.exports import ExportScan, export_scan_install, export_scan_uninstall
 from labeling.services import export_rows  # noqa: F401  (registers the training kinds)
@@ -59,10 +61,6 @@ TRAINING_OPTIONS = frozenset(
 LABEL_OPERATORS = frozenset(
     {"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "includes", "excludes", "exists"}
 )
-
-
-def _setting(name: str, default: int) -> int:
-    return int(getattr(settings, name, default))
 
 
 # --- Validation ----------------------------------------------------------------------------------
@@ -143,7 +141,7 @@ def export_params_validate(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Normalise filters and options; return ``(filters, options, snapshot_extra)``.
 
-    Raises ValidationError keyed by the field, e.g. ``{"filters.min_agreement": "..."}``.
+    Raises Invalid keyed by the field, e.g. ``{"filters.min_agreement": "..."}``.
     Non-training kinds (``eval``) keep filters and options the common keys do not cover; they
     validate those themselves.
     """
@@ -151,15 +149,15 @@ def export_params_validate(
     try:
         export_kind = export_kind_get(kind)
     except LookupError:
-        raise ValidationError({"kind": f"unknown export kind; known: {export_kinds()}"}) from None
+        raise Invalid({"kind": f"unknown export kind; known: {export_kinds()}"}) from None
     if filters is None:
         filters = {}
     if options is None:
         options = {}
     if not isinstance(filters, dict):
-        raise ValidationError({"filters": "must be an object"})
+        raise Invalid({"filters": "must be an object"})
     if not isinstance(options, dict):
-        raise ValidationError({"options": "must be an object"})
+        raise Invalid({"options": "must be an object"})
     schema = project.label_schema
     out_filters: dict[str, Any] = {}
     out_options: dict[str, Any] = {}
@@ -242,7 +240,7 @@ def export_params_validate(
             errors[where] = str(exc)
 
     if errors:
-        raise ValidationError(errors)
+        raise Invalid(errors)
     if export_kind.training:
         out_filters.setdefault("include_gold", False)
         out_options.setdefault("validation_fraction", 0.0)
@@ -290,20 +288,14 @@ def export_create(
         created_by=created_by if getattr(created_by, "pk", None) else None,
     )
     if enqueue:
-        transaction.on_commit(lambda: _enqueue(export.id), robust=True)
+        dispatch.enqueue_on_commit("labeling.run_export", export.id)
     return export
-
-
-def _enqueue(export_id: int) -> None:
-    from labeling.tasks.exports import run_export
-
-    run_export.delay(export_id)
 
 
 @transaction.atomic
 def export_retry(*, export: Export, enqueue: bool = True) -> Export:
     """Put a failed (or stale running) export back to pending; its snapshot is unchanged."""
-    stale = timezone.now() - dt.timedelta(seconds=_setting("EXPORT_STALE_SECONDS", 300))
+    stale = timezone.now() - dt.timedelta(seconds=setting("EXPORT_STALE_SECONDS"))
     updated = Export.objects.filter(
         Q(status=Export.Status.FAILED)
         | Q(status=Export.Status.RUNNING, heartbeat_at__lt=stale)
@@ -311,9 +303,9 @@ def export_retry(*, export: Export, enqueue: bool = True) -> Export:
         id=export.id,
     ).update(status=Export.Status.PENDING, progress=0.0, error="")
     if not updated:
-        raise ValidationError({"status": f"cannot retry an export that is {export.status}"})
+        raise Invalid({"status": f"cannot retry an export that is {export.status}"})
     if enqueue:
-        transaction.on_commit(lambda: _enqueue(export.id), robust=True)
+        dispatch.enqueue_on_commit("labeling.run_export", export.id)
     export.refresh_from_db()
     return export
 
@@ -423,7 +415,7 @@ def export_run(
     error (and remove the temp file); they are logged, not raised, so the caller can report them.
     """
     now = timezone.now()
-    stale = now - dt.timedelta(seconds=_setting("EXPORT_STALE_SECONDS", 300))
+    stale = now - dt.timedelta(seconds=setting("EXPORT_STALE_SECONDS"))
     claimed = Export.objects.filter(
         Q(status=Export.Status.PENDING)
         | Q(status=Export.Status.RUNNING, heartbeat_at__lt=stale)
@@ -451,7 +443,7 @@ def export_run(
 def _write(export: Export, path: Path, progress: ProgressCallback | None) -> None:
     kind = export_kind_get(export.kind)
     compress = bool(export.options.get("gzip")) or path.name.endswith(".gz")
-    every = _setting("EXPORT_PROGRESS_EVERY", 10_000)
+    every = setting("EXPORT_PROGRESS_EVERY")
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_temp_files(path)
     tmp = path.with_name(f"{_temp_prefix(path)}{uuid.uuid4().hex}.tmp")
@@ -608,7 +600,7 @@ def exports_needing_work(*, pending_after_seconds: int = 60) -> list[int]:
     """Ids of exports a lost message left behind: pending for a while, or running with a stale
     heartbeat (the worker died). ``export_run`` claims each of them at most once."""
     now = timezone.now()
-    stale = now - dt.timedelta(seconds=_setting("EXPORT_STALE_SECONDS", 300))
+    stale = now - dt.timedelta(seconds=setting("EXPORT_STALE_SECONDS"))
     return list(
         Export.objects.filter(
             Q(

@@ -28,7 +28,7 @@ from labeling.models import BUILTIN_EVENT_TYPES, Interaction, Project
 from labeling.redact import redact_text
 from labeling.services.bulk import insert_returning
 from labeling.services.events import EventRow, event_clean, events_insert, parse_time
-from labeling.services.signals import processing_enqueue_on_commit
+from labeling.services.processing import processing_enqueue_on_commit
 
 BATCH_SIZE = 2000
 MAX_REPORTED_ERRORS = 1000

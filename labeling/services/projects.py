@@ -13,11 +13,10 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from labeling.auth import generate_key, hash_key
+from labeling.errors import Invalid
 from labeling.models import (
-    Annotation,
     AuditLog,
     IngestToken,
     LabelSchemaVersion,
@@ -26,6 +25,7 @@ from labeling.models import (
     Role,
 )
 from labeling.schema import DEFAULT_SCHEMA, SchemaError, schema_validate
+from labeling.services.schemas import schema_store
 
 # Fields of a project that project_update may change (the slug is permanent: URLs and tokens
 # refer to it).
@@ -60,7 +60,7 @@ def _clean_str_list(value: Any, field: str) -> list[str]:
     if not isinstance(value, list | tuple) or not all(
         isinstance(v, str) and 0 < len(v) <= 100 for v in value
     ):
-        raise ValidationError({field: "must be a list of non-empty strings (at most 100 chars)"})
+        raise Invalid({field: "must be a list of non-empty strings (at most 100 chars)"})
     return list(dict.fromkeys(value))
 
 
@@ -70,7 +70,7 @@ def _clean_fields(data: dict[str, Any]) -> dict[str, Any]:
         try:
             out["label_schema"] = schema_validate(out["label_schema"])
         except SchemaError as exc:
-            raise ValidationError({"label_schema": exc.detail}) from exc
+            raise Invalid({"label_schema": exc.errors}) from exc
     if "segment_keys" in out:
         out["segment_keys"] = _clean_str_list(out["segment_keys"], "segment_keys")
     if "custom_event_types" in out:
@@ -79,12 +79,10 @@ def _clean_fields(data: dict[str, Any]) -> dict[str, Any]:
         types = _clean_str_list(out["custom_event_types"], "custom_event_types")
         clash = sorted(set(types) & BUILTIN_EVENT_TYPES)
         if clash:
-            raise ValidationError(
-                {"custom_event_types": f"{', '.join(clash)} are built-in event types"}
-            )
+            raise Invalid({"custom_event_types": f"{', '.join(clash)} are built-in event types"})
         out["custom_event_types"] = types
     if "gold_rate" in out and not 0 <= float(out["gold_rate"]) <= 1:
-        raise ValidationError({"gold_rate": "must be between 0 and 1"})
+        raise Invalid({"gold_rate": "must be between 0 and 1"})
     return out
 
 
@@ -104,7 +102,7 @@ def project_create(
 ) -> Project:
     """Create a project with schema version 1; the creator (if any) becomes its admin."""
     if Project.objects.filter(slug=slug).exists():
-        raise ValidationError({"slug": f"a project with slug {slug!r} already exists"})
+        raise Invalid({"slug": f"a project with slug {slug!r} already exists"})
     fields = _clean_fields(
         {
             "label_schema": copy.deepcopy(label_schema or DEFAULT_SCHEMA),
@@ -133,30 +131,22 @@ def project_create(
 
 @transaction.atomic
 def project_update(*, project: Project, updated_by: User | None, data: dict[str, Any]) -> Project:
-    """Change the given fields. A new label schema is validated; if annotations were made under
-    the current schema version, the version is bumped and recorded in LabelSchemaVersion (old
-    annotations keep pointing at theirs); otherwise the current version is replaced in place."""
+    """Change the given fields. A new label schema is validated and stored by
+    :func:`labeling.services.schemas.schema_store` (the same rules as the schema page: versioned
+    once annotations exist under the current version, audited as ``schema.changed``)."""
     unknown = sorted(set(data) - set(UPDATABLE_FIELDS))
     if unknown:
-        raise ValidationError(dict.fromkeys(unknown, "cannot be changed"))
+        raise Invalid(dict.fromkeys(unknown, "cannot be changed"))
     project = Project.objects.select_for_update().get(pk=project.pk)
     fields = _clean_fields(data)
     changed: list[str] = []
     new_schema = fields.pop("label_schema", None)
-    if new_schema is not None and new_schema != project.label_schema:
-        used = Annotation.objects.filter(
-            queue_item__project=project, schema_version=project.schema_version
-        ).exists()
-        if used:
-            project.schema_version += 1
-            changed.append("schema_version")
-        project.label_schema = new_schema
-        changed.append("label_schema")
-        LabelSchemaVersion.objects.update_or_create(
-            project=project,
-            version=project.schema_version,
-            defaults={"schema": new_schema, "created_by": updated_by},
-        )
+    if new_schema is not None:
+        before = project.schema_version
+        if schema_store(project=project, schema=new_schema, actor=updated_by):
+            changed.append("label_schema")
+            if project.schema_version != before:
+                changed.append("schema_version")
     for key, value in fields.items():
         if getattr(project, key) != value:
             setattr(project, key, value)
@@ -179,7 +169,7 @@ def membership_add(
 ) -> Membership:
     """Give ``user`` the ``role`` in ``project`` (changing the role of an existing member)."""
     if role not in Role.values:
-        raise ValidationError({"role": f"must be one of {', '.join(Role.values)}"})
+        raise Invalid({"role": f"must be one of {', '.join(Role.values)}"})
     membership, created = Membership.objects.select_for_update().get_or_create(
         project=project, user=user, defaults={"role": role}
     )
@@ -210,7 +200,7 @@ def membership_add(
 def _ensure_other_admin(*, project: Project, user: User) -> None:
     others = Membership.objects.filter(project=project, role=Role.ADMIN).exclude(user=user)
     if not others.exists():
-        raise ValidationError({"role": "a project must keep at least one admin"})
+        raise Invalid({"role": "a project must keep at least one admin"})
 
 
 @transaction.atomic
@@ -238,7 +228,7 @@ def ingest_token_create(
     """Create an ingestion token; returns it with its key. The key is never stored (only its
     sha256), so this is the only time anyone sees it."""
     if not name or len(name) > 100:
-        raise ValidationError({"name": "required, at most 100 characters"})
+        raise Invalid({"name": "required, at most 100 characters"})
     key = generate_key()
     token = IngestToken.objects.create(
         project=project, name=name, prefix=key[:12], key_hash=hash_key(key), created_by=created_by

@@ -24,12 +24,10 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
-from django.http import Http404
 from django.utils import timezone
-from rest_framework import status
-from rest_framework.exceptions import APIException
 
 from labeling import hooks
+from labeling.errors import Conflict, NotFound
 from labeling.models import (
     Annotation,
     Assignment,
@@ -39,18 +37,6 @@ from labeling.models import (
     QueueItem,
 )
 from labeling.schema import values_validate
-
-
-class QueueConflict(APIException):
-    """The assignment cannot take this action any more (submitted, skipped, lease lost)."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "This assignment is closed."
-    default_code = "conflict"
-
-    def __init__(self, detail: str, code: str) -> None:
-        super().__init__(detail=detail, code=code)
-        self.code = code
 
 
 @transaction.atomic
@@ -231,7 +217,7 @@ def _assignment_locked(*, assignment_id: int, annotator: Any) -> Assignment:
     try:
         return Assignment.objects.select_for_update().get(pk=assignment_id, annotator=annotator)
     except Assignment.DoesNotExist:
-        raise Http404("No such assignment.") from None
+        raise NotFound("No such assignment.") from None
 
 
 def _item_locked(item_id: int) -> QueueItem:
@@ -242,13 +228,13 @@ def _item_locked(item_id: int) -> QueueItem:
     )
 
 
-def _closed(assignment: Assignment) -> QueueConflict:
+def _closed(assignment: Assignment) -> Conflict:
     if assignment.status == Assignment.Status.SUBMITTED:
-        return QueueConflict(
+        return Conflict(
             "You already submitted this item; edit your annotation to change it.",
-            "already_submitted",
+            code="already_submitted",
         )
-    return QueueConflict("You skipped this item.", "already_skipped")
+    return Conflict("You skipped this item.", code="already_skipped")
 
 
 @transaction.atomic
@@ -276,10 +262,10 @@ def assignment_submit(
     if not was_leased and (
         item.status == QueueItem.Status.DONE or item.leased_count + item.done_count >= item.overlap
     ):
-        raise QueueConflict(
+        raise Conflict(
             "Your lease on this item expired and it went to another annotator. "
             "Your answers were not saved; load the next item.",
-            "lease_expired",
+            code="lease_expired",
         )
     cleaned = values_validate(
         project.label_schema, values, has_alt_response=bool(interaction.alt_response)
@@ -354,9 +340,9 @@ def queue_item_reopen(*, queue_item_id: int, project: Project, actor: Any) -> Qu
     try:
         item = QueueItem.objects.select_for_update().get(pk=queue_item_id, project=project)
     except QueueItem.DoesNotExist:
-        raise Http404("No such queue item.") from None
+        raise NotFound("No such queue item.") from None
     if item.status != QueueItem.Status.FLAGGED:
-        raise QueueConflict("Only a flagged item can be reopened.", "not_flagged")
+        raise Conflict("Only a flagged item can be reopened.", code="not_flagged")
     item.status = (
         QueueItem.Status.DONE if item.done_count >= item.overlap else QueueItem.Status.OPEN
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from labeling.services.signals import interactions_process, unprocessed_sweep
+from labeling.services.processing import interactions_process, unprocessed_sweep
 
 
 @shared_task(name="labeling.process_interactions", acks_late=True, ignore_result=False)

@@ -19,14 +19,15 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods
-from rest_framework.exceptions import APIException, ValidationError
 
 from labeling.access import has_capability, project_access, role_in
+from labeling.errors import DomainError, Invalid
 from labeling.models import Annotation, Project, QueueItem
 from labeling.schema import question_choices, schema_for_display
 from labeling.selectors.agreement import disagreements, project_agreement
 from labeling.selectors.queue import annotator_stats, queue_health, queue_progress
-from labeling.services.annotations import annotation_adjudicate, gold_clear, gold_set
+from labeling.services.annotations import annotation_adjudicate
+from labeling.services.gold import gold_clear, gold_set
 from labeling.services.queue import queue_item_reopen
 
 
@@ -116,13 +117,6 @@ def _shown(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _error_text(exc: APIException) -> str:
-    detail = exc.detail
-    if isinstance(detail, dict):
-        return "; ".join(f"{k}: {v}" for k, v in detail.items())
-    return str(detail)
-
-
 @login_required
 def review(request: HttpRequest, slug: str) -> HttpResponse:
     """Queue health, annotator stats (throughput, gold accuracy), agreement, flagged items."""
@@ -152,8 +146,8 @@ def reopen(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
     try:
         queue_item_reopen(queue_item_id=item_id, project=project, actor=request.user)
         messages.success(request, f"Item {item_id} is back in the queue.")
-    except APIException as exc:
-        messages.error(request, _error_text(exc))
+    except DomainError as exc:
+        messages.error(request, exc.text())
     return HttpResponseRedirect(reverse("review", kwargs={"slug": slug}))
 
 
@@ -175,8 +169,8 @@ def review_disagreements(request: HttpRequest, slug: str) -> HttpResponse:
             )
             messages.success(request, f"Adjudicated {item.interaction.external_id}.")
             return HttpResponseRedirect(reverse("review-disagreements", kwargs={"slug": slug}))
-        except ValidationError as exc:
-            form_errors[item.pk] = _error_text(exc)
+        except Invalid as exc:
+            form_errors[item.pk] = exc.text()
     rows = disagreements(project=project)[:50]
     items = {
         i.pk: i
@@ -255,8 +249,8 @@ def review_gold(request: HttpRequest, slug: str) -> HttpResponse:
                 )
                 messages.success(request, f"{item.interaction.external_id} is now a gold item.")
                 return HttpResponseRedirect(reverse("review-gold", kwargs={"slug": slug}))
-            except ValidationError as exc:
-                error = _error_text(exc)
+            except Invalid as exc:
+                error = exc.text()
     gold = [
         {"item": item, "answer": json.dumps(item.gold_answer, ensure_ascii=False)}
         for item in QueueItem.objects.filter(project=project, is_gold=True)

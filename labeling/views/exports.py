@@ -16,9 +16,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import ValidationError
 
 from labeling.access import project_access
+from labeling.errors import Invalid
 from labeling.models import Export
 from labeling.selectors.exports import export_list
 from labeling.services.export_kinds import export_kinds
@@ -132,8 +132,8 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
                     options=options,
                     created_by=request.user,
                 )
-            except ValidationError as exc:
-                form.add_service_errors(exc.detail if isinstance(exc.detail, dict) else {})
+            except Invalid as exc:
+                form.add_service_errors(exc.errors)
             else:
                 messages.success(request, f"Export #{export.id} ({kind}) started.")
                 return redirect("project-exports", slug=slug)
@@ -153,7 +153,7 @@ def export_retry_page(request: HttpRequest, slug: str, export_id: int) -> HttpRe
     export = get_object_or_404(Export, id=export_id, project=project)
     try:
         export_retry(export=export)
-    except ValidationError:
+    except Invalid:
         messages.error(request, f"Export #{export.id} is {export.status}: nothing to retry.")
     else:
         messages.success(request, f"Export #{export.id} queued again (same snapshot).")

@@ -12,22 +12,19 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
-LOGIN_WINDOW_SECONDS = 15 * 60
-MAX_FAILURES_PER_USER = 10  # per client IP and username
-MAX_FAILURES_PER_IP = 50  # per client IP, any usernames
+from flywheel_site.app_settings import setting
 
 
 def _limits() -> tuple[int, int, int]:
-    custom = getattr(settings, "FLYWHEEL", {}) or {}
+    """Window (s), failures per client IP and username, failures per client IP."""
     return (
-        int(custom.get("LOGIN_WINDOW_SECONDS", LOGIN_WINDOW_SECONDS)),
-        int(custom.get("LOGIN_MAX_FAILURES_PER_USER", MAX_FAILURES_PER_USER)),
-        int(custom.get("LOGIN_MAX_FAILURES_PER_IP", MAX_FAILURES_PER_IP)),
+        setting("LOGIN_WINDOW_SECONDS"),
+        setting("LOGIN_MAX_FAILURES_PER_USER"),
+        setting("LOGIN_MAX_FAILURES_PER_IP"),
     )
 
 

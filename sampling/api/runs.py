@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling import dispatch
 from labeling.access import project_access
 from sampling.models import SamplingRun
 from sampling.selectors.runs import run_get, run_list
@@ -81,8 +82,6 @@ class RunListCreateApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={202: CreatedSerializer})
     def post(self, request: Request, slug: str) -> Response:
-        from sampling.tasks import execute_run
-
         project = project_access(user=request.user, slug=slug, need="configure")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -91,7 +90,7 @@ class RunListCreateApi(APIView):
             raise ValidationError({"strategy": ["no such strategy in this project"]})
         with transaction.atomic():
             run = sampling_run_create(project=project, strategy=strategy, user=request.user)
-            transaction.on_commit(lambda: execute_run.delay(run.pk), robust=True)
+            dispatch.enqueue_on_commit("sampling.execute_run", run.pk)
         return Response(self.CreatedSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -38,7 +38,7 @@ def strategy_preview(
     Returns the pool size, the expected batch size (sum of pi), the smallest and largest pi, the
     guaranteed floor ``w_r n / N``, the expected labels per component (each item's pi split in
     proportion to what each component contributed to its q) and per segment value (with the
-    minimum wanted and the labels already asked for). Raises ValidationError like the services;
+    minimum wanted and the labels already asked for). Raises Invalid like the services;
     a missing or clashing name does not matter for a preview.
     """
     cleaned = strategy_validate(

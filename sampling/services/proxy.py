@@ -3,7 +3,7 @@
 One training per project at a time: :func:`proxy_claim` inserts a ``ProxyModel`` row in status
 ``training``; the partial unique constraint ``one_training_per_project`` makes a second concurrent
 insert fail with IntegrityError, and that caller skips ("already training"). A claim older than
-``PROXY_CLAIM_TIMEOUT`` (a worker killed mid-training) is expired to ``failed`` first, so a dead
+``PROXY_CLAIM_TIMEOUT_S`` (a worker killed mid-training) is expired to ``failed`` first, so a dead
 worker never blocks training for good.
 """
 
@@ -15,11 +15,11 @@ import time
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from flywheel_site.app_settings import setting
 from labeling.models import Annotation, Interaction, Project
 from labeling.selectors.labels import final_labels, target_good
 from sampling import proxy as proxy_lib
@@ -30,14 +30,14 @@ from sampling.services.scoring import artifact_path
 
 logger = logging.getLogger(__name__)
 
-PROXY_CLAIM_TIMEOUT = dt.timedelta(
-    seconds=int(getattr(settings, "FLYWHEEL", {}).get("PROXY_CLAIM_TIMEOUT_S", 3600))
-)
 FEATURE_CHUNK = 5000
 
 
-def proxy_claims_expire(*, project: Project, older_than: dt.timedelta = PROXY_CLAIM_TIMEOUT) -> int:
-    """Mark training claims older than ``older_than`` as failed (their worker died)."""
+def proxy_claims_expire(*, project: Project, older_than: dt.timedelta | None = None) -> int:
+    """Mark training claims older than ``older_than`` (default: the ``PROXY_CLAIM_TIMEOUT_S``
+    setting) as failed (their worker died)."""
+    if older_than is None:
+        older_than = dt.timedelta(seconds=setting("PROXY_CLAIM_TIMEOUT_S"))
     return ProxyModel.objects.filter(
         project=project,
         status=ProxyModel.Status.TRAINING,

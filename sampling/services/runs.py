@@ -10,8 +10,9 @@ Invariants:
   WHERE status = 'pending'`` (so the API shows it running); then one transaction, holding the run
   row locked, reads the pool and writes every Inclusion row, the queue items and the results. A
   worker killed mid-run rolls that transaction back: nothing of the run counts, it stays
-  ``running`` and is claimed again once stale (RUN_STALE_AFTER; ``sampling.resume_pending_runs``
-  re-enqueues it). A duplicate delivery finds the run claimed and does nothing.
+  ``running`` and is claimed again once stale (setting ``RUN_STALE_AFTER_S``;
+  ``sampling.resume_pending_runs`` re-enqueues it). A duplicate delivery finds the run claimed
+  and does nothing.
 - Every pool item gets an Inclusion row with ``f`` (the stored proxy score, or the prior if
   unscored) and ``pi`` (NULL in deterministic mode), selected or not.
 """
@@ -30,6 +31,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from flywheel_site.app_settings import setting
 from labeling.models import Interaction, Project
 from labeling.services.queue import queue_items_enqueue
 from sampling import strategies as strat
@@ -41,9 +43,13 @@ from sampling.services.strategies import strategy_snapshot
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-# A run still "running" this long after its claim lost its worker: it may be claimed again.
-RUN_STALE_AFTER = dt.timedelta(minutes=10)
 _ADVISORY_NAMESPACE = 0x53414D50  # "SAMP": keeps our advisory keys apart from other users'
+
+
+def run_stale_after() -> dt.timedelta:
+    """A run still "running" this long after its claim lost its worker may be claimed again
+    (the ``RUN_STALE_AFTER_S`` setting)."""
+    return dt.timedelta(seconds=setting("RUN_STALE_AFTER_S"))
 
 
 class RunConflict(Exception):
@@ -67,13 +73,13 @@ def sampling_run_create(
 
 def sampling_run_claim(*, run_id: int, now: dt.datetime) -> bool:
     """Mark the run ``running`` (committed, so the API shows it) if it is pending, or running but
-    stale (its worker died more than RUN_STALE_AFTER ago). ``started_at = now`` is the claim's
-    token: only the execution holding it may write the run's results."""
+    stale (its worker died more than :func:`run_stale_after` ago). ``started_at = now`` is the
+    claim's token: only the execution holding it may write the run's results."""
     return bool(
         SamplingRun.objects.filter(pk=run_id)
         .filter(
             Q(status=SamplingRun.Status.PENDING)
-            | Q(status=SamplingRun.Status.RUNNING, started_at__lt=now - RUN_STALE_AFTER)
+            | Q(status=SamplingRun.Status.RUNNING, started_at__lt=now - run_stale_after())
         )
         .update(status=SamplingRun.Status.RUNNING, started_at=now, error="")
     )

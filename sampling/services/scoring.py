@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from flywheel_site.app_settings import setting
 from labeling.models import Interaction, Project
 from sampling import proxy as proxy_lib
 from sampling.features import FEATURE_FIELDS, featurize
@@ -32,7 +33,7 @@ _CACHE_SIZE = 4
 
 
 def chunk_size() -> int:
-    return int(settings.FLYWHEEL.get("SCORE_CHUNK_SIZE", 5000))
+    return int(setting("SCORE_CHUNK_SIZE"))
 
 
 def artifact_path(relative: str) -> Path:

@@ -12,8 +12,8 @@ from typing import Any
 from celery.schedules import crontab
 from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
-from rest_framework.exceptions import ValidationError
 
+from labeling.errors import Invalid
 from labeling.models import Project
 from sampling.models import SamplingStrategy
 from sampling.strategies import COMPONENTS, MIN_RANDOM_WEIGHT, UNCERTAINTY_MEASURES
@@ -165,14 +165,14 @@ def strategy_validate(
     instance: SamplingStrategy | None = None,
     check_name: bool = True,
 ) -> dict[str, Any]:
-    """Return the full, normalised strategy fields or raise ValidationError naming each problem.
+    """Return the full, normalised strategy fields or raise Invalid naming each problem.
 
     ``data`` may be partial when ``instance`` is given (PATCH): missing fields keep their values.
     Unknown fields are rejected, so a typo never silently does nothing. ``check_name=False`` (a
     preview) skips the name checks.
     """
     if not isinstance(data, dict):
-        raise ValidationError({"non_field_errors": ["must be a JSON object"]})
+        raise Invalid({"non_field_errors": ["must be a JSON object"]})
     base = (
         {field: getattr(instance, field) for field in FIELDS}
         if instance is not None
@@ -238,7 +238,7 @@ def strategy_validate(
     if not isinstance(merged["active"], bool):
         errors["active"] = ["must be true or false"]
     if errors:
-        raise ValidationError(errors)
+        raise Invalid(errors)
     merged["weights"] = {k: float(merged["weights"].get(k, 0.0)) for k in COMPONENTS}
     for key in ("overlap_fraction", "holdout_fraction"):
         merged[key] = float(merged[key])
@@ -258,7 +258,7 @@ def strategy_create(
                 **cleaned,
             )
     except IntegrityError:  # a concurrent create with the same name
-        raise ValidationError(
+        raise Invalid(
             {"name": [f"a strategy named {cleaned['name']!r} already exists in this project"]}
         ) from None
 
@@ -272,7 +272,7 @@ def strategy_update(*, strategy: SamplingStrategy, data: dict[str, Any]) -> Samp
         with transaction.atomic():
             strategy.save(update_fields=[*FIELDS, "updated_at"])
     except IntegrityError:
-        raise ValidationError(
+        raise Invalid(
             {"name": [f"a strategy named {cleaned['name']!r} already exists in this project"]}
         ) from None
     return strategy

@@ -19,24 +19,24 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import ValidationError as DRFValidationError
 
+from labeling import dispatch
 from labeling.access import has_capability, project_access, role_in
+from labeling.errors import Invalid
 from labeling.models import IngestToken, Membership, Project, Role
 from labeling.selectors.projects import ingest_tokens_list, project_members
 from labeling.selectors.queue import queue_health
-from labeling.services.annotations import schema_change
 from labeling.services.projects import (
     ingest_token_create,
     ingest_token_revoke,
     membership_add,
     membership_remove,
 )
+from labeling.services.schemas import schema_change
 from sampling.forms import (
     MemberForm,
     RoleForm,
@@ -50,13 +50,13 @@ from sampling.selectors.runs import run_list
 from sampling.selectors.strategies import strategy_get, strategy_list, strategy_preview
 from sampling.services.strategies import strategy_create, strategy_update
 
-ServiceErrors = (DRFValidationError, DjangoValidationError, ValueError)
+ServiceErrors = (Invalid, DjangoValidationError, ValueError)
 
 
 def _detail(exc: Exception) -> Any:
     """The ``{"location": message}`` detail of a service error, whatever its class."""
-    if isinstance(exc, DRFValidationError):
-        return exc.detail
+    if isinstance(exc, Invalid):
+        return exc.errors
     if isinstance(exc, DjangoValidationError):
         return exc.message_dict if hasattr(exc, "error_dict") else exc.messages
     return str(exc)
@@ -247,11 +247,9 @@ def strategies(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def retrain(request: HttpRequest, slug: str) -> HttpResponse:
     """Start a proxy retrain (a Celery task; a second request while one trains does nothing)."""
-    from sampling.tasks import retrain as retrain_task
-
     project = _configure(request, slug)
     project_id = project.pk
-    transaction.on_commit(lambda: retrain_task.delay(project_id))
+    dispatch.enqueue_on_commit("sampling.retrain", project_id)
     messages.success(request, "Retraining the proxy model: its row below shows the progress.")
     return redirect("project-strategies", slug=slug)
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from rest_framework.exceptions import ValidationError
 from tqdm import tqdm
 
+from labeling.errors import Invalid
 from labeling.models import Export, Project
 from labeling.selectors.exports import ExportScan
 from labeling.services.export_kinds import export_kinds
@@ -77,8 +77,8 @@ class Command(BaseCommand):
                 created_by=user,
                 enqueue=False,
             )
-        except ValidationError as exc:
-            raise CommandError(f"invalid export: {json.dumps(exc.detail)}") from None
+        except Invalid as exc:
+            raise CommandError(f"invalid export: {json.dumps(exc.errors)}") from None
 
         bar = tqdm(
             total=100,

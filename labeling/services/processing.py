@@ -1,4 +1,4 @@
-"""Signal aggregates and the follow-up work after ingestion.
+"""Processing after ingestion: attach late events, recompute signal aggregates, notify scoring.
 
 ``Interaction.signals`` and ``explicit_rating`` are always recomputed from the Event rows, never
 incremented in place, so re-running the work is harmless and the aggregates cannot drift.
@@ -13,32 +13,19 @@ is ``"dwell_events"``), and
 
 from __future__ import annotations
 
-import logging
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
-import redis.exceptions
 from django.db import connection, transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
 
-from labeling import hooks
+from labeling import dispatch, hooks
 from labeling.models import Event, EventType, Interaction
-
-logger = logging.getLogger(__name__)
+from labeling.selectors.interactions import interaction_ids_by_external_id
 
 PROCESS_CHUNK = 2000
-# What a publish raises when the broker is unreachable; anything else is a bug and propagates.
-BROKER_ERRORS: tuple[type[BaseException], ...] = (
-    KombuOperationalError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    ConnectionError,
-    TimeoutError,
-)
 
 
 def signals_aggregate(
@@ -81,8 +68,6 @@ def interactions_process(*, interaction_ids: Sequence[int]) -> list[int]:
     Each chunk locks its interaction rows first, so an event batch that marks a row dirty while
     it is being processed waits and leaves it dirty for the next run (nothing is lost).
     """
-    from labeling.services.events import events_attach_orphans
-
     done: list[int] = []
     ids = sorted({int(i) for i in interaction_ids})
     for start in range(0, len(ids), PROCESS_CHUNK):
@@ -176,8 +161,6 @@ def _aggregates_write(
 def unprocessed_sweep(*, chunk_size: int = PROCESS_CHUNK, max_rows: int | None = None) -> int:
     """Process every interaction with ``processed_at`` null (and attach orphans whose interaction
     has arrived), in chunks of ascending id. Returns how many interactions were processed."""
-    from labeling.services.events import events_attach_orphans
-
     with transaction.atomic():
         touched = events_attach_orphans()
     if touched:
@@ -197,51 +180,15 @@ def unprocessed_sweep(*, chunk_size: int = PROCESS_CHUNK, max_rows: int | None =
     return total
 
 
-# After a failed publish, skip the broker for this long (per process): a large upload to a server
-# whose Redis is down must not wait for a connection attempt on every batch.
-BROKER_RETRY_AFTER_S = 30.0
-_broker_down_until = 0.0
-
-
-def broker_breaker_reset() -> None:
-    """Forget an earlier broker failure (tests; an operator who just restarted Redis)."""
-    global _broker_down_until
-    _broker_down_until = 0.0
-
-
 def processing_enqueue(*, project_id: int, interaction_ids: list[int]) -> bool:
     """Hand ids to ``labeling.process_interactions``. When the broker is unreachable, log it and
     return False: the rows keep ``processed_at`` null and ``labeling.sweep_unprocessed`` will
     process them. Eager mode (no broker configured) runs the task here."""
-    global _broker_down_until
-    from flywheel_site.celery import app
-    from labeling.tasks.ingest import process_interactions
-
-    if app.conf.task_always_eager:
-        process_interactions.apply(args=[interaction_ids])  # raises: task_eager_propagates
-        return True
-    if time.monotonic() < _broker_down_until:
-        logger.warning(
-            "broker unreachable (recently), %d interactions of project %s left for the sweep",
-            len(interaction_ids),
-            project_id,
-        )
-        return False
-    try:
-        # One quick connection check instead of kombu's default publish retries (seconds).
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2)
-        process_interactions.apply_async(args=[interaction_ids])
-    except BROKER_ERRORS as exc:
-        _broker_down_until = time.monotonic() + BROKER_RETRY_AFTER_S
-        logger.warning(
-            "broker unreachable, %d interactions of project %s left for the sweep: %s",
-            len(interaction_ids),
-            project_id,
-            exc,
-        )
-        return False
-    return True
+    return dispatch.enqueue_guarded(
+        "labeling.process_interactions",
+        interaction_ids,
+        what=f"{len(interaction_ids)} interactions of project {project_id}",
+    )
 
 
 def processing_enqueue_on_commit(*, project_id: int, interaction_ids: list[int]) -> None:
@@ -250,3 +197,49 @@ def processing_enqueue_on_commit(*, project_id: int, interaction_ids: list[int])
         return
     ids = list(interaction_ids)
     transaction.on_commit(lambda: processing_enqueue(project_id=project_id, interaction_ids=ids))
+
+
+def events_attach_orphans(
+    *, interaction_ids: list[int] | None = None, limit: int = 5000
+) -> list[int]:
+    """Attach events stored before their interaction arrived. Returns the interactions touched.
+
+    With ``interaction_ids`` only those interactions are considered (the task after ingest);
+    without, any orphan whose interaction now exists (the sweep, for races between the two).
+    """
+    orphans = Event.objects.filter(interaction__isnull=True)
+    if interaction_ids is not None:
+        pairs = list(
+            Interaction.objects.filter(pk__in=interaction_ids).values_list(
+                "project_id", "external_id", "id"
+            )
+        )
+        by_project: dict[int, dict[str, int]] = {}
+        for project_id, external_id, pk in pairs:
+            by_project.setdefault(project_id, {})[external_id] = pk
+    else:
+        candidates = list(orphans.values_list("project_id", "external_id").distinct()[:limit])
+        by_project = {}
+        for project_id, external_id in candidates:
+            by_project.setdefault(project_id, {})[external_id] = 0
+        for project_id, mapping in by_project.items():
+            found = interaction_ids_by_external_id(project_id=project_id, external_ids=mapping)
+            by_project[project_id] = found
+    touched: list[int] = []
+    for project_id, mapping in by_project.items():
+        if not mapping:
+            continue
+        externals = list(mapping)
+        for start in range(0, len(externals), 900):
+            chunk = externals[start : start + 900]
+            waiting = set(
+                orphans.filter(project_id=project_id, external_id__in=chunk).values_list(
+                    "external_id", flat=True
+                )
+            )
+            for external_id in waiting:
+                Event.objects.filter(
+                    project_id=project_id, external_id=external_id, interaction__isnull=True
+                ).update(interaction_id=mapping[external_id])
+                touched.append(mapping[external_id])
+    return touched

@@ -1,0 +1,108 @@
+"""Flywheel's own settings: each declared once here with its default, read through :func:`setting`.
+
+``settings.FLYWHEEL`` (built by ``flywheel_site/settings.py`` from ``FLYWHEEL_<NAME>`` environment
+variables with :func:`from_environ`) holds the values in force; a name missing from it has its
+declared default. Code reads a value at call time, never at import, so a test that sets
+``settings.FLYWHEEL = {**settings.FLYWHEEL, "NAME": value}`` changes it:
+
+    from flywheel_site.app_settings import setting
+    stale_after = setting("EXPORT_STALE_SECONDS")
+
+Reading a name that is not declared below is a bug and raises ``KeyError``. docs/settings.md
+lists every setting; add a row there when you add one here.
+
+This module is a leaf (standard library and ``django.conf`` only): any app may import it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AppSetting:
+    name: str
+    default: int | float
+    doc: str
+
+    @property
+    def env(self) -> str:
+        return f"FLYWHEEL_{self.name}"
+
+    def parse(self, raw: Any, *, where: str) -> int | float:
+        kind = type(self.default)
+        try:
+            value = kind(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: {raw!r} is not a valid {kind.__name__}") from None
+        if value < 0:
+            raise ValueError(f"{where}: must be >= 0, got {raw!r}")
+        return value
+
+
+MIB = 1024**2
+
+DECLARED: tuple[AppSetting, ...] = (
+    # Ingestion size limits (labeling.limits).
+    AppSetting(
+        "MAX_REQUEST_BYTES", 64 * MIB, "request body as sent (compressed or not); over it: 413"
+    ),
+    AppSetting(
+        "MAX_DECOMPRESSED_BYTES", 256 * MIB, "body after gzip decoding (a gzip bomb answers 413)"
+    ),
+    AppSetting("MAX_ROW_BYTES", 1 * MIB, "one interaction (a JSONL line or an array element)"),
+    AppSetting("MAX_FIELD_CHARS", 200_000, "one text field (response, a message's content...)"),
+    AppSetting("MAX_ROWS_PER_REQUEST", 100_000, "rows in one ingest request (413 beyond it)"),
+    # Login throttling (labeling.views.login).
+    AppSetting("LOGIN_WINDOW_SECONDS", 15 * 60, "window in which failed logins are counted"),
+    AppSetting("LOGIN_MAX_FAILURES_PER_USER", 10, "failed logins per client IP and username"),
+    AppSetting("LOGIN_MAX_FAILURES_PER_IP", 50, "failed logins per client IP, any usernames"),
+    # Exports (labeling.services.exports).
+    AppSetting(
+        "EXPORT_STALE_SECONDS",
+        300,
+        "a running export whose heartbeat is older is taken as dead: the sweep or a retry "
+        "claims it again",
+    ),
+    AppSetting("EXPORT_PROGRESS_EVERY", 10_000, "rows between progress/heartbeat writes"),
+    # Sampling (sampling.services).
+    AppSetting("SCORE_CHUNK_SIZE", 5000, "interactions per scoring task"),
+    AppSetting(
+        "PROXY_CLAIM_TIMEOUT_S",
+        3600,
+        "a proxy-model training claim older than this is marked failed (its worker died)",
+    ),
+    AppSetting(
+        "RUN_STALE_AFTER_S",
+        600,
+        "a sampling run 'running' for longer than this without finishing is claimed again",
+    ),
+)
+
+_BY_NAME: dict[str, AppSetting] = {s.name: s for s in DECLARED}
+
+
+def from_environ(environ: Mapping[str, str] = os.environ) -> dict[str, int | float]:
+    """Every declared setting: ``FLYWHEEL_<NAME>`` when set (and valid), else the default."""
+    out: dict[str, int | float] = {}
+    for spec in DECLARED:
+        raw = environ.get(spec.env, "")
+        out[spec.name] = spec.default if raw.strip() == "" else spec.parse(raw, where=spec.env)
+    return out
+
+
+def setting(name: str) -> Any:
+    """The value of the declared setting ``name`` in force now."""
+    from django.conf import settings
+
+    try:
+        spec = _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a declared Flywheel setting (app_settings.py)") from None
+    conf = getattr(settings, "FLYWHEEL", None) or {}
+    if name not in conf:
+        return spec.default
+    return spec.parse(conf[name], where=f"settings.FLYWHEEL[{name!r}]")
