@@ -397,9 +397,9 @@ def write_results(results: list[dict[str, Any]], command: str, loads: tuple[str,
         )
     lines += [
         "",
-        "Target: >= 15,000 interactions/s into PostgreSQL. References on this machine (DESIGN.md): "
-        "raw `COPY` of such rows about 38,000 rows/s; Label Studio 1.23 imports about 3,200 "
-        "tasks/s.",
+        "Target: >= 15,000 interactions/s into PostgreSQL. References on this machine "
+        "(docs/performance.md): raw `COPY` of such rows about 38,000 rows/s; Label Studio 1.23 "
+        "imports about 3,200 tasks/s.",
         "",
     ]
     section = "\n".join(lines)

@@ -7,7 +7,7 @@ repeated after clearing the inclusions. Reports the timings and the process's pe
 
     .venv/bin/python bench/sampling_run.py [--rows 1000000] [--repeat 3]
 
-Target (DESIGN.md section 10): <= 10 s for 1,000,000 items.
+Target (docs/performance.md): <= 10 s for 1,000,000 items.
 """
 
 from __future__ import annotations

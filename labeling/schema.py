@@ -1,6 +1,6 @@
 """Label schemas: validation of the schema itself and of submitted values against it.
 
-The format is part of the API contract (DESIGN.md section 4, docs/labeling.md). Errors name the
+The format is part of the API contract (docs/labeling.md section 1, docs/api.md). Errors name the
 question and the problem, e.g. ``{"questions[1].scale": "must be a non-empty list of ..."}``.
 
 ``schema_validate`` returns a *normalised* copy (defaults filled in: ``prompt``, ``required``,

@@ -1,6 +1,6 @@
 """Design-based estimators of a population mean from a Poisson sample with recorded ``pi``.
 
-Pure functions on numpy arrays, no ORM (DESIGN.md section 6). Notation, for a domain ``D``:
+Pure functions on numpy arrays, no ORM (docs/estimates.md). Notation, for a domain ``D``:
 
 - ``U∩D``: every item the (probabilistic) runs considered in ``D``; ``population`` = ``N_D`` its
   size and ``f_total`` = the sum of the proxy score ``f`` over it (the ``f`` recorded at sampling

@@ -67,7 +67,7 @@ def format_key_lines(data: Mapping[str, Any] | None) -> str:
 
 
 class StrategyForm(forms.Form):
-    """Everything of a sampling strategy (DESIGN.md section 11 ``POST .../strategies/``)."""
+    """Everything of a sampling strategy (docs/api.md ``POST .../strategies/``)."""
 
     name = forms.CharField(max_length=100)
     mode = forms.ChoiceField(

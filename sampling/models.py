@@ -10,7 +10,7 @@ from labeling.models import Interaction, Project
 
 
 class SamplingStrategy(models.Model):
-    """An admin-configured way to pick items for labelling (DESIGN.md section 6).
+    """An admin-configured way to pick items for labelling (docs/sampling.md).
 
     Validation (weights sum to 1, random weight >= 0.05, ...) lives in sampling.services.strategies.
     """

@@ -1,4 +1,4 @@
-"""Sampling strategies as pure functions on arrays (DESIGN.md section 6). No ORM here.
+"""Sampling strategies as pure functions on arrays (docs/sampling.md). No ORM here.
 
 A *component* maps the pool to non-negative scores that sum to 1 over the pool:
 

@@ -97,7 +97,7 @@ def interaction_payload(interaction: Interaction) -> dict[str, Any]:
 
 
 def assignment_payload(assignment: Assignment, project: Project) -> dict[str, Any]:
-    """The queue/next answer (DESIGN.md section 11); gold items look like any other item."""
+    """The queue/next answer (docs/api.md); gold items look like any other item."""
     interaction = assignment.queue_item.interaction  # loaded by assignment_claim
     return {
         "id": assignment.pk,

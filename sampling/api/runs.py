@@ -1,4 +1,4 @@
-"""API: sampling runs — start one (async, 202), list them, follow one (DESIGN.md section 11).
+"""API: sampling runs — start one (async, 202), list them, follow one (docs/api.md).
 
 Starting a run needs ``configure``; reading needs ``read``. The run executes in a Celery task
 after commit; ``GET .../sampling-runs/{id}/`` shows its status, sizes, proxy model and timings.

@@ -1,4 +1,4 @@
-"""API: sampling strategies (list, create, read, update, preview) — DESIGN.md section 11.
+"""API: sampling strategies (list, create, read, update, preview) — docs/api.md.
 
 Reading needs the ``read`` capability, writing ``configure`` (admins). Validation lives in
 ``sampling.services.strategies.strategy_validate``, shared with the configuration pages; its errors

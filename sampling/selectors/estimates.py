@@ -264,7 +264,7 @@ def domain_data(
 def domain_estimate(
     d: DomainData, *, method: str, level: float, target: dict[str, Any]
 ) -> dict[str, Any]:
-    """One group's answer in the API shape of DESIGN.md section 11 (plus extra fields)."""
+    """One group's answer in the API shape of docs/api.md (plus extra fields)."""
     e = estimators.estimate(
         y=d.y,
         f=d.f,
