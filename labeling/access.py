@@ -9,8 +9,9 @@ whose role lacks the capability gets :class:`~labeling.errors.Forbidden`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from labeling.errors import Forbidden, NotFound
@@ -48,9 +49,28 @@ class IngestClient:
         return f"ingest-token:{self.token.prefix}"
 
 
-def role_in(*, user: Any, project: Project) -> str | None:
+# What ``request.user`` can be: a person (the auth user model, ``auth.User``), nobody, or an
+# ingestion token. Access checks take any of them; services that record who did something take
+# ``User`` (get it with :func:`acting_user`).
+RequestUser = User | AnonymousUser | IngestClient
+
+
+def acting_user(user: RequestUser) -> User:
+    """The signed-in person behind a request, typed as the auth user model.
+
+    Call it after :func:`project_access` (which already turns away anonymous callers and
+    ingestion tokens for anything but ``ingest``); it raises Forbidden for them all the same.
+    """
+    if isinstance(user, User):
+        return user
+    if isinstance(user, IngestClient):
+        raise Forbidden("An ingestion token can only ingest.")
+    raise Forbidden("Authentication required.")
+
+
+def role_in(*, user: RequestUser, project: Project) -> str | None:
     """The user's role in the project, ``"admin"`` for superusers, None for non-members."""
-    if isinstance(user, IngestClient) or not getattr(user, "is_authenticated", False):
+    if not isinstance(user, User):  # anonymous, or an ingestion token
         return None
     if user.is_superuser:
         return Role.ADMIN
@@ -63,7 +83,7 @@ def has_capability(*, role: str | None, need: Capability) -> bool:
     return role is not None and role in CAPABILITIES[need]
 
 
-def project_access(*, user: Any, slug: str, need: Capability) -> Project:
+def project_access(*, user: RequestUser, slug: str, need: Capability) -> Project:
     """Return the project if ``user`` may ``need`` it; 404 for outsiders, 403 for a weaker role.
 
     Ingestion tokens reach only their own project and only the ``ingest`` capability.
@@ -74,7 +94,7 @@ def project_access(*, user: Any, slug: str, need: Capability) -> Project:
         if need != "ingest":
             raise Forbidden("An ingestion token can only ingest.")
         return user.token.project
-    if not getattr(user, "is_authenticated", False):
+    if not isinstance(user, User):
         raise Forbidden("Authentication required.")
     try:
         project = Project.objects.get(slug=slug)
@@ -88,9 +108,9 @@ def project_access(*, user: Any, slug: str, need: Capability) -> Project:
     return project
 
 
-def projects_for(*, user: Any, need: Capability = "label") -> QuerySet[Project]:
+def projects_for(*, user: RequestUser, need: Capability = "label") -> QuerySet[Project]:
     """Projects where the user holds ``need`` (all projects for superusers)."""
-    if isinstance(user, IngestClient) or not getattr(user, "is_authenticated", False):
+    if not isinstance(user, User):  # anonymous, or an ingestion token
         return Project.objects.none()
     if user.is_superuser:
         return Project.objects.all()
@@ -99,9 +119,9 @@ def projects_for(*, user: Any, need: Capability = "label") -> QuerySet[Project]:
     ).distinct()
 
 
-def visible_projects(*, user: Any) -> QuerySet[Project]:
+def visible_projects(*, user: RequestUser) -> QuerySet[Project]:
     """Every project the user is a member of, whatever the role."""
-    if isinstance(user, IngestClient) or not getattr(user, "is_authenticated", False):
+    if not isinstance(user, User):  # anonymous, or an ingestion token
         return Project.objects.none()
     if user.is_superuser:
         return Project.objects.all()

@@ -21,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.access import project_access
+from labeling.access import acting_user, project_access
 from labeling.models import Export
 from labeling.selectors.exports import export_get, export_list
 from labeling.services.exports import export_create, export_retry
@@ -87,7 +87,7 @@ class ProjectExportsApi(APIView):
             kind=data.validated_data["kind"],
             filters=data.validated_data["filters"],
             options=data.validated_data["options"],
-            created_by=request.user,
+            created_by=acting_user(request.user),
         )
         return Response(
             self.CreatedSerializer({"id": export.id, "status": export.status}).data,

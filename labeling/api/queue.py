@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.access import IngestClient, has_capability, project_access, role_in
+from labeling.access import IngestClient, acting_user, has_capability, project_access, role_in
 from labeling.errors import Invalid
 from labeling.models import Annotation, Assignment, Interaction, Project, QueueItem
 from labeling.schema import schema_for_display
@@ -170,7 +170,7 @@ class QueueNextApi(APIView):
     @extend_schema(request=None, responses={200: OutputSerializer, 204: None})
     def post(self, request: Request, slug: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
-        assignment = assignment_claim(project=project, annotator=request.user)
+        assignment = assignment_claim(project=project, annotator=acting_user(request.user))
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         data = self.OutputSerializer(assignment_payload(assignment, project)).data
@@ -238,7 +238,7 @@ class AssignmentSubmitApi(APIView):
         try:
             annotation = assignment_submit(
                 assignment_id=_id(assignment_id),
-                annotator=request.user,
+                annotator=acting_user(request.user),
                 values=data.validated_data["values"],
                 time_spent_ms=data.validated_data.get("time_spent_ms"),
             )
@@ -261,7 +261,7 @@ class AssignmentSkipApi(APIView):
         data.is_valid(raise_exception=True)
         assignment = assignment_skip(
             assignment_id=_id(assignment_id),
-            annotator=request.user,
+            annotator=acting_user(request.user),
             reason=data.validated_data.get("reason", ""),
         )
         return Response({"id": assignment.pk, "status": assignment.status})
@@ -333,7 +333,7 @@ class AdjudicateApi(APIView):
         try:
             annotation = annotation_adjudicate(
                 queue_item=item,
-                reviewer=request.user,
+                reviewer=acting_user(request.user),
                 values=data.validated_data["values"],
                 note=data.validated_data.get("note", ""),
             )
@@ -389,7 +389,7 @@ class GoldApi(APIView):
         try:
             item = gold_set(
                 queue_item=item,
-                actor=request.user,
+                actor=acting_user(request.user),
                 answer=data.validated_data["answer"],
                 overlap=data.validated_data.get("overlap"),
             )
@@ -413,7 +413,9 @@ class GoldApi(APIView):
     )
     def delete(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
-        item = gold_clear(queue_item=_item_in(project, _id(item_id)), actor=request.user)
+        item = gold_clear(
+            queue_item=_item_in(project, _id(item_id)), actor=acting_user(request.user)
+        )
         return Response({"queue_item_id": item.pk, "is_gold": item.is_gold})
 
 
@@ -434,7 +436,9 @@ class QueueItemReopenApi(APIView):
     )
     def post(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
-        item = queue_item_reopen(queue_item_id=_id(item_id), project=project, actor=request.user)
+        item = queue_item_reopen(
+            queue_item_id=_id(item_id), project=project, actor=acting_user(request.user)
+        )
         return Response({"queue_item_id": item.pk, "status": item.status})
 
 
@@ -497,7 +501,7 @@ class AnnotationEditApi(APIView):
         try:
             new = annotation_edit(
                 annotation_id=_id(annotation_id),
-                actor=request.user,
+                actor=acting_user(request.user),
                 values=data.validated_data["values"],
                 time_spent_ms=data.validated_data.get("time_spent_ms"),
             )

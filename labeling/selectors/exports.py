@@ -23,7 +23,7 @@ from django.db.models import Exists, OuterRef, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils.dateparse import parse_datetime
 
-from labeling.access import project_access
+from labeling.access import RequestUser, project_access
 from labeling.errors import NotFound
 from labeling.models import Annotation, Export, Interaction, Project, QueueItem
 from labeling.selectors.labels import final_values, target_good
@@ -73,7 +73,7 @@ def export_list(*, project: Project) -> QuerySet[Export]:
     )
 
 
-def export_get(*, user: Any, export_id: int) -> Export:
+def export_get(*, user: RequestUser, export_id: int) -> Export:
     """The export if ``user`` may export in its project: 404 for outsiders, 403 for annotators."""
     export = Export.objects.select_related("project", "created_by").filter(id=export_id).first()
     if export is None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models import QuerySet
 
-from labeling.access import project_access, role_in, visible_projects
+from labeling.access import RequestUser, project_access, role_in, visible_projects
 from labeling.errors import Forbidden
 from labeling.models import IngestToken, Membership, Project
 
 
-def project_for_member(*, user: Any, slug: str) -> Project:
+def project_for_member(*, user: RequestUser, slug: str) -> Project:
     """The project if ``user`` holds any role in it (annotators need the schema too); 404 else."""
     try:
         return project_access(user=user, slug=slug, need="label")
@@ -19,11 +17,11 @@ def project_for_member(*, user: Any, slug: str) -> Project:
         return project_access(user=user, slug=slug, need="read")
 
 
-def projects_visible(*, user: Any) -> QuerySet[Project]:
+def projects_visible(*, user: RequestUser) -> QuerySet[Project]:
     return visible_projects(user=user).order_by("slug")
 
 
-def project_role(*, user: Any, project: Project) -> str | None:
+def project_role(*, user: RequestUser, project: Project) -> str | None:
     return role_in(user=user, project=project)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from labeling.errors import Conflict, Invalid, NotFound
@@ -25,7 +26,7 @@ def _new_version(
     *,
     old: Annotation | None,
     queue_item: QueueItem,
-    annotator: Any,
+    annotator: User,
     kind: str,
     values: dict[str, Any],
     schema_version: int,
@@ -52,7 +53,7 @@ def _new_version(
 
 @transaction.atomic
 def annotation_edit(
-    *, annotation_id: int, actor: Any, values: Any, time_spent_ms: int | None = None
+    *, annotation_id: int, actor: User, values: Any, time_spent_ms: int | None = None
 ) -> Annotation:
     """The author changes their current label: a new version under the current schema.
 
@@ -95,7 +96,7 @@ def annotation_edit(
 
 @transaction.atomic
 def annotation_adjudicate(
-    *, queue_item: QueueItem, reviewer: Any, values: Any, note: str = ""
+    *, queue_item: QueueItem, reviewer: User, values: Any, note: str = ""
 ) -> Annotation:
     """Record a reviewer's answer for a disputed item (kind ``adjudication``; it wins in
     ``labeling.selectors.labels.final_values``). Only the questions given are settled; a second
@@ -145,7 +146,3 @@ def annotation_adjudicate(
         },
     )
     return new
-
-
-def _user_or_none(actor: Any) -> Any:
-    return actor if getattr(actor, "pk", None) is not None else None

@@ -27,6 +27,7 @@ from typing import IO, Any
 import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
@@ -263,7 +264,7 @@ def export_create(
     kind: str,
     filters: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
-    created_by: Any = None,
+    created_by: User | None = None,
     enqueue: bool = True,
 ) -> Export:
     """Validate, freeze the snapshot and save a pending export; enqueue the writer after commit."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from labeling.errors import Invalid
@@ -17,7 +18,7 @@ from labeling.schema import values_validate
 
 @transaction.atomic
 def gold_set(
-    *, queue_item: QueueItem, actor: Any, answer: Any, overlap: int | None = None
+    *, queue_item: QueueItem, actor: User, answer: Any, overlap: int | None = None
 ) -> QueueItem:
     """Make an item a gold item with a known ``answer`` (the questions it names are scored).
 
@@ -59,7 +60,7 @@ def gold_set(
 
 
 @transaction.atomic
-def gold_clear(*, queue_item: QueueItem, actor: Any) -> QueueItem:
+def gold_clear(*, queue_item: QueueItem, actor: User) -> QueueItem:
     """Stop treating an item as gold (its earlier answers stay; they are no longer scored)."""
     item = QueueItem.objects.select_for_update().get(pk=queue_item.pk)
     if not item.is_gold:

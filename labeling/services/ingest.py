@@ -45,6 +45,7 @@ def json_depth(value: Any) -> int:
     stack = [(value, 0)]
     while stack:
         node, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(node, dict):
             children = node.values()
         elif isinstance(node, list):

@@ -45,7 +45,9 @@ UPDATABLE_FIELDS = (
 )
 
 
-def _audit(*, project: Project | None, actor: Any, action: str, obj: Any, data: dict) -> None:
+def _audit(
+    *, project: Project | None, actor: User | None, action: str, obj: Any, data: dict
+) -> None:
     AuditLog.objects.create(
         project=project,
         actor=actor if getattr(actor, "pk", None) else None,

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 from django.utils import timezone
@@ -113,7 +114,7 @@ def assignments_expire(
     return _expire_locked(project=project, now=now or timezone.now(), limit=limit)
 
 
-def _claimable(*, project: Project, annotator: Any, gold: bool) -> Any:
+def _claimable(*, project: Project, annotator: User, gold: bool) -> Any:
     """Open items with a free slot the annotator never held (except their own expired lease), in
     serving order. Walks the partial index ``ix_queue_open`` (project, is_gold, -priority, id)."""
     mine = Assignment.objects.filter(queue_item=OuterRef("pk"), annotator=annotator).exclude(
@@ -131,7 +132,7 @@ def _claimable(*, project: Project, annotator: Any, gold: bool) -> Any:
 def assignment_claim(
     *,
     project: Project,
-    annotator: Any,
+    annotator: User,
     now: datetime | None = None,
     rng: random.Random | None = None,
 ) -> Assignment | None:
@@ -212,7 +213,7 @@ def assignment_claim(
         return assignment
 
 
-def _assignment_locked(*, assignment_id: int, annotator: Any) -> Assignment:
+def _assignment_locked(*, assignment_id: int, annotator: User) -> Assignment:
     """The caller's own assignment, row-locked; someone else's (or a missing one) is a 404."""
     try:
         return Assignment.objects.select_for_update().get(pk=assignment_id, annotator=annotator)
@@ -241,7 +242,7 @@ def _closed(assignment: Assignment) -> Conflict:
 def assignment_submit(
     *,
     assignment_id: int,
-    annotator: Any,
+    annotator: User,
     values: Any,
     time_spent_ms: int | None = None,
     now: datetime | None = None,
@@ -298,7 +299,7 @@ def assignment_submit(
 
 @transaction.atomic
 def assignment_skip(
-    *, assignment_id: int, annotator: Any, reason: str = "", now: datetime | None = None
+    *, assignment_id: int, annotator: User, reason: str = "", now: datetime | None = None
 ) -> Assignment:
     """Give the item back so someone else gets it; the skipper never sees it again.
 
@@ -335,7 +336,7 @@ def assignment_skip(
 
 
 @transaction.atomic
-def queue_item_reopen(*, queue_item_id: int, project: Project, actor: Any) -> QueueItem:
+def queue_item_reopen(*, queue_item_id: int, project: Project, actor: User) -> QueueItem:
     """Put a flagged item back in the queue (an admin looked at it). Skip count starts again."""
     try:
         item = QueueItem.objects.select_for_update().get(pk=queue_item_id, project=project)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from labeling.models import Annotation, AuditLog, LabelSchemaVersion, Project
@@ -20,7 +21,7 @@ from labeling.schema import schema_validate
 
 
 @transaction.atomic
-def schema_change(*, project: Project, schema: Any, actor: Any) -> Project:
+def schema_change(*, project: Project, schema: Any, actor: User | None) -> Project:
     """Validate ``schema`` (raises :class:`~labeling.schema.SchemaError` keyed by location) and
     store it as the project's label schema. Returns the refreshed project."""
     normalised = schema_validate(schema)
@@ -29,11 +30,10 @@ def schema_change(*, project: Project, schema: Any, actor: Any) -> Project:
     return project
 
 
-def schema_store(*, project: Project, schema: dict[str, Any], actor: Any) -> bool:
+def schema_store(*, project: Project, schema: dict[str, Any], actor: User | None) -> bool:
     """Store an already validated ``schema`` on ``project``, which the caller has locked
     (``select_for_update``) inside its transaction. Saves ``label_schema``/``schema_version``.
     Returns whether anything changed."""
-    actor = actor if getattr(actor, "pk", None) is not None else None
     current = LabelSchemaVersion.objects.filter(
         project=project, version=project.schema_version
     ).first()

@@ -20,7 +20,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods
 
-from labeling.access import has_capability, project_access, role_in
+from labeling.access import acting_user, has_capability, project_access, role_in
 from labeling.errors import DomainError, Invalid
 from labeling.models import Annotation, Project, QueueItem
 from labeling.schema import question_choices, schema_for_display
@@ -144,7 +144,7 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
 def reopen(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
     project = project_access(user=request.user, slug=slug, need="review")
     try:
-        queue_item_reopen(queue_item_id=item_id, project=project, actor=request.user)
+        queue_item_reopen(queue_item_id=item_id, project=project, actor=acting_user(request.user))
         messages.success(request, f"Item {item_id} is back in the queue.")
     except DomainError as exc:
         messages.error(request, exc.text())
@@ -163,7 +163,7 @@ def review_disagreements(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             annotation_adjudicate(
                 queue_item=item,
-                reviewer=request.user,
+                reviewer=acting_user(request.user),
                 values=values,
                 note=request.POST.get("note", ""),
             )
@@ -235,7 +235,7 @@ def review_gold(request: HttpRequest, slug: str) -> HttpResponse:
         if item is None:
             error = f"No queued item with id or external id {lookup!r} in this project."
         elif action == "clear":
-            gold_clear(queue_item=item, actor=request.user)
+            gold_clear(queue_item=item, actor=acting_user(request.user))
             messages.success(request, f"{item.interaction.external_id} is no longer gold.")
             return HttpResponseRedirect(reverse("review-gold", kwargs={"slug": slug}))
         else:
@@ -243,7 +243,7 @@ def review_gold(request: HttpRequest, slug: str) -> HttpResponse:
             try:
                 gold_set(
                     queue_item=item,
-                    actor=request.user,
+                    actor=acting_user(request.user),
                     answer=values_from_post(project.label_schema, request.POST),
                     overlap=int(overlap_raw) if overlap_raw.isdigit() else None,
                 )

@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from labeling.access import project_access
+from labeling.access import acting_user, project_access
 from labeling.errors import Invalid
 from labeling.models import Export
 from labeling.selectors.exports import export_list
@@ -130,7 +130,7 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
                     kind=kind,
                     filters=filters,
                     options=options,
-                    created_by=request.user,
+                    created_by=acting_user(request.user),
                 )
             except Invalid as exc:
                 form.add_service_errors(exc.errors)

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import dispatch
-from labeling.access import project_access
+from labeling.access import acting_user, project_access
 from sampling.models import SamplingRun
 from sampling.selectors.runs import run_get, run_list
 from sampling.selectors.strategies import strategy_get
@@ -89,7 +89,9 @@ class RunListCreateApi(APIView):
         if strategy is None:
             raise ValidationError({"strategy": ["no such strategy in this project"]})
         with transaction.atomic():
-            run = sampling_run_create(project=project, strategy=strategy, user=request.user)
+            run = sampling_run_create(
+                project=project, strategy=strategy, user=acting_user(request.user)
+            )
             dispatch.enqueue_on_commit("sampling.execute_run", run.pk)
         return Response(self.CreatedSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

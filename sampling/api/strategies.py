@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.access import project_access
+from labeling.access import acting_user, project_access
 from sampling.models import SamplingStrategy
 from sampling.selectors.strategies import strategy_get, strategy_list, strategy_preview
 from sampling.services.strategies import strategy_create, strategy_update
@@ -80,7 +80,9 @@ class StrategyListCreateApi(APIView):
     @extend_schema(request=StrategyInputSerializer, responses={201: StrategyOutputSerializer})
     def post(self, request: Request, slug: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="configure")
-        strategy = strategy_create(project=project, data=_body(request), user=request.user)
+        strategy = strategy_create(
+            project=project, data=_body(request), user=acting_user(request.user)
+        )
         return Response(StrategyOutputSerializer(strategy).data, status=status.HTTP_201_CREATED)
 
 

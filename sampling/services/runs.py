@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -58,7 +59,7 @@ class RunConflict(Exception):
 
 @transaction.atomic
 def sampling_run_create(
-    *, project: Project, strategy: SamplingStrategy, user: Any = None
+    *, project: Project, strategy: SamplingStrategy, user: User | None = None
 ) -> SamplingRun:
     """A pending run with the strategy's snapshot and a fresh seed (executed by a task)."""
     return SamplingRun.objects.create(

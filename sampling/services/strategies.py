@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from celery.schedules import crontab
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
 
@@ -247,7 +248,7 @@ def strategy_validate(
 
 @transaction.atomic
 def strategy_create(
-    *, project: Project, data: dict[str, Any], user: Any = None
+    *, project: Project, data: dict[str, Any], user: User | None = None
 ) -> SamplingStrategy:
     cleaned = strategy_validate(data=data, project=project)
     try:

@@ -15,9 +15,8 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -25,7 +24,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from labeling import dispatch
-from labeling.access import has_capability, project_access, role_in
+from labeling.access import acting_user, has_capability, project_access, role_in
 from labeling.errors import Invalid
 from labeling.models import IngestToken, Membership, Project, Role
 from labeling.selectors.projects import ingest_tokens_list, project_members
@@ -66,12 +65,9 @@ def _configure(request: HttpRequest, slug: str) -> Project:
     return project_access(user=request.user, slug=slug, need="configure")
 
 
-def _actor(request: HttpRequest) -> AbstractBaseUser:
+def _actor(request: HttpRequest) -> User:
     """The signed-in user (every view here is behind ``login_required``)."""
-    user = request.user
-    if not isinstance(user, AbstractBaseUser):
-        raise PermissionDenied("Authentication required.")
-    return user
+    return acting_user(request.user)
 
 
 # --- Members and roles ------------------------------------------------------------------------
@@ -204,7 +200,9 @@ def schema(request: HttpRequest, slug: str) -> HttpResponse:
         if form.is_valid():
             try:
                 schema_change(
-                    project=project, schema=form.cleaned_data["schema"], actor=request.user
+                    project=project,
+                    schema=form.cleaned_data["schema"],
+                    actor=_actor(request),
                 )
             except ServiceErrors as exc:
                 attach_errors(
@@ -282,7 +280,7 @@ def strategy_edit(request: HttpRequest, slug: str, strategy_id: int | None = Non
                     saved = (
                         strategy_update(strategy=strategy, data=data)
                         if strategy is not None
-                        else strategy_create(project=project, data=data, user=request.user)
+                        else strategy_create(project=project, data=data, user=_actor(request))
                     )
                     messages.success(request, f"Strategy {saved.name} saved.")
                     return redirect("project-strategies", slug=slug)

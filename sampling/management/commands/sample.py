@@ -39,9 +39,10 @@ class Command(BaseCommand):
         if options["seed"] is not None:
             run.seed = options["seed"]
             run.save(update_fields=["seed"])
-        run = sampling_run_execute(run_id=run.pk)
-        if run is None or run.status != run.Status.DONE:
-            raise CommandError(f"run failed: {run.error if run else 'vanished'}")
+        done = sampling_run_execute(run_id=run.pk)
+        if done is None or done.status != done.Status.DONE:
+            raise CommandError(f"run failed: {done.error if done else 'vanished'}")
+        run = done
         timings = run.timings
         self.stdout.write(
             f"run {run.pk}: pool {run.pool_size}, expected {run.expected_size:.1f}, "
