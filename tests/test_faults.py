@@ -24,9 +24,8 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from labeling.models import Interaction, Project
-from labeling.services import ingest
 from labeling.services.bulk import insert_returning
-from labeling.services.ingest import BATCH_SIZE
+from labeling.services.ingest import BATCH_SIZE, storage
 from tests.killed_worker import kill_at_pause
 
 BULK = "/api/projects/support-bot/interactions/bulk"
@@ -79,7 +78,7 @@ def test_connection_dropped_mid_bulk_ingest(
             kill_backend()
         return insert_returning(**kwargs)
 
-    monkeypatch.setattr(ingest, "insert_returning", insert_then_die)
+    monkeypatch.setattr(storage, "insert_returning", insert_then_die)
     try:
         response = ingest_client.generic("POST", BULK, payload, content_type="application/x-ndjson")
     finally:

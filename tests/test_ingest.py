@@ -105,11 +105,24 @@ def test_jsonl_duplicates_within_and_across_batches(
 def test_jsonl_batches_larger_than_one_insert(
     ingest_client: APIClient, project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """51 rows with a batch size of 7 are stored in 8 transactions, and a duplicate whose first
+    copy is in an earlier batch is still counted once."""
     from labeling.services import ingest as ingest_service
+    from labeling.services.ingest import storage
 
-    monkeypatch.setattr(ingest_service, "BATCH_SIZE", 7)
+    monkeypatch.setattr(ingest_service, "BATCH_SIZE", 7)  # read at call time by the pipeline
+    batches: list[list[str]] = []
+    real_store_batch = storage.store_batch
+
+    def recording_store_batch(project: Project, batch: list[Any], result: Any) -> None:
+        batches.append([r.external_id for r in batch])
+        real_store_batch(project, batch, result)
+
+    monkeypatch.setattr(ingest_service, "store_batch", recording_store_batch)
     rows = [row(f"d{i}") for i in range(50)] + [row("d3")]
     response = post_bulk(ingest_client, jsonl(rows))
+    assert [len(b) for b in batches] == [7, 7, 7, 7, 7, 7, 7, 2]
+    assert batches[-1] == ["d49", "d3"]  # the repeat arrives in the last batch
     assert response.json()["created"] == 50
     assert response.json()["duplicates"] == 1
     assert Interaction.objects.filter(project=project).count() == 50
