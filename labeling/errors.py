@@ -8,7 +8,8 @@ They know nothing of HTTP, Django views or DRF. Each entry point maps them once:
   ``{"detail": message, "errors": {...}}``;
 - pages: :class:`labeling.middleware.DomainErrorMiddleware` turns an uncaught :class:`NotFound`
   into Django's 404 page and :class:`Forbidden` into its 403 page; a view that shows a problem
-  beside a form catches :class:`DomainError` (or :class:`Invalid`) and shows
+  beside a form catches :class:`Invalid` (``labeling.forms.SERVICE_ERRORS``) and puts
+  ``exc.errors`` on the form's fields (``labeling.forms.attach_errors``) or shows
   :meth:`DomainError.text`;
 - management commands print :meth:`DomainError.text`.
 
