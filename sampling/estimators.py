@@ -64,6 +64,7 @@ class Estimate:
     kish_ess: float | None  # (sum w)^2 / sum w^2: the cost of unequal weights alone
     lam: float | None  # PPI++ tuning parameter (1 for ppi, 0 for ht/hajek)
     warning: str | None  # e.g. "n too small: 12 labels (< 30)"
+    note: str | None = None  # e.g. the estimate was clipped to [0, 1]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -237,6 +238,19 @@ def small_sample_warning(*, y: ArrayLike, binary: bool) -> str | None:
     return None
 
 
+def clip_share(theta: float, low: float, high: float) -> tuple[float, float, float, str | None]:
+    """A share's estimate and interval clipped to [0, 1] together, so the estimate stays inside.
+
+    Clipping is monotone, so ``low <= theta <= high`` before implies it after. The note says when
+    the estimate itself was moved (an HT estimate can exceed 1 when ``N̂`` differs from ``N``).
+    """
+    clipped = min(max(theta, 0.0), 1.0)
+    note = None
+    if clipped != theta:
+        note = f"estimate {theta:.4f} lies outside [0, 1] and is reported clipped to {clipped:g}"
+    return clipped, max(0.0, min(low, 1.0)), min(1.0, max(high, 0.0)), note
+
+
 def estimate(
     *,
     y: ArrayLike,
@@ -251,8 +265,10 @@ def estimate(
 ) -> Estimate:
     """One domain's estimate with a normal interval at ``level`` (arrays: the labelled sample).
 
-    For a binary target the interval is clipped to [0, 1]. ``ess`` is the size of a uniform
-    sample with the same variance: ``s_y^2 / Var`` (``s_y^2`` the weighted variance of ``y``).
+    For a binary target the estimate and the interval are clipped to [0, 1] together
+    (:func:`clip_share`), so the estimate always lies inside its interval. ``ess`` is the size of a
+    uniform sample with the same variance: ``s_y^2 / Var`` (``s_y^2`` the weighted variance of
+    ``y``).
     """
     method = method_normalise(method)
     z = z_value(level)
@@ -282,8 +298,9 @@ def estimate(
     theta_f, var_f = float(theta), max(float(var), 0.0)
     se = var_f**0.5
     low, high = theta_f - z * se, theta_f + z * se
+    note = None
     if binary:
-        low, high = max(0.0, low), min(1.0, high)
+        theta_f, low, high, note = clip_share(theta_f, low, high)
     s2_y, _ = hajek_mean(y=y_a, pi=pi_a)
     w = 1 / pi_a
     spread = float((w * (y_a - float(s2_y)) ** 2).sum() / w.sum())
@@ -301,6 +318,7 @@ def estimate(
         kish_ess=float(kish_ess(pi=pi_a)),
         lam=lam,
         warning=warning,
+        note=note,
     )
 
 
@@ -325,8 +343,9 @@ def estimate_combine(parts: Sequence[Estimate], *, binary: bool = True) -> Estim
     z = z_value(level)
     se = var**0.5
     low, high = theta - z * se, theta + z * se
+    note = None
     if binary:
-        low, high = max(0.0, low), min(1.0, high)
+        theta, low, high, note = clip_share(theta, low, high)
     ess = sum(float(p.ess or 0.0) for p in usable)
     warning = None
     if covered < population:
@@ -334,7 +353,7 @@ def estimate_combine(parts: Sequence[Estimate], *, binary: bool = True) -> Estim
     elif n_labels < MIN_LABELS:
         warning = f"n too small: {n_labels} labels (< {MIN_LABELS}); the interval is not reliable"
     return Estimate(method, level, theta, se, low, high, n_labels, population, ess, None, None,
-                    warning)  # fmt: skip
+                    warning, note)  # fmt: skip
 
 
 def normal_interval(

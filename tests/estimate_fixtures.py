@@ -66,13 +66,20 @@ def seed_project(
     thumbs_down_if_good: float = 0.02,
     annotators: int = 2,
     overlap_fraction: float = 0.2,
+    mixed_runs: bool = False,
+    nonresponse_by_version: dict[str, float] | None = None,
 ) -> Seeded:
     """A project with ``n_items`` interactions over two model versions, two tiers and two weeks,
     considered by ``n_runs`` probabilistic runs (non-uniform ``pi``), plus a deterministic run.
 
     The truth: rating 5 (good) or 2 (bad), bad with the version's rate; ``f`` is a noisy proxy;
     explicit thumbs-down far more likely when bad (selection bias). Selected items are labelled
-    from the truth except a ``nonresponse`` share; some get two annotators (overlap).
+    from the truth except a ``nonresponse`` share (per version with ``nonresponse_by_version``);
+    some get two annotators (overlap).
+
+    By default item ``i`` goes to run ``i % n_runs`` and version ``i % 2``, so with two runs each
+    version sits in its own run. ``mixed_runs=True`` draws each item's run at random instead: every
+    run then mixes versions, tiers and weeks (what real runs over live traffic look like).
     """
     rng = np.random.default_rng(seed)
     bad_rate_by_version = bad_rate_by_version or {"model-a": 0.2, "model-b": 0.35}
@@ -115,14 +122,15 @@ def seed_project(
     inclusions, queue_items = [], []
     for i, inter in enumerate(interactions):
         if i < n_items:
-            run = runs[i % n_runs]
+            run = runs[int(rng.integers(n_runs)) if mixed_runs else i % n_runs]
             u = np.sqrt(f[i] * (1 - f[i]))
             pi = float(min(1.0, 0.08 + 0.5 * u))
             selected = bool(rng.random() < pi)
         else:
             run, pi, selected = det_run, None, bool(rng.random() < 0.5)
         holdout = selected and rng.random() < 0.1
-        labelled = selected and rng.random() >= nonresponse
+        missing = (nonresponse_by_version or {}).get(version[i], nonresponse)
+        labelled = selected and rng.random() >= missing
         inclusions.append(
             Inclusion(
                 run=run,

@@ -8,7 +8,12 @@ items with their final labels. Only rows of finished runs count. Rules:
   sample, and counted (``excluded``, ``excluded_labels``);
 - a selected item without a usable final label (backlog, skipped, tie awaiting adjudication) is
   non-response: each run is one adjustment cell and its respondents' ``pi`` is multiplied by the
-  run's weighted response rate (``sampling.estimators.nonresponse_adjust``); the count is reported;
+  run's weighted response rate (``sampling.estimators.nonresponse_adjust``), computed over **all**
+  selected items of the run whatever the query's filters (:func:`response_design`); the count is
+  reported;
+- a finished run none of whose selected items has a usable label yet is left out of the
+  population (its ``N`` and ``sum f``) as well as the sample: the estimate covers only runs with at
+  least one label, and every answer names the runs it covers and those it leaves out;
 - ``y`` is ``target_good`` of the final values (1 good, 0 not); for a rating target the mean rating
   is a second target.
 
@@ -39,6 +44,10 @@ from sampling import estimators
 from sampling.models import Inclusion, SamplingRun
 
 NONE_LABEL = "(none)"
+COVERAGE_RULE = (
+    "finished probabilistic runs with at least one usable label; a run with none yet is left "
+    "out of the population and the sample until its first label"
+)
 SIMPLE_GROUPS = ("model_version", "week", "run", "rated")
 
 
@@ -61,8 +70,11 @@ class DomainData:
     excluded_labels: int = 0  # of which labelled
     rated: int = 0  # considered items with an explicit thumbs rating
     thumbs_down: int = 0
-    selected: int = 0  # selected items with a pi
-    nonresponse: int = 0  # selected, no usable label
+    selected: int = 0  # selected items with a pi (of covered runs)
+    nonresponse: int = 0  # selected, no usable label (of covered runs)
+    runs: set[int] = field(default_factory=set)  # covered runs with items in this group
+    runs_without_labels: set[int] = field(default_factory=set)  # left out: no label yet
+    population_without_labels: int = 0  # considered items of those runs (not in population)
     y: np.ndarray = field(default_factory=lambda: np.zeros(0))
     rating: np.ndarray | None = None
     f: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -142,8 +154,28 @@ def filtered_inclusions(*, project: Project, filters: dict[str, Any] | None) -> 
     return qs
 
 
-def run_response_rates(*, project: Project, labelled: set[int]) -> dict[int, float]:
-    """Weighted response rate of each run over all its selected items (one cell per run)."""
+@dataclass
+class ResponseDesign:
+    """The non-response adjustment of the project's finished probabilistic runs.
+
+    Computed once per answer over **every** selected item of every finished run, never over a
+    filtered subset: a labelled item outside the query's filters still answered for its run
+    (issue 17). ``labels`` holds the usable final labels of the project's items (as of ``cutoff``
+    when given), ``rate`` the response rate of each labelled run; a run without any usable label is in
+    ``unlabelled_runs`` and is left out of every estimate.
+    """
+
+    labels: dict[int, tuple[float, float | None]]
+    rate: dict[int, float]  # run id -> weighted response rate (labelled runs only)
+    unlabelled_runs: set[int]
+    cutoff: int | None = None
+
+    def covers(self, run_id: int) -> bool:
+        return run_id in self.rate
+
+
+def response_design(*, project: Project, cutoff: int | None = None) -> ResponseDesign:
+    """Labels and response rates of all selected items of the project's finished runs."""
     rows = list(
         Inclusion.objects.filter(
             project=project,
@@ -152,13 +184,33 @@ def run_response_rates(*, project: Project, labelled: set[int]) -> dict[int, flo
             pi__isnull=False,
         ).values_list("run_id", "pi", "interaction_id")
     )
-    if not rows:
-        return {}
-    runs = np.array([r[0] for r in rows])
-    pis = np.array([r[1] for r in rows], dtype=float)
-    responded = np.array([r[2] in labelled for r in rows])
-    _, rates = estimators.nonresponse_adjust(pi=pis, responded=responded, cell=runs)
-    return {int(k): float(v) for k, v in rates.items()}
+    done_runs = set(
+        SamplingRun.objects.filter(
+            project=project, status=SamplingRun.Status.DONE, deterministic=False
+        ).values_list("id", flat=True)
+    )
+    labels = labelled_values(project=project, cutoff=cutoff)
+    rates: dict[int, float] = {}
+    if rows:
+        runs = np.array([r[0] for r in rows])
+        pis = np.array([r[1] for r in rows], dtype=float)
+        responded = np.array([r[2] in labels for r in rows])
+        _, found = estimators.nonresponse_adjust(pi=pis, responded=responded, cell=runs)
+        rates = {int(k): float(v) for k, v in found.items() if v > 0}
+    return ResponseDesign(
+        labels=labels,
+        rate=rates,
+        unlabelled_runs=(done_runs | {int(r[0]) for r in rows}) - set(rates),
+        cutoff=cutoff,
+    )
+
+
+def run_response_rates(*, project: Project, cutoff: int | None = None) -> dict[int, float]:
+    """Weighted response rate of each labelled run over all its selected items (one cell per run).
+
+    Runs without a usable label are absent (they are left out of the estimates).
+    """
+    return dict(response_design(project=project, cutoff=cutoff).rate)
 
 
 def target_info(project: Project) -> dict[str, Any]:
@@ -182,14 +234,21 @@ def target_info(project: Project) -> dict[str, Any]:
 
 
 def labelled_values(
-    *, project: Project, interaction_ids: Sequence[int]
+    *,
+    project: Project,
+    interaction_ids: Sequence[int] | None = None,
+    cutoff: int | None = None,
 ) -> dict[int, tuple[float, float | None]]:
-    """interaction id -> (y, rating or None) for items whose final label answers the target."""
+    """interaction id -> (y, rating or None) for items whose final label answers the target.
+
+    ``interaction_ids=None``: every labelled interaction of the project; ``cutoff``: labels as of
+    an export snapshot (``labeling.selectors.labels.final_labels``).
+    """
     schema = project.label_schema or {}
     key = str((schema.get("target") or {}).get("question") or "")
     out: dict[int, tuple[float, float | None]] = {}
     for interaction_id, values in final_labels(
-        project=project, interaction_ids=interaction_ids
+        project=project, interaction_ids=interaction_ids, cutoff=cutoff
     ).items():
         y = target_good(schema=schema, values=values)
         if y is None:
@@ -201,16 +260,27 @@ def labelled_values(
 
 
 def domain_data(
-    *, project: Project, by: Sequence[str] = (), filters: dict[str, Any] | None = None
+    *,
+    project: Project,
+    by: Sequence[str] = (),
+    filters: dict[str, Any] | None = None,
+    design: ResponseDesign | None = None,
 ) -> list[DomainData]:
-    """Per group of ``by`` (one group ``()`` when empty): population aggregates and the sample."""
+    """Per group of ``by`` (one group ``()`` when empty): population aggregates and the sample.
+
+    ``design`` (default: computed now from the current labels) supplies the labels and response
+    rates; pass one built with an export's ``cutoff`` to get the numbers as of that snapshot.
+    Items of runs without any usable label are left out (counted in
+    ``population_without_labels``).
+    """
+    design = design or response_design(project=project)
     exprs = {f"g{i}": _group_expr(name) for i, name in enumerate(by)}
     names = list(exprs)
     base = filtered_inclusions(project=project, filters=filters)
     has_pi, no_pi = Q(pi__isnull=False), Q(pi__isnull=True)
     agg = (
         base.annotate(**exprs)
-        .values(*names)
+        .values(*names, "run_id")
         .annotate(
             n=Count("id", filter=has_pi),
             f_total=Sum("f", filter=has_pi),
@@ -224,9 +294,17 @@ def domain_data(
     for row in agg:
         key = tuple(group_label(row[n]) for n in names)
         d = groups.setdefault(key, DomainData(group=key))  # TruncWeek may split one ISO week
+        d.excluded += row["excluded"]
+        if not row["n"]:
+            continue
+        run_id = int(row["run_id"])
+        if not design.covers(run_id):
+            d.population_without_labels += row["n"]
+            d.runs_without_labels.add(run_id)
+            continue
+        d.runs.add(run_id)
         d.population += row["n"]
         d.f_total += float(row["f_total"] or 0.0)
-        d.excluded += row["excluded"]
         d.rated += row["rated"]
         d.thumbs_down += row["down"]
 
@@ -235,8 +313,7 @@ def domain_data(
         .annotate(**exprs)
         .values_list("interaction_id", "run_id", "f", "pi", *names)
     )
-    labels = labelled_values(project=project, interaction_ids=[r[0] for r in sample])
-    rates = run_response_rates(project=project, labelled=set(labels))
+    labels, rates = design.labels, design.rate
     per_group: dict[tuple[str, ...], list[tuple[Any, ...]]] = defaultdict(list)
     for interaction_id, run_id, f, pi, *gvals in sample:
         key = tuple(group_label(v) for v in gvals)
@@ -245,8 +322,10 @@ def domain_data(
         if pi is None:
             d.excluded_labels += label is not None
             continue
+        if run_id not in rates:
+            continue  # a run without labels: outside the estimate altogether
         d.selected += 1
-        if label is None or rates.get(run_id, 0.0) <= 0:
+        if label is None:
             d.nonresponse += 1
             continue
         per_group[key].append((interaction_id, label[0], label[1], f, pi * rates[run_id]))
@@ -259,6 +338,17 @@ def domain_data(
         d.f = np.array([r[3] for r in rows], dtype=float)
         d.pi = np.array([r[4] for r in rows], dtype=float)
     return [groups[k] for k in sorted(groups)]
+
+
+def coverage_note(d: DomainData) -> str | None:
+    """Plain words for the runs a group's estimate leaves out, or None."""
+    if not d.runs_without_labels:
+        return None
+    runs = ", ".join(str(r) for r in sorted(d.runs_without_labels))
+    return (
+        f"{d.population_without_labels} considered items of run(s) {runs} are not covered: "
+        "those runs have no labels yet"
+    )
 
 
 def domain_estimate(
@@ -290,6 +380,11 @@ def domain_estimate(
         "nonresponse": d.nonresponse,
         "excluded": d.excluded,
         "excluded_labels": d.excluded_labels,
+        "runs": sorted(d.runs),
+        "runs_without_labels": sorted(d.runs_without_labels),
+        "population_without_labels": d.population_without_labels,
+        "coverage_note": coverage_note(d),
+        "note": e.note,
         "warning": e.warning,
     }
     if target.get("type") == "rating" and target.get("rating_scale"):
@@ -325,9 +420,11 @@ def estimates_compute(
     method: str | None = None,
     level: float = 0.95,
     filters: dict[str, Any] | None = None,
+    design: ResponseDesign | None = None,
 ) -> dict[str, Any]:
-    """The estimates answer: ``{"target", "method", "level", "by", "groups": [...]}``.
+    """The estimates answer: ``{"target", "method", "level", "by", "coverage", "groups": [...]}``.
 
+    ``coverage`` names the finished runs the estimates cover and those left out (no labels yet).
     Raises EstimateQueryError for an unknown grouping, method or level.
     """
     parts = parse_by(by, project=project)
@@ -338,8 +435,10 @@ def estimates_compute(
     if not 0.5 <= level < 1:
         raise EstimateQueryError({"level": f"must lie in [0.5, 1), got {level}"})
     target = target_info(project)
+    design = design or response_design(project=project)
     groups = []
-    for d in domain_data(project=project, by=parts, filters=filters):
+    domains = domain_data(project=project, by=parts, filters=filters, design=design)
+    for d in domains:
         row = {
             "group": " / ".join(d.group) if parts else "all",
             "group_values": dict(zip(parts, d.group, strict=True)),
@@ -362,5 +461,11 @@ def estimates_compute(
         "level": level,
         "by": parts,
         "filters": filters or {},
+        "coverage": {
+            "rule": COVERAGE_RULE,
+            "runs": sorted({r for d in domains for r in d.runs}),
+            "runs_without_labels": sorted({r for d in domains for r in d.runs_without_labels}),
+            "population_without_labels": sum(d.population_without_labels for d in domains),
+        },
         "groups": groups,
     }

@@ -1,0 +1,183 @@
+"""Issue 17: response rates over whole runs, runs without labels, estimates inside their interval.
+
+Fixtures here mix model versions, tiers and weeks inside each run (``mixed_runs=True``), the
+layout that hid the filtered-response-rate bug when each version had its own run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from labeling.models import Interaction, Project, QueueItem
+from sampling import estimators as est
+from sampling.models import Inclusion
+from sampling.selectors.estimates import estimates_compute
+from sampling.selectors.reports import bias_report, power_report, regression_report
+from tests.estimate_fixtures import BASE_TIME, arrays, make_run, response_rates, seed_project
+
+URL = "/api/projects/support-bot/estimates/"
+METHODS = ["ppi_pp", "ppi", "hajek", "ht"]
+
+
+def _expected(items: list[Any], domain: list[Any], method: str) -> est.Estimate:
+    """The estimate of ``domain`` with each run's response rate taken over the whole run."""
+    y, f, pi, n_pop, f_total = arrays(domain, rates=response_rates(items))
+    return est.estimate(y=y, f=f, pi=pi, population=n_pop, f_total=f_total, method=method)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_filtered_estimate_uses_response_rates_of_whole_runs(
+    project: Project, api_as: Any, method: str
+) -> None:
+    """A version filter must not turn the other version's labels into non-response."""
+    seeded = seed_project(
+        project,
+        seed=41,
+        n_items=900,
+        n_runs=3,
+        mixed_runs=True,
+        nonresponse_by_version={"model-a": 0.05, "model-b": 0.3},
+    )
+    client = api_as("engineer")
+    filtered = client.get(URL, {"model_version": "model-b", "method": method}).json()["groups"][0]
+    grouped = {
+        g["group"]: g
+        for g in client.get(URL, {"by": "model_version", "method": method}).json()["groups"]
+    }
+    domain = [it for it in seeded.items if it.model_version == "model-b"]
+    exp = _expected(seeded.items, domain, method)
+    for answer in (filtered, grouped["model-b"]):
+        assert answer["estimate"] == pytest.approx(exp.estimate, abs=1e-12)
+        assert answer["ci_low"] == pytest.approx(exp.ci_low, abs=1e-12)
+        assert answer["ci_high"] == pytest.approx(exp.ci_high, abs=1e-12)
+        assert answer["ci_low"] <= answer["estimate"] <= answer["ci_high"]
+    # Each run mixes both versions, so the filtered rate differs from the whole-run rate.
+    assert all(len({it.model_version for it in seeded.items if it.run_id == r.id}) == 2
+               for r in seeded.runs if not r.deterministic)  # fmt: skip
+
+
+def _add_unlabelled_run(project: Project, *, items: int = 800, selected: int = 60) -> int:
+    run = make_run(project, pool_size=items)
+    interactions = Interaction.objects.bulk_create(
+        [
+            Interaction(
+                project=project,
+                external_id=f"late-{i}",
+                occurred_at=BASE_TIME,
+                model_version="model-a" if i % 2 else "model-b",
+                messages=[{"role": "user", "content": "q"}],
+                response="a",
+                segment={"tier": "free", "locale": "en"},
+            )
+            for i in range(items)
+        ]
+    )
+    Inclusion.objects.bulk_create(
+        [
+            Inclusion(run=run, project=project, interaction=inter, f=0.1, pi=0.075,
+                      selected=i < selected)  # fmt: skip
+            for i, inter in enumerate(interactions)
+        ]
+    )
+    QueueItem.objects.bulk_create(
+        [
+            QueueItem(project=project, interaction=inter, sampling_run_id=run.id)
+            for inter in interactions[:selected]
+        ]
+    )
+    return run.id
+
+
+@pytest.mark.parametrize("by", ["", "model_version", "segment.tier"])
+def test_a_run_without_labels_stays_out_of_the_population(
+    project: Project, api_as: Any, by: str
+) -> None:
+    seed_project(project, seed=42, n_items=600, n_runs=3, mixed_runs=True)
+    client = api_as("engineer")
+    before = {m: client.get(URL, {"method": m, "by": by}).json() for m in METHODS}
+    bias_before = bias_report(project=project)["overall"]
+    new_run = _add_unlabelled_run(project)
+    for method in METHODS:
+        after = client.get(URL, {"method": method, "by": by}).json()
+        assert len(after["groups"]) == len(before[method]["groups"])
+        for old, new in zip(before[method]["groups"], after["groups"], strict=True):
+            for key in ("estimate", "ci_low", "ci_high", "population", "n_labels", "nonresponse"):
+                assert new[key] == old[key], (method, key)
+            if new["group"] == "pro":  # the new run holds only free-tier items
+                assert new["runs_without_labels"] == [] and new["coverage_note"] is None
+                continue
+            assert new["runs_without_labels"] == [new_run]
+            assert new["coverage_note"] and str(new_run) in new["coverage_note"]
+        assert after["coverage"]["runs_without_labels"] == [new_run]
+        assert new_run not in after["coverage"]["runs"]
+        assert after["coverage"]["population_without_labels"] == 800
+    # The reports apply the same rule: the explicit-feedback population does not move either.
+    bias_after = bias_report(project=project)["overall"]
+    assert bias_after["population"] == bias_before["population"]
+    assert bias_after["bad_rate"] == bias_before["bad_rate"]
+
+
+def test_the_first_label_brings_the_run_in(project: Project, api_as: Any) -> None:
+    from labeling.models import Annotation
+    from tests.factories import UserFactory
+
+    seed_project(project, seed=43, n_items=300, mixed_runs=True)
+    new_run = _add_unlabelled_run(project, items=200, selected=20)
+    before = estimates_compute(project=project)
+    item = QueueItem.objects.filter(sampling_run_id=new_run).first()
+    assert item is not None
+    Annotation.objects.create(queue_item=item, interaction=item.interaction,
+                              annotator=UserFactory(), values={"quality": 5}, schema_version=1)  # fmt: skip
+    after = estimates_compute(project=project)
+    assert new_run in after["coverage"]["runs"]
+    assert after["groups"][0]["population"] == before["groups"][0]["population"] + 200
+    assert after["groups"][0]["nonresponse"] == before["groups"][0]["nonresponse"] + 19
+
+
+def test_reports_use_the_same_domain_rule(project: Project) -> None:
+    seeded = seed_project(project, seed=44, n_items=600, n_runs=3, mixed_runs=True)
+    _add_unlabelled_run(project)
+    rates = response_rates(seeded.items)
+    for version in ("model-a", "model-b"):
+        domain = [it for it in seeded.items if it.model_version == version]
+        exp = _expected(seeded.items, domain, "ppi_pp")
+        row = next(
+            v for v in regression_report(project=project)["versions"]
+            if v["model_version"] == version
+        )  # fmt: skip
+        assert row["estimate"] == pytest.approx(exp.estimate, abs=1e-12)
+        assert row["population"] == exp.population
+    power = power_report(project=project, filters={"model_versions": ["model-a"]})
+    domain = [it for it in seeded.items if it.model_version == "model-a"]
+    assert power["current_estimate"] == pytest.approx(
+        _expected(seeded.items, domain, "ppi_pp").estimate, abs=1e-12
+    )
+    assert rates  # every seeded run has labels
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_point_estimate_never_outside_its_interval(method: str) -> None:
+    """HT with sum(1/pi) far above N: the raw estimate is 1.5; report 1 inside [low, 1]."""
+    y = np.ones(40)
+    pi = np.full(40, 0.1)  # sum(1/pi) = 400 > N = 267
+    e = est.estimate(y=y, f=np.full(40, 0.5), pi=pi, population=267, f_total=133.5, method=method)
+    assert e.estimate is not None and e.ci_low is not None and e.ci_high is not None
+    assert 0.0 <= e.ci_low <= e.estimate <= e.ci_high <= 1.0
+    if method == "ht":
+        assert e.estimate == 1.0
+        assert e.note is not None and "clipped" in e.note
+    low = est.estimate(y=np.zeros(40), f=np.full(40, 0.9), pi=pi, population=267,
+                       f_total=240.0, method=method)  # fmt: skip
+    assert low.ci_low is not None and low.estimate is not None and low.ci_high is not None
+    assert 0.0 <= low.ci_low <= low.estimate <= low.ci_high <= 1.0
+
+
+def test_combined_estimate_inside_its_interval() -> None:
+    a = est.estimate(y=np.ones(40), f=np.zeros(40), pi=np.full(40, 0.1), population=300,
+                     f_total=0.0, method="ht")  # fmt: skip
+    c = est.estimate_combine([a, a])
+    assert c.ci_low is not None and c.estimate is not None and c.ci_high is not None
+    assert c.ci_low <= c.estimate <= c.ci_high <= 1.0
