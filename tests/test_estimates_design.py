@@ -55,8 +55,12 @@ def test_filtered_estimate_uses_response_rates_of_whole_runs(
         assert answer["ci_high"] == pytest.approx(exp.ci_high, abs=1e-12)
         assert answer["ci_low"] <= answer["estimate"] <= answer["ci_high"]
     # Each run mixes both versions, so the filtered rate differs from the whole-run rate.
-    assert all(len({it.model_version for it in seeded.items if it.run_id == r.id}) == 2
-               for r in seeded.runs if not r.deterministic)  # fmt: skip
+    for run in seeded.runs:
+        if not run.deterministic:
+            assert {it.model_version for it in seeded.items if it.run_id == run.id} == {
+                "model-a",
+                "model-b",
+            }
 
 
 def _add_unlabelled_run(project: Project, *, items: int = 800, selected: int = 60) -> int:
@@ -77,8 +81,9 @@ def _add_unlabelled_run(project: Project, *, items: int = 800, selected: int = 6
     )
     Inclusion.objects.bulk_create(
         [
-            Inclusion(run=run, project=project, interaction=inter, f=0.1, pi=0.075,
-                      selected=i < selected)  # fmt: skip
+            Inclusion(
+                run=run, project=project, interaction=inter, f=0.1, pi=0.075, selected=i < selected
+            )
             for i, inter in enumerate(interactions)
         ]
     )
@@ -107,10 +112,12 @@ def test_a_run_without_labels_stays_out_of_the_population(
             for key in ("estimate", "ci_low", "ci_high", "population", "n_labels", "nonresponse"):
                 assert new[key] == old[key], (method, key)
             if new["group"] == "pro":  # the new run holds only free-tier items
-                assert new["runs_without_labels"] == [] and new["coverage_note"] is None
+                assert new["runs_without_labels"] == []
+                assert new["coverage_note"] is None
                 continue
             assert new["runs_without_labels"] == [new_run]
-            assert new["coverage_note"] and str(new_run) in new["coverage_note"]
+            assert new["coverage_note"]
+            assert str(new_run) in new["coverage_note"]
         assert after["coverage"]["runs_without_labels"] == [new_run]
         assert new_run not in after["coverage"]["runs"]
         assert after["coverage"]["population_without_labels"] == 800
@@ -129,8 +136,13 @@ def test_the_first_label_brings_the_run_in(project: Project, api_as: Any) -> Non
     before = estimates_compute(project=project)
     item = QueueItem.objects.filter(sampling_run_id=new_run).first()
     assert item is not None
-    Annotation.objects.create(queue_item=item, interaction=item.interaction,
-                              annotator=UserFactory(), values={"quality": 5}, schema_version=1)  # fmt: skip
+    Annotation.objects.create(
+        queue_item=item,
+        interaction=item.interaction,
+        annotator=UserFactory(),
+        values={"quality": 5},
+        schema_version=1,
+    )
     after = estimates_compute(project=project)
     assert new_run in after["coverage"]["runs"]
     assert after["groups"][0]["population"] == before["groups"][0]["population"] + 200
@@ -164,14 +176,19 @@ def test_point_estimate_never_outside_its_interval(method: str) -> None:
     y = np.ones(40)
     pi = np.full(40, 0.1)  # sum(1/pi) = 400 > N = 267
     e = est.estimate(y=y, f=np.full(40, 0.5), pi=pi, population=267, f_total=133.5, method=method)
-    assert e.estimate is not None and e.ci_low is not None and e.ci_high is not None
+    assert e.estimate is not None
+    assert e.ci_low is not None
+    assert e.ci_high is not None
     assert 0.0 <= e.ci_low <= e.estimate <= e.ci_high <= 1.0
     if method == "ht":
         assert e.estimate == 1.0
-        assert e.note is not None and "clipped" in e.note
+        assert e.note is not None
+        assert "clipped" in e.note
     low = est.estimate(y=np.zeros(40), f=np.full(40, 0.9), pi=pi, population=267,
                        f_total=240.0, method=method)  # fmt: skip
-    assert low.ci_low is not None and low.estimate is not None and low.ci_high is not None
+    assert low.ci_low is not None
+    assert low.estimate is not None
+    assert low.ci_high is not None
     assert 0.0 <= low.ci_low <= low.estimate <= low.ci_high <= 1.0
 
 
@@ -179,5 +196,7 @@ def test_combined_estimate_inside_its_interval() -> None:
     a = est.estimate(y=np.ones(40), f=np.zeros(40), pi=np.full(40, 0.1), population=300,
                      f_total=0.0, method="ht")  # fmt: skip
     c = est.estimate_combine([a, a])
-    assert c.ci_low is not None and c.estimate is not None and c.ci_high is not None
+    assert c.ci_low is not None
+    assert c.estimate is not None
+    assert c.ci_high is not None
     assert c.ci_low <= c.estimate <= c.ci_high <= 1.0

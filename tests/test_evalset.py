@@ -181,12 +181,18 @@ def test_rates_and_manifest_are_as_of_the_snapshot(project: Project, api_as: Any
     assert late
     for it in late:
         queue_item = QueueItem.objects.get(interaction_id=it.interaction_id)
-        Annotation.objects.create(queue_item=queue_item, interaction_id=it.interaction_id,
-                                  annotator=late_user, values={"quality": 1}, schema_version=1)  # fmt: skip
+        Annotation.objects.create(
+            queue_item=queue_item,
+            interaction_id=it.interaction_id,
+            annotator=late_user,
+            values={"quality": 1},
+            schema_version=1,
+        )
     now = client.get("/api/projects/support-bot/estimates/").json()["groups"][0]
     assert now["n_labels"] > before["n_labels"]
     done = export_run(export_id=export.id)
-    assert done is not None and done.status == Export.Status.DONE, done and done.error
+    assert done is not None
+    assert done.status == Export.Status.DONE, done.error
     with open(done.file_path, "rb") as fh:
         rows = [json.loads(line) for line in fh]
     rates = response_rates(seeded.items)
@@ -236,5 +242,6 @@ def test_snippet_guards_a_design_without_spread(project: Project, tmp_path: Path
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     theta, low, high = recompute_from_file(str(path))
     assert theta == pytest.approx(0.75)
-    assert low == pytest.approx(0.75) and high == pytest.approx(0.75)
+    assert low == pytest.approx(0.75)
+    assert high == pytest.approx(0.75)
     assert estimate_from_rows(rows)["estimate"] == pytest.approx(0.75)

@@ -160,9 +160,9 @@ class ResponseDesign:
 
     Computed once per answer over **every** selected item of every finished run, never over a
     filtered subset: a labelled item outside the query's filters still answered for its run
-    (issue 17). ``labels`` holds the usable final labels of the project's items (as of ``cutoff``
-    when given), ``rate`` the response rate of each labelled run; a run without any usable label is in
-    ``unlabelled_runs`` and is left out of every estimate.
+    (issue 17). ``labels`` holds the usable final labels of the project's items (as of
+    ``cutoff`` when given), ``rate`` the response rate of each labelled run; a run without any
+    usable label is in ``unlabelled_runs`` and is left out of every estimate.
     """
 
     labels: dict[int, tuple[float, float | None]]
