@@ -44,6 +44,8 @@ METHOD_ALIASES = {"ppi++": "ppi_pp", "ppipp": "ppi_pp", "ppi_plus_plus": "ppi_pp
 # Below these the normal interval is not to be trusted (reported, not enforced).
 MIN_LABELS = 30
 MIN_PER_CLASS = 5
+# A non-response adjustment cell finer than the run needs this many respondents (labelled items).
+MIN_CELL_RESPONDENTS = 20
 
 Array = NDArray[np.float64]
 
@@ -219,6 +221,54 @@ def nonresponse_adjust(
         if rate > 0:
             adjusted[in_cell] = p[in_cell] * rate
     return adjusted, rates
+
+
+def response_cells(
+    *,
+    responded: ArrayLike,
+    keys: Sequence[Sequence[Any]],
+    min_respondents: int = MIN_CELL_RESPONDENTS,
+) -> list[tuple[Any, ...]]:
+    """The non-response adjustment cell of each selected item, as fine as the data allow.
+
+    ``keys`` are per-item values to split by, coarsest first (the run, then the model version,
+    then each segment key). The first key always splits. A cell is split by the next key only when
+    every resulting cell has at least ``min_respondents`` respondents: each value with that many
+    becomes its own cell, the values with fewer are pooled into one remainder cell (``"*"``), and
+    if that remainder is non-empty but below the minimum the cell stays whole. Cells are returned
+    as paths of key values, e.g. ``(7, "model-b", "*")``; they partition the items, so the
+    weighting-class adjustment (:func:`nonresponse_adjust`) keeps each cell's selected weight.
+    """
+    resp = np.asarray(responded, dtype=bool)
+    columns = [list(k) for k in keys]
+    out: list[tuple[Any, ...]] = [()] * resp.size
+
+    def split(idx: list[int], depth: int, path: tuple[Any, ...]) -> None:
+        if depth == len(columns):
+            for i in idx:
+                out[i] = path
+            return
+        groups: dict[Any, list[int]] = {}
+        for i in idx:
+            groups.setdefault(columns[depth][i], []).append(i)
+        if depth == 0:  # the run: always its own cell
+            for value, members in groups.items():
+                split(members, 1, (value,))
+            return
+        own = {v: m for v, m in groups.items() if int(resp[m].sum()) >= min_respondents}
+        rest = [i for v, m in groups.items() if v not in own for i in m]
+        if not own or (rest and int(resp[rest].sum()) < min_respondents):
+            for i in idx:  # too few labels to split here: the cell stays whole
+                out[i] = path
+            return
+        for value, members in own.items():
+            split(members, depth + 1, (*path, value))
+        for i in rest:
+            out[i] = (*path, "*")
+
+    if resp.size:
+        split(list(range(resp.size)), 0, ())
+    return out
 
 
 def small_sample_warning(*, y: ArrayLike, binary: bool) -> str | None:

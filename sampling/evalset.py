@@ -7,8 +7,9 @@ eval set is where they belong). Each row carries what the estimate needs, so the
 can be recomputed from the file alone (docs/estimates.md shows how):
 
 - ``good`` (target, 1/0, null when unresolved), ``f`` (proxy score recorded at sampling), ``pi``,
-  ``weight`` = 1/pi, ``response_rate`` of its run (non-response adjustment: use
-  ``pi * response_rate``), ``run`` with ``run_population`` and ``run_f_total`` (size and sum of
+  ``weight`` = 1/pi, ``response_rate`` of its non-response adjustment cell (``response_cell``:
+  the run, split by model version and segment where labels allow; use ``pi * response_rate``),
+  ``run`` with ``run_population`` and ``run_f_total`` (size and sum of
   ``f`` of the items that run considered inside the export's filters), and ``population`` /
   ``f_total``: the same over every run the estimate covers (what ``N`` and ``F`` are).
 
@@ -109,7 +110,6 @@ def eval_rows(export: Export) -> Iterator[dict[str, Any]]:
     target_key = (schema.get("target") or {}).get("question")
     populations = _run_populations(export)
     design = _design(export)
-    rates = design.rate
     domain = _domain_totals(export, design)
     runs_filter = {int(r) for r in export.filters.get("runs") or []}
     for chunk in _chunks(labelled_items(export, training=False, with_agreement=True)):
@@ -153,7 +153,8 @@ def eval_rows(export: Export) -> Iterator[dict[str, Any]]:
                 "f": f,
                 "pi": pi,
                 "weight": 1.0 / pi,
-                "response_rate": rates.get(run_id),
+                "response_rate": design.item_rate.get(it.id) if design.covers(run_id) else None,
+                "response_cell": design.item_cell.get(it.id),
                 "run": run_id,
                 "run_population": population["n"],
                 "run_f_total": population["f_total"],
@@ -236,7 +237,11 @@ def eval_manifest(export: Export) -> dict[str, Any]:
             "strategies": strategies,
             "runs": design_runs,
             "pool_sizes": {str(r["id"]): r["pool_size"] for r in design_runs},
-            "nonresponse": "pi of respondents multiplied by their run's weighted response rate",
+            "nonresponse": (
+                "pi of respondents multiplied by the weighted response rate of their cell (the "
+                "run, split by model version and segment where each cell has at least "
+                f"{estimators.MIN_CELL_RESPONDENTS} labels)"
+            ),
             "coverage": estimates["all"]["coverage"],
             "snapshot_max_annotation_id": design.cutoff,
             "deterministic_runs_excluded": sum(1 for r in design_runs if r["deterministic"]),

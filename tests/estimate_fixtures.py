@@ -193,15 +193,49 @@ def seed_project(
     return seeded
 
 
-def arrays(items: list[Item], *, rates: dict[int, float] | None = None) -> tuple[np.ndarray, ...]:
-    """(y, f, pi adjusted, population, f_total) of a domain, recomputed from the truth."""
-    prob = [it for it in items if it.pi is not None]
+def arrays(
+    items: list[Item],
+    *,
+    rates: dict[int, float] | None = None,
+    item_rates: dict[int, float] | None = None,
+) -> tuple[np.ndarray, ...]:
+    """(y, f, pi adjusted, population, f_total) of a domain, recomputed from the truth.
+
+    ``rates`` adjusts by run (run id -> rate), ``item_rates`` by cell (interaction id -> rate).
+    Runs without any labelled item are left out of the population (the coverage rule).
+    """
+    labelled_runs = {it.run_id for it in items if it.labelled and it.pi is not None}
+    if rates is not None:
+        labelled_runs &= {r for r, v in rates.items() if v > 0}
+    prob = [it for it in items if it.pi is not None and it.run_id in labelled_runs]
     lab = [it for it in prob if it.labelled]
-    rates = rates or {}
     y = np.array([1.0 if it.rating and it.rating >= 4 else 0.0 for it in lab])
     f = np.array([it.f for it in lab])
-    pi = np.array([it.pi * rates.get(it.run_id, 1.0) for it in lab])
+    if item_rates is not None:
+        pi = np.array([it.pi * item_rates[it.interaction_id] for it in lab])
+    else:
+        pi = np.array([it.pi * (rates or {}).get(it.run_id, 1.0) for it in lab])
     return y, f, pi, len(prob), sum(it.f for it in prob)
+
+
+def cell_rates(items: list[Item], *, min_respondents: int | None = None) -> dict[int, float]:
+    """interaction id -> response rate of its adjustment cell (run x version x tier x locale,
+    collapsed by ``sampling.estimators.response_cells``), for every selected item with a pi."""
+    from sampling.estimators import MIN_CELL_RESPONDENTS, response_cells
+
+    sel = [it for it in items if it.selected and it.pi is not None]
+    paths = response_cells(
+        responded=[it.labelled for it in sel],
+        keys=[[it.run_id for it in sel], [it.model_version for it in sel],
+              [it.tier for it in sel], ["en" for _ in sel]],
+        min_respondents=MIN_CELL_RESPONDENTS if min_respondents is None else min_respondents,
+    )  # fmt: skip
+    total: dict[tuple[Any, ...], float] = {}
+    got: dict[tuple[Any, ...], float] = {}
+    for it, path in zip(sel, paths, strict=True):
+        total[path] = total.get(path, 0.0) + 1 / it.pi
+        got[path] = got.get(path, 0.0) + (1 / it.pi if it.labelled else 0.0)
+    return {it.interaction_id: got[path] / total[path] for it, path in zip(sel, paths, strict=True)}
 
 
 def response_rates(items: list[Item]) -> dict[int, float]:

@@ -16,15 +16,22 @@ from sampling import estimators as est
 from sampling.models import Inclusion
 from sampling.selectors.estimates import estimates_compute
 from sampling.selectors.reports import bias_report, power_report, regression_report
-from tests.estimate_fixtures import BASE_TIME, arrays, make_run, response_rates, seed_project
+from tests.estimate_fixtures import (
+    BASE_TIME,
+    arrays,
+    cell_rates,
+    make_run,
+    response_rates,
+    seed_project,
+)
 
 URL = "/api/projects/support-bot/estimates/"
 METHODS = ["ppi_pp", "ppi", "hajek", "ht"]
 
 
 def _expected(items: list[Any], domain: list[Any], method: str) -> est.Estimate:
-    """The estimate of ``domain`` with each run's response rate taken over the whole run."""
-    y, f, pi, n_pop, f_total = arrays(domain, rates=response_rates(items))
+    """The estimate of ``domain`` with response rates taken over whole runs' cells."""
+    y, f, pi, n_pop, f_total = arrays(domain, item_rates=cell_rates(items))
     return est.estimate(y=y, f=f, pi=pi, population=n_pop, f_total=f_total, method=method)
 
 
@@ -200,3 +207,119 @@ def test_combined_estimate_inside_its_interval() -> None:
     assert c.estimate is not None
     assert c.ci_high is not None
     assert c.ci_low <= c.estimate <= c.ci_high <= 1.0
+
+
+def test_response_cells_by_hand() -> None:
+    """Split by run, then version, then tier, only as far as 2 respondents per cell allow."""
+    run = [1] * 8 + [2] * 3
+    version = ["a", "a", "a", "a", "b", "b", "b", "b", "a", "a", "b"]
+    tier = ["x", "x", "y", "y", "x", "x", "x", "y", "x", "x", "x"]
+    responded = [True, True, True, False, True, True, False, False, True, False, False]
+    cells = est.response_cells(responded=responded, keys=[run, version, tier], min_respondents=2)
+    # Run 1, version a (3 respondents) splits by tier? x has 2, y has 1 (< 2, remainder too
+    # small): a stays whole. Version b has 2: own cell, its tiers cannot split (y has 0).
+    assert cells[:4] == [(1, "a")] * 4
+    assert cells[4:8] == [(1, "b")] * 4
+    # Run 2 has one respondent: it cannot split at all, but a run is always its own cell.
+    assert cells[8:] == [(2,)] * 3
+    # Pooling: version c and d have one respondent each; pooled they reach the minimum.
+    cells = est.response_cells(
+        responded=[True, True, True, True],
+        keys=[[1, 1, 1, 1], ["a", "a", "c", "d"]],
+        min_respondents=2,
+    )
+    assert cells == [(1, "a"), (1, "a"), (1, "*"), (1, "*")]
+
+
+def test_response_rates_per_version_cell_remove_the_bias(project: Project, api_as: Any) -> None:
+    """Model-b (worse) goes unlabelled far more often: one rate per run would over-weight
+    model-a's labels in the overall estimate; cells per run x version do not."""
+    seeded = seed_project(
+        project,
+        seed=45,
+        n_items=1500,
+        n_runs=2,
+        mixed_runs=True,
+        bad_rate_by_version={"model-a": 0.1, "model-b": 0.5},
+        nonresponse_by_version={"model-a": 0.05, "model-b": 0.6},
+    )
+    body = api_as("engineer").get(URL, {"method": "hajek"}).json()
+    (g,) = body["groups"]
+    cells = cell_rates(seeded.items)
+    assert len(set(cells.values())) > 2  # finer than one rate per run
+    exp = _expected(seeded.items, seeded.items, "hajek")
+    assert g["estimate"] == pytest.approx(exp.estimate, abs=1e-12)
+    y, f, pi, n_pop, f_total = arrays(seeded.items, rates=response_rates(seeded.items))
+    run_level = est.estimate(y=y, f=f, pi=pi, population=n_pop, f_total=f_total, method="hajek")
+    truth = float(np.mean([it.good for it in seeded.items if it.pi is not None]))
+    assert abs(g["estimate"] - truth) < abs(run_level.estimate - truth)
+    assert any("model_version=model-b" in c for c in g["response"]["cells"])
+    by_version = {
+        x["group"]: x for x in api_as("engineer").get(URL, {"by": "model_version"}).json()["groups"]
+    }
+    warning = by_version["model-b"]["response"]["warning"]
+    assert warning is not None
+    assert "differs from the run's" in warning
+    assert "differs from the run's" in by_version["model-b"]["warning"]
+    b_rate = by_version["model-b"]["response"]["rate"]
+    assert b_rate is not None
+    assert b_rate < 0.6
+
+
+def test_ties_and_skips_are_counted_per_domain(project: Project, api_as: Any) -> None:
+    from labeling.models import Annotation
+    from tests.factories import UserFactory
+
+    seeded = seed_project(project, seed=46, n_items=400, mixed_runs=True, nonresponse=0.3)
+    open_items = [it for it in seeded.items if it.selected and not it.labelled and it.pi]
+    b_items = [it for it in open_items if it.model_version == "model-b"]
+    a_items = [it for it in open_items if it.model_version == "model-a"]
+    for it in b_items[:3]:
+        QueueItem.objects.filter(interaction_id=it.interaction_id).update(skip_count=1)
+    body = api_as("engineer").get(URL, {"by": "model_version"}).json()
+    groups = {g["group"]: g for g in body["groups"]}
+    assert groups["model-b"]["response"]["skipped"] == 3
+    assert groups["model-a"]["response"]["skipped"] == 0
+    for name, items in (("model-a", a_items), ("model-b", b_items)):
+        r = groups[name]["response"]
+        assert r["skipped"] + r["ties"] + r["backlog"] == groups[name]["nonresponse"] == len(items)
+    users = [UserFactory(), UserFactory()]
+    # A binary target can tie (one yes, one no): the item is then non-response until adjudicated.
+    project.label_schema = {
+        "questions": [{"key": "quality", "type": "binary", "prompt": "ok?"}],
+        "target": {"question": "quality", "good": [True]},
+    }
+    project.save()
+    tie = a_items[0]
+    queue_item = QueueItem.objects.get(interaction_id=tie.interaction_id)
+    for user, value in zip(users, (True, False), strict=True):
+        Annotation.objects.create(
+            queue_item=queue_item,
+            interaction_id=tie.interaction_id,
+            annotator=user,
+            values={"quality": value},
+            schema_version=2,
+        )
+    body = api_as("engineer").get(URL, {"by": "model_version"}).json()
+    groups = {g["group"]: g for g in body["groups"]}
+    assert groups["model-a"]["response"]["ties"] == 1
+    assert groups["model-b"]["response"]["ties"] == 0
+    assert groups["model-a"]["nonresponse"] == len(a_items)
+
+
+def test_power_report_counts_only_labels_that_enter_the_estimate(project: Project) -> None:
+    """Overlap duplicates, deterministic-run items and other versions' labels are not counted."""
+    seeded = seed_project(
+        project, seed=47, n_items=400, mixed_runs=True, overlap_fraction=0.5, deterministic_items=40
+    )
+    report = power_report(project=project, filters={"model_versions": ["model-a"]})
+    counted = [
+        it
+        for it in seeded.items
+        if it.labelled and it.pi is not None and it.model_version == "model-a"
+    ]
+    assert report["n_labels"] == len(counted)
+    # Every label was made just now, so the window is its one-hour floor: per day = 24 x count.
+    assert report["labels_per_day"] == pytest.approx(24 * len(counted))
+    everything = power_report(project=project)
+    assert everything["labels_per_day"] == pytest.approx(24 * everything["n_labels"])

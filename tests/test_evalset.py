@@ -13,7 +13,7 @@ import pytest
 from labeling.models import Annotation, Export, Project, QueueItem
 from labeling.services.exports import export_create, export_run, manifest_path_for
 from sampling.evalset import estimate_from_rows
-from tests.estimate_fixtures import response_rates, seed_project
+from tests.estimate_fixtures import cell_rates, seed_project
 from tests.factories import InteractionFactory, QueueItemFactory, UserFactory
 
 
@@ -62,7 +62,7 @@ def test_rows_field_by_field(project: Project) -> None:
     sampled = {it.interaction_id: it for it in seeded.items if it.pi is not None and it.labelled}
     assert len(rows) == len(sampled)
     assert export.rows == len(rows)
-    rates = response_rates(seeded.items)
+    cells = cell_rates(seeded.items)
     ids = [r["interaction_id"] for r in rows]
     assert ids == sorted(ids, key=lambda e: int(e.rsplit("-", 1)[1]))
     assert any(r["holdout"] for r in rows)  # eval-only holdout belongs in an eval set
@@ -76,7 +76,7 @@ def test_rows_field_by_field(project: Project) -> None:
         assert row["weight"] == pytest.approx(1 / item.pi)
         assert row["f"] == pytest.approx(item.f)
         assert row["run"] == item.run_id
-        assert row["response_rate"] == pytest.approx(rates[item.run_id])
+        assert row["response_rate"] == pytest.approx(cells[item.interaction_id])
         assert row["good"] == (1.0 if item.good else 0.0)
         assert row["rating"] == item.rating
         assert row["label"] == {"quality": item.rating}
@@ -195,9 +195,10 @@ def test_rates_and_manifest_are_as_of_the_snapshot(project: Project, api_as: Any
     assert done.status == Export.Status.DONE, done.error
     with open(done.file_path, "rb") as fh:
         rows = [json.loads(line) for line in fh]
-    rates = response_rates(seeded.items)
+    rates = cell_rates(seeded.items)
+    internal = dict(project.interactions.values_list("external_id", "id"))
     for row in rows:
-        assert row["response_rate"] == pytest.approx(rates[row["run"]])
+        assert row["response_rate"] == pytest.approx(rates[internal[row["interaction_id"]]])
     manifest_estimate = done.manifest["estimates"]["all"]["groups"][0]
     assert manifest_estimate["estimate"] == pytest.approx(before["estimate"], abs=1e-12)
     assert manifest_estimate["n_labels"] == before["n_labels"]

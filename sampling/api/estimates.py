@@ -110,6 +110,7 @@ class EstimatesApi(APIView):
         runs_without_labels = serializers.ListField(child=serializers.IntegerField())
         population_without_labels = serializers.IntegerField()
         coverage_note = serializers.CharField(allow_null=True)
+        response = serializers.DictField()
         note = serializers.CharField(allow_null=True)
         warning = serializers.CharField(allow_null=True)
         rating = serializers.DictField(required=False)
