@@ -113,6 +113,11 @@ class EstimatesApi(APIView):
         response = serializers.DictField()
         note = serializers.CharField(allow_null=True)
         warning = serializers.CharField(allow_null=True)
+        interval = serializers.CharField()
+        enough_labels = serializers.BooleanField()
+        status = serializers.CharField()
+        display = serializers.CharField(allow_null=True)
+        provisional = serializers.DictField(allow_null=True)
         rating = serializers.DictField(required=False)
 
     class OutputSerializer(serializers.Serializer):

@@ -40,7 +40,7 @@ from django.utils.dateparse import parse_datetime
 
 from labeling.models import Project, QueueItem
 from labeling.selectors.labels import final_labels, target_good
-from sampling import estimators
+from sampling import estimators, intervals
 from sampling.models import Inclusion, SamplingRun
 
 NONE_LABEL = "(none)"
@@ -539,7 +539,10 @@ def domain_estimate(
         "note": e.note,
         "warning": "; ".join(w for w in (e.warning, (d.response or EMPTY_RESPONSE)["warning"]) if w)
         or None,
+        "interval": e.interval,
+        "enough_labels": e.enough_labels,
     }
+    out = intervals.withhold_if_too_few(out)
     if target.get("type") == "rating" and target.get("rating_scale"):
         low, high = target["rating_scale"]
         rating = d.rating if d.rating is not None else np.zeros(0)
@@ -562,7 +565,9 @@ def domain_estimate(
             "se": r.se,
             "n_labels": r.n_labels,
             "warning": r.warning,
+            "enough_labels": e.enough_labels,  # same labels and weights as the share
         }
+        out["rating"] = intervals.withhold_if_too_few(out["rating"])
     return out
 
 
