@@ -172,10 +172,13 @@ def _design(export: Export) -> ResponseDesign:
 
 def _domain_totals(export: Export, design: ResponseDesign) -> tuple[int, float]:
     """``N`` and ``F`` of the export's domain over the runs the estimate covers."""
-    (d,) = domain_data(
+    found = domain_data(
         project=export.project, by=[], filters=_estimate_filters(export), design=design
-    ) or [None]
-    return (d.population, d.f_total) if d is not None else (0, 0.0)
+    )
+    if not found:
+        return 0, 0.0
+    (d,) = found
+    return d.population, d.f_total
 
 
 def estimate_from_rows(rows: list[dict[str, Any]], *, level: float = 0.95) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""API: judges of a project (DESIGN.md section 11 conventions; docs/judges.md).
+"""API: judges of a project (docs/api.md conventions; docs/judges.md).
 
 Reading needs ``read``, writing ``configure`` (admins). The answer never carries an API key: a
 judge only names the environment variable that holds it. Validation is

@@ -239,7 +239,7 @@ def response_design(*, project: Project, cutoff: int | None = None) -> ResponseD
         _, found = estimators.nonresponse_adjust(pi=pis, responded=responded, cell=runs)
         run_rates = {int(k): float(v) for k, v in found.items() if v > 0}
         segments = [r[4] if isinstance(r[4], dict) else {} for r in rows]
-        keys = [
+        keys: list[list[Any]] = [
             [r[0] for r in rows],
             [r[3] or NONE_LABEL for r in rows],
             *([group_label(seg.get(k)) for seg in segments] for k in segment_keys),
