@@ -323,3 +323,20 @@ def test_power_report_counts_only_labels_that_enter_the_estimate(project: Projec
     assert report["labels_per_day"] == pytest.approx(24 * len(counted))
     everything = power_report(project=project)
     assert everything["labels_per_day"] == pytest.approx(24 * everything["n_labels"])
+
+
+def test_dashboard_names_the_runs_it_covers(project: Project, member: Any) -> None:
+    from django.test import Client
+    from django.urls import reverse
+
+    from labeling.models import Role
+
+    seed_project(project, seed=48, n_items=300, mixed_runs=True)
+    new_run = _add_unlabelled_run(project, items=120, selected=10)
+    client = Client()
+    client.force_login(member(Role.ADMIN))
+    response = client.get(reverse("project-dashboard", args=[project.slug]), {"range": "all"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-testid="coverage-runs"' in html
+    assert f"Left out until their first label: run {new_run} (120 interactions)" in html
