@@ -218,12 +218,12 @@ def test_rates_and_manifest_are_as_of_the_snapshot(project: Project, api_as: Any
 def test_label_filters_are_refused_for_eval(
     project: Project, api_as: Any, filters: dict[str, Any]
 ) -> None:
-    from rest_framework.exceptions import ValidationError
+    from labeling.errors import Invalid
 
     (key,) = filters
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(Invalid) as info:
         export_create(project=project, kind="eval", filters=filters, enqueue=False)
-    assert "not allowed for eval" in str(info.value.detail[f"filters.{key}"])
+    assert "not allowed for eval" in str(info.value.errors[f"filters.{key}"])
     r = api_as("engineer").post(
         "/api/projects/support-bot/exports/", {"kind": "eval", "filters": filters}, format="json"
     )
