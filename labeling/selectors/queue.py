@@ -23,15 +23,18 @@ def _start_of_day(now: datetime) -> datetime:
 
 
 def items_left_for(*, project: Project, user: Any) -> QuerySet[QueueItem]:
-    """Open items with a free slot that ``user`` has not held (or only let expire)."""
+    """Open items with a free slot that ``user`` has not held (or only let expire), plus the item
+    the user holds a lease on: the one on their screen is still left to do."""
     mine = Assignment.objects.filter(queue_item=OuterRef("pk"), annotator=user).exclude(
         status=Assignment.Status.EXPIRED
+    )
+    holding = Assignment.objects.filter(
+        queue_item=OuterRef("pk"), annotator=user, status=Assignment.Status.LEASED
     )
     return (
         QueueItem.objects.filter(project=project, status=QueueItem.Status.OPEN)
         .alias(used=F("leased_count") + F("done_count"))
-        .filter(used__lt=F("overlap"))
-        .exclude(Exists(mine))
+        .filter((Q(used__lt=F("overlap")) & ~Exists(mine)) | Exists(holding))
     )
 
 

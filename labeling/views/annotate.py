@@ -18,11 +18,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDi
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 from rest_framework.exceptions import APIException, ValidationError
 
 from labeling.access import has_capability, project_access, role_in
-from labeling.models import Annotation, Project, QueueItem
+from labeling.models import Annotation, Assignment, Project, QueueItem, Role
 from labeling.schema import question_choices, schema_for_display
 from labeling.selectors.agreement import disagreements, project_agreement
 from labeling.selectors.queue import annotator_stats, queue_health, queue_progress
@@ -34,6 +35,15 @@ from labeling.services.queue import queue_item_reopen
 def annotate(request: HttpRequest, slug: str) -> HttpResponse:
     """The labelling page: guidelines, progress, timer; items come from the queue API."""
     project = project_access(user=request.user, slug=slug, need="label")
+    role = role_in(user=request.user, project=project)
+    # Annotators start at once. Anyone else (reviewer, admin) opening the page may only be looking:
+    # they take a lease when they press Start, unless they already hold one here.
+    holds_lease = Assignment.objects.filter(
+        queue_item__project=project,
+        annotator=request.user,
+        status=Assignment.Status.LEASED,
+        lease_expires_at__gt=timezone.now(),
+    ).exists()
     config = {
         "slug": project.slug,
         "csrfToken": get_token(request),
@@ -42,6 +52,7 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
         "submitUrl": reverse("api-assignment-submit", kwargs={"assignment_id": 0}),
         "skipUrl": reverse("api-assignment-skip", kwargs={"assignment_id": 0}),
         "homeUrl": reverse("home"),
+        "autoStart": role == Role.ANNOTATOR or holds_lease,
     }
     return render(
         request,
@@ -51,6 +62,8 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
             "config": config,
             "progress": queue_progress(project=project, user=request.user),
             "can_review": _can_review(request.user, project),
+            "role": role,
+            "lease_minutes": max(1, round(project.lease_seconds / 60)),
         },
     )
 

@@ -3,12 +3,24 @@
  * Safety: everything from the server is inserted with textContent / createElement, never as HTML.
  * Keys: digits (or a question's own shortcuts) choose in the current question, j/k or arrows move
  * between questions, Enter submits, S skips, ? shows help, Esc leaves a text box or a dialog.
- * Nothing typed is lost on an error: the form stays as it is until the next item is loaded.
+ * Nothing typed is lost on an error: the form stays as it is until the next item is loaded, and
+ * a draft of the answers is kept in localStorage per assignment, so a reload restores them.
+ * Messages and responses are rendered as Markdown by markdown.js (DOM nodes only, never HTML);
+ * question order, shortcuts and choices come from questions.js (shared with the schema preview).
  */
 (function () {
   "use strict";
 
   var cfg = JSON.parse(document.getElementById("annotate-config").textContent);
+  var Q = window.FlywheelQuestions;
+  var MD = window.FlywheelMarkdown;
+  var DRAFT_PREFIX = "flywheel-draft:" + cfg.slug + ":";
+  var DRAFT_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+  // A text longer than this is shown clamped with a "Show all" button (a 150,000-character
+  // response would otherwise make the page tens of thousands of pixels tall).
+  var CLAMP_CHARS = 600;
+  // Earlier turns of a long conversation start folded: the last few and the response show first.
+  var SHOWN_TURNS = 2;
   var byId = function (id) { return document.getElementById(id); };
   var ui = {
     item: byId("item"), conversation: byId("conversation"), responses: byId("responses"),
@@ -18,12 +30,15 @@
     helpBox: byId("shortcuts-box"), questionKeys: byId("question-keys"),
     skipDialog: byId("skip-dialog"), skipForm: byId("skip-form"), skipReason: byId("skip-reason"),
     skipCancel: byId("skip-cancel"), skipButton: byId("skip"), reload: byId("reload"),
+    start: byId("start"), startButton: byId("start-button"),
   };
 
   // The item on screen: {assignment, questions (shown ones), sections, startedAt, leaseEnds, closed}
   var current = null;
   var busy = false;
   var active = 0;
+  // Bumped on every local change of the counters: a progress answer requested before it is stale.
+  var progressEpoch = 0;
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -41,6 +56,7 @@
     ui.status.hidden = !message;
     ui.status.className = "status" + (kind ? " " + kind : "");
     ui.status.textContent = message || "";
+    scheduleFit();
   }
 
   function call(method, url, body) {
@@ -92,7 +108,10 @@
   setInterval(tick, 1000);
 
   function refreshProgress() {
+    var epoch = progressEpoch;
     return call("GET", cfg.progressUrl).then(function (r) {
+      // A submit finished while this was in flight: its answer predates the submit.
+      if (epoch !== progressEpoch) return;
       if (r.status === 200 && r.data) {
         ui.doneToday.textContent = r.data.done_today;
         ui.left.textContent = r.data.left;
@@ -112,15 +131,60 @@
     return content === null || content === undefined ? "" : JSON.stringify(content);
   }
 
+  // A text block rendered as Markdown; long ones are clamped with a button to show them whole.
+  function textBlock(text, label) {
+    var wrap = el("div", { className: "text-wrap" });
+    var body = el("div", { className: "text md" });
+    MD.render(body, text);
+    wrap.appendChild(body);
+    var length = String(text || "").length;
+    if (length > CLAMP_CHARS) {
+      body.classList.add("clamped");
+      var more = el("button", { type: "button", className: "link-button more", "aria-expanded": "false" },
+        "Show all of " + label + " (" + length.toLocaleString("en") + " characters)");
+      more.addEventListener("click", function () {
+        var open = body.classList.toggle("clamped") === false;
+        more.setAttribute("aria-expanded", String(open));
+        more.textContent = open ? "Show less" : "Show all of " + label + " (" + length.toLocaleString("en") + " characters)";
+      });
+      wrap.appendChild(more);
+    }
+    return wrap;
+  }
+
+  // A clamped text that fits in its clamp after all (short lines, wide window) loses its button.
+  function unclampShort() {
+    Array.prototype.forEach.call(ui.item.querySelectorAll(".text.clamped"), function (body) {
+      if (body.offsetParent === null || body.scrollHeight > body.clientHeight + 4) return;
+      body.classList.remove("clamped");
+      var more = body.parentNode.querySelector(".more");
+      if (more) more.remove();
+    });
+  }
+
+  function messageItem(m) {
+    var role = (m && m.role) || "unknown";
+    var li = el("li", { className: "msg role-" + String(role).replace(/[^a-z_]/gi, "") });
+    li.appendChild(el("span", { className: "role" }, role));
+    li.appendChild(textBlock(messageText(m && m.content), "this message"));
+    return li;
+  }
+
   function renderConversation(interaction) {
     ui.conversation.replaceChildren();
-    (interaction.messages || []).forEach(function (m) {
-      var role = (m && m.role) || "unknown";
-      var li = el("li", { className: "msg role-" + String(role).replace(/[^a-z_]/gi, "") });
-      li.appendChild(el("span", { className: "role" }, role));
-      li.appendChild(el("div", { className: "text" }, messageText(m && m.content)));
-      ui.conversation.appendChild(li);
-    });
+    var messages = interaction.messages || [];
+    var folded = Math.max(0, messages.length - SHOWN_TURNS);
+    if (folded > 0) {
+      var holder = el("li", { className: "earlier" });
+      var details = el("details");
+      details.appendChild(el("summary", null, folded + " earlier message" + (folded === 1 ? "" : "s")));
+      var list = el("ol", { className: "conversation" });
+      messages.slice(0, folded).forEach(function (m) { list.appendChild(messageItem(m)); });
+      details.appendChild(list);
+      holder.appendChild(details);
+      ui.conversation.appendChild(holder);
+    }
+    messages.slice(folded).forEach(function (m) { ui.conversation.appendChild(messageItem(m)); });
     var bits = [interaction.external_id];
     if (interaction.model_version) bits.push(interaction.model_version);
     Object.keys(interaction.segment || {}).forEach(function (k) { bits.push(k + "=" + interaction.segment[k]); });
@@ -138,39 +202,25 @@
       var box = el("article", { className: "response", "aria-label": pair ? "Response " + b[0] : "Response" });
       var h = el("h2", null, pair ? "Response " + b[0] : "Response");
       box.appendChild(h);
-      box.appendChild(el("div", { className: "text" }, b[1]));
+      box.appendChild(textBlock(b[1], pair ? "response " + b[0] : "the response"));
       ui.responses.appendChild(box);
     });
-  }
-
-  function choicesOf(q) {
-    if (q.type === "binary") return [{ value: true, label: "Yes" }, { value: false, label: "No" }];
-    if (q.type === "rating") return q.scale.map(function (s) { return { value: s.value, label: s.value + " · " + s.label }; });
-    if (q.type === "pairwise") {
-      var c = [{ value: "a", label: "A is better" }, { value: "b", label: "B is better" }];
-      if (q.allow_tie !== false) c.push({ value: "tie", label: "Tie" });
-      return c;
-    }
-    if (q.type === "single_choice" || q.type === "multi_choice") return q.options.map(function (o) { return { value: o, label: o }; });
-    return [];
-  }
-
-  function defaultShortcuts(n) {
-    return ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"].slice(0, n);
   }
 
   function renderQuestions(schema, interaction) {
     ui.questions.replaceChildren();
     var shown = [];
     var sections = [];
-    (schema.questions || []).forEach(function (q) {
-      if (q.type === "pairwise" && !interaction.alt_response) return;
+    var pair = !!interaction.alt_response;
+    Q.order(schema.questions, pair).forEach(function (q) {
       var index = shown.length;
-      var choices = choicesOf(q);
-      var keys = q.shortcuts || defaultShortcuts(choices.length);
+      var choices = Q.choices(q);
+      var keys = Q.shortcuts(q);
       var section = el("fieldset", { className: "q", "data-key": q.key, "data-index": String(index), tabindex: "-1" });
       var legend = el("legend", null, q.prompt || q.key);
       if (q.required) legend.appendChild(el("span", { className: "req", title: "required" }, " *"));
+      var about = Q.about(q, pair);
+      if (about) legend.appendChild(el("span", { className: "about" }, "about " + about));
       section.appendChild(legend);
       if (q.help) section.appendChild(el("p", { className: "help" }, q.help));
       var name = "q-" + q.key;
@@ -217,6 +267,24 @@
     });
   }
 
+  // The answer form never runs below the fold: on wide screens it is a sticky column whose
+  // height is what is left of the window under its top edge, and its Submit bar sticks to the
+  // bottom of it (annotate.css). On narrow screens it follows the item.
+  var fitPending = false;
+  function fitAnswers() {
+    fitPending = false;
+    if (window.innerWidth <= 900) { ui.form.style.maxHeight = ""; return; }
+    var top = Math.max(8, ui.form.getBoundingClientRect().top);
+    ui.form.style.maxHeight = Math.max(240, window.innerHeight - top - 8) + "px";
+  }
+  function scheduleFit() {
+    if (fitPending) return;
+    fitPending = true;
+    window.requestAnimationFrame(fitAnswers);
+  }
+  window.addEventListener("resize", scheduleFit);
+  window.addEventListener("scroll", scheduleFit, { passive: true });
+
   // ---- focus and choosing -------------------------------------------------------------------
 
   function setActive(index, focus) {
@@ -243,12 +311,81 @@
       clearError(active);
       if (active < current.sections.length - 1) setActive(active + 1, true);
     }
+    draftSave();
   }
 
   function clearError(index) {
     var section = current.sections[index];
     section.classList.remove("invalid");
     section.querySelector(".q-error").textContent = "";
+  }
+
+  // ---- drafts: the answers chosen so far survive a reload ------------------------------------
+
+  function draftKey(assignmentId) { return DRAFT_PREFIX + assignmentId; }
+
+  function draftRead() {
+    // What the form holds now: choice indexes per question, text per text question.
+    var draft = { savedAt: Date.now(), answers: {} };
+    current.shown.forEach(function (s, i) {
+      var section = current.sections[i];
+      if (s.q.type === "text") {
+        draft.answers[s.q.key] = { text: section.querySelector("textarea").value };
+      } else {
+        draft.answers[s.q.key] = {
+          checked: Array.prototype.filter.call(section.querySelectorAll("input"), function (x) { return x.checked; })
+            .map(function (x) { return Number(x.value); }),
+        };
+      }
+    });
+    return draft;
+  }
+
+  function draftSave() {
+    if (!current || current.closed) return;
+    try { window.localStorage.setItem(draftKey(current.assignment.id), JSON.stringify(draftRead())); }
+    catch (e) { /* storage full or disabled: drafts are a convenience */ }
+  }
+
+  function draftDrop(assignmentId) {
+    try { window.localStorage.removeItem(draftKey(assignmentId)); } catch (e) { /* ignore */ }
+  }
+
+  function draftRestore() {
+    var raw = null;
+    try { raw = window.localStorage.getItem(draftKey(current.assignment.id)); } catch (e) { return false; }
+    if (!raw) return false;
+    var draft;
+    try { draft = JSON.parse(raw); } catch (e) { return false; }
+    var restored = false;
+    current.shown.forEach(function (s, i) {
+      var saved = draft && draft.answers && draft.answers[s.q.key];
+      if (!saved) return;
+      var section = current.sections[i];
+      if (s.q.type === "text") {
+        if (typeof saved.text === "string") { section.querySelector("textarea").value = saved.text; restored = true; }
+        return;
+      }
+      var inputs = section.querySelectorAll("input");
+      (saved.checked || []).forEach(function (index) {
+        if (inputs[index]) { inputs[index].checked = true; restored = true; }
+      });
+    });
+    return restored;
+  }
+
+  function draftsPrune() {
+    // Drafts of assignments that ended elsewhere (another tab, an expired lease) are dropped after a week.
+    try {
+      var now = Date.now();
+      for (var i = window.localStorage.length - 1; i >= 0; i -= 1) {
+        var key = window.localStorage.key(i);
+        if (!key || key.indexOf("flywheel-draft:") !== 0) continue;
+        var saved = null;
+        try { saved = JSON.parse(window.localStorage.getItem(key)); } catch (e) { saved = null; }
+        if (!saved || !(now - saved.savedAt < DRAFT_MAX_AGE_MS)) window.localStorage.removeItem(key);
+      }
+    } catch (e) { /* ignore */ }
   }
 
   // ---- values, submit, skip -----------------------------------------------------------------
@@ -325,14 +462,18 @@
       busy = false;
       if (r.status === 201) {
         say("Saved.", "ok");
+        draftDrop(current.assignment.id);
+        progressEpoch += 1;
         ui.doneToday.textContent = String(Number(ui.doneToday.textContent || 0) + 1);
         loadNext();
       } else if (r.status === 400) {
         var extra = showErrors((r.data && r.data.errors && r.data.errors.values) || {});
         say(((r.data && r.data.detail) || "The submission is invalid.") + (extra ? " " + extra : ""), "bad");
       } else if (r.status === 409) {
+        draftDrop(current.assignment.id);
         closeItem((r.data && r.data.detail) || "This item is closed.");
       } else if (r.status === 404) {
+        draftDrop(current.assignment.id);
         closeItem("This assignment is no longer yours. Your answers are still shown; copy what you need.");
       } else if (r.status === 403) {
         say("You are not allowed to label in this project any more (or your session ended: log in again in another tab, then press Enter).", "bad");
@@ -364,6 +505,7 @@
       busy = false;
       ui.skipDialog.hidden = true;
       if (r.status === 200) {
+        draftDrop(current.assignment.id);
         say("Skipped.", "info");
         loadNext();
       } else {
@@ -403,6 +545,9 @@
     ui.item.hidden = false;
     ui.item.setAttribute("data-assignment", String(data.id));
     ui.item.setAttribute("data-external-id", interaction.external_id);
+    unclampShort();
+    fitAnswers();
+    if (draftRestore()) say("Restored the answers you had chosen before the page was reloaded.", "info");
     tick();
     setActive(0, true);
   }
@@ -410,6 +555,7 @@
   function loadNext() {
     if (busy) return;
     busy = true;
+    if (ui.start) ui.start.hidden = true;
     call("POST", cfg.nextUrl).then(function (r) {
       busy = false;
       if (r.status === 200) {
@@ -440,6 +586,8 @@
   ui.skipForm.addEventListener("submit", function (ev) { ev.preventDefault(); skip(ui.skipReason.value); });
   ui.skipCancel.addEventListener("click", closeSkip);
   ui.reload.addEventListener("click", loadNext);
+  if (ui.startButton) ui.startButton.addEventListener("click", loadNext);
+  ui.questions.addEventListener("input", draftSave);
 
   ui.questions.addEventListener("focusin", function (ev) {
     var section = ev.target.closest && ev.target.closest(".q");
@@ -448,6 +596,7 @@
   ui.questions.addEventListener("change", function (ev) {
     var section = ev.target.closest && ev.target.closest(".q");
     if (section && current) clearError(Number(section.getAttribute("data-index")));
+    draftSave();
   });
 
   document.addEventListener("keydown", function (ev) {
@@ -495,5 +644,9 @@
     if (index !== -1) { ev.preventDefault(); choose(index); }
   });
 
-  loadNext();
+  draftsPrune();
+  // Annotators get their next item at once. Reviewers and admins who open the page only to look
+  // take no lease until they press Start (a look must not take work away from annotators).
+  if (cfg.autoStart) loadNext();
+  else if (ui.startButton) ui.startButton.focus();
 })();

@@ -1,0 +1,108 @@
+"""Server-side rules behind the annotator's workbench (issue 14)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from labeling.models import Annotation, Project, QueueItem
+from labeling.schema import schema_validate
+from tests.conftest import client_for
+from tests.factories import InteractionFactory
+
+
+def test_a_pairwise_question_is_required_unless_it_says_otherwise() -> None:
+    base = {
+        "questions": [{"key": "preference", "type": "pairwise"}],
+        "target": {"question": "preference", "good": ["a"]},
+    }
+    assert schema_validate(base)["questions"][0]["required"] is True
+    base["questions"][0]["required"] = False
+    assert schema_validate(base)["questions"][0]["required"] is False
+
+
+def test_a_pairwise_item_without_the_preference_is_refused(
+    project: Project, member: Callable[..., object]
+) -> None:
+    project.label_schema = schema_validate(
+        {
+            "questions": [
+                {"key": "quality", "type": "binary", "required": True},
+                {"key": "preference", "type": "pairwise"},
+            ],
+            "target": {"question": "quality", "good": [True]},
+        }
+    )
+    project.save()
+    user = member("annotator")
+    QueueItem.objects.create(
+        project=project,
+        interaction=InteractionFactory(project=project, alt_response="Other answer."),
+    )
+    api = client_for(user)
+    claimed = api.post(f"/api/projects/{project.slug}/queue/next").json()
+    refused = api.post(
+        f"/api/assignments/{claimed['id']}/submit", {"values": {"quality": True}}, format="json"
+    )
+    assert refused.status_code == 400
+    assert refused.json()["errors"]["values"]["preference"] == "this question is required"
+    assert not Annotation.objects.exists()
+    accepted = api.post(
+        f"/api/assignments/{claimed['id']}/submit",
+        {"values": {"quality": True, "preference": "tie"}},
+        format="json",
+    )
+    assert accepted.status_code == 201
+
+
+def test_an_export_with_until_not_after_since_is_a_400(
+    project: Project, api_as: Callable[..., object]
+) -> None:
+    from labeling.models import Export, Role
+
+    api = api_as(Role.ENGINEER)
+    for until in ("2026-11-01", "2026-11-20T00:00:00Z"):
+        response = api.post(  # type: ignore[attr-defined]
+            f"/api/projects/{project.slug}/exports/",
+            {"kind": "sft", "filters": {"since": "2026-11-20", "until": until}},
+            format="json",
+        )
+        assert response.status_code == 400
+        assert "is not after filters.since" in response.json()["errors"]["filters.until"]
+    assert not Export.objects.exists()
+    ok = api.post(  # type: ignore[attr-defined]
+        f"/api/projects/{project.slug}/exports/",
+        {"kind": "sft", "filters": {"since": "2026-11-01", "until": "2026-11-20"}},
+        format="json",
+    )
+    assert ok.status_code == 202
+
+
+def test_a_403_page_logs_one_line_without_a_traceback(
+    project: Project, member: Callable[..., object], capsys: Any
+) -> None:
+    import logging
+
+    from django.test import Client
+
+    from labeling.models import Role
+
+    browser = Client()
+    browser.force_login(member(Role.ANNOTATOR))
+    handler = logging.getLogger().handlers[0]
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(handler.format(record) if handler.filter(record) else "")
+
+    keep = Keep()
+    logging.getLogger("django.request").addHandler(keep)
+    try:
+        response = browser.get(f"/p/{project.slug}/review/")
+    finally:
+        logging.getLogger("django.request").removeHandler(keep)
+    assert response.status_code == 403
+    assert b"Your role (annotator) cannot review in this project." in response.content
+    assert any("Forbidden" in r for r in records)
+    assert not any("Traceback" in r for r in records)
