@@ -7,8 +7,8 @@ question and the problem, e.g. ``{"questions[1].scale": "must be a non-empty lis
 -- false, except for ``pairwise`` questions, which are required unless they say otherwise --,
 ``help``, ``shortcuts``) that is what a project stores. The normalised ``shortcuts`` are the one
 source of truth for keys: the labelling page and the schema editor's preview both show them.
-``values_validate`` returns the cleaned values (rating values as the scale's own numbers, multi-choice answers deduplicated in option order,
-unanswered optional questions left out).
+``values_validate`` returns the cleaned values (rating values as the scale's own numbers,
+multi-choice answers deduplicated in option order, unanswered optional questions left out).
 """
 
 from __future__ import annotations
