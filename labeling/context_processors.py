@@ -1,9 +1,11 @@
 """Template context for every page: the user's projects, the current project, its navigation.
 
 The navigation is built here once so every page (whoever owns it) gets the same project switcher
-and sub-navigation. An entry shows only when the user's role holds its capability
-(``labeling.access``) and its page exists (its URL name reverses), so a page that another area has
-not built yet simply does not appear instead of breaking every page.
+and sub-navigation. ``labeling`` lists its own pages; another app adds its pages with
+:func:`register_project_page` from its ``AppConfig.ready()`` (``sampling`` adds the dashboard and
+the strategies), so this module never names another app's URLs. An entry shows only when the
+user's role holds its capability (``labeling.access``) and its page exists (its URL name
+reverses), so a page that is not installed simply does not appear instead of breaking every page.
 """
 
 from __future__ import annotations
@@ -18,17 +20,34 @@ from django.urls import NoReverseMatch, reverse
 from labeling.access import Capability, IngestClient, has_capability, visible_projects
 from labeling.models import Membership, Project, Role
 
-# (label, capability needed, URL names tried in order; each takes the project slug as ``slug``).
-PROJECT_NAV: tuple[tuple[str, Capability, tuple[str, ...]], ...] = (
-    ("Label", "label", ("annotate",)),
-    ("Review", "review", ("review",)),
-    ("Dashboard", "read", ("project-dashboard",)),
-    ("Strategies", "configure", ("project-strategies",)),
-    ("Schema", "configure", ("project-schema",)),
-    ("Members", "configure", ("project-members",)),
-    ("Tokens", "configure", ("project-tokens",)),
-    ("Exports", "export", ("project-exports",)),
-)
+
+@dataclass(frozen=True)
+class ProjectPage:
+    """One entry of a project's sub-navigation: ``url_name`` takes the project slug as ``slug``;
+    entries are shown in ``position`` order."""
+
+    label: str
+    need: Capability
+    url_name: str
+    position: int
+
+
+PROJECT_NAV: list[ProjectPage] = [
+    ProjectPage("Label", "label", "annotate", 10),
+    ProjectPage("Review", "review", "review", 20),
+    ProjectPage("Schema", "configure", "project-schema", 50),
+    ProjectPage("Members", "configure", "project-members", 60),
+    ProjectPage("Tokens", "configure", "project-tokens", 70),
+    ProjectPage("Exports", "export", "project-exports", 80),
+]
+
+
+def register_project_page(label: str, need: Capability, url_name: str, *, position: int) -> None:
+    """Add another app's page to every project's sub-navigation (idempotent, by ``url_name``)."""
+    if any(page.url_name == url_name for page in PROJECT_NAV):
+        return
+    PROJECT_NAV.append(ProjectPage(label, need, url_name, position))
+    PROJECT_NAV.sort(key=lambda page: page.position)
 
 
 @dataclass(frozen=True)
@@ -49,24 +68,22 @@ class NavProject:
         return self.links[0].url if self.links else ""
 
 
-def _reverse_first(names: tuple[str, ...], slug: str) -> str | None:
-    for name in names:
-        try:
-            return reverse(name, kwargs={"slug": slug})
-        except NoReverseMatch:
-            continue
-    return None
+def _reverse(name: str, slug: str) -> str | None:
+    try:
+        return reverse(name, kwargs={"slug": slug})
+    except NoReverseMatch:
+        return None
 
 
 def project_links(*, slug: str, role: str | None, current_path: str = "") -> tuple[NavLink, ...]:
     """The sub-navigation of one project for a role: only pages the role may open and that exist."""
     links: list[NavLink] = []
-    for label, need, names in PROJECT_NAV:
-        if not has_capability(role=role, need=need):
+    for page in PROJECT_NAV:
+        if not has_capability(role=role, need=page.need):
             continue
-        url = _reverse_first(names, slug)
+        url = _reverse(page.url_name, slug)
         if url is not None:
-            links.append(NavLink(label, url, active=bool(current_path.startswith(url))))
+            links.append(NavLink(page.label, url, active=bool(current_path.startswith(url))))
     return tuple(links)
 
 

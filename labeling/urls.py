@@ -5,5 +5,6 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("labeling.views.core")),
     path("", include("labeling.views.annotate")),
+    path("", include("labeling.views.settings")),
     path("", include("labeling.views.exports")),
 ]

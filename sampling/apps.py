@@ -6,6 +6,11 @@ class SamplingConfig(AppConfig):
     verbose_name = "Sampling"
 
     def ready(self) -> None:
-        # Hook receivers (scoring after ingest, retrain after labels, the demo's first run) and the
-        # "eval" export kind: labeling reaches sampling only through these registrations.
+        # Hook receivers (scoring after ingest, retrain after labels, the demo's first run), the
+        # "eval" export kind and sampling's pages in every project's sub-navigation: labeling
+        # reaches sampling only through these registrations.
+        from labeling.context_processors import register_project_page
         from sampling import evalset, receivers  # noqa: F401
+
+        register_project_page("Dashboard", "read", "project-dashboard", position=30)
+        register_project_page("Strategies", "configure", "project-strategies", position=40)

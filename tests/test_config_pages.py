@@ -151,7 +151,7 @@ def test_schema_editor_shows_the_current_schema_and_preview_box(
     html = admin_client.get(reverse("project-schema", args=[project.slug])).content.decode()
     assert "&quot;failure_modes&quot;" in html
     assert 'data-testid="schema-preview"' in html
-    assert "flywheel/config.js" in html
+    assert "flywheel/schema.js" in html
 
 
 @pytest.mark.django_db

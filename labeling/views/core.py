@@ -1,14 +1,15 @@
-"""Login, logout and the home page (the user's projects and queues)."""
+"""Login, logout, the home page (the user's projects and queues) and a project's landing page."""
 
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.urls import path
 
-from labeling.access import projects_for, visible_projects
+from labeling.access import projects_for, role_in, visible_projects
+from labeling.context_processors import project_links
 from labeling.selectors.queue import my_queues
 from labeling.views.login import ThrottledLoginView
 
@@ -29,8 +30,21 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+@login_required
+def project_home(request: HttpRequest, slug: str) -> HttpResponse:
+    """A project's landing page: the first page its role may open (the queue for annotators)."""
+    found = visible_projects(user=request.user).filter(slug=slug).first()
+    if found is None:
+        raise Http404("No such project.")
+    links = project_links(slug=slug, role=role_in(user=request.user, project=found))
+    if links:
+        return redirect(links[0].url)
+    return render(request, "labeling/project_home.html", {"project": found})
+
+
 urlpatterns = [
     path("", home, name="home"),
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("p/<slug:slug>/", project_home, name="project-home"),
 ]

@@ -1,4 +1,4 @@
-"""Pages: the project landing redirect and the project dashboard (need ``read``).
+"""Pages: the project dashboard (need ``read``).
 
 Every number shown comes from ``sampling.selectors.dashboard``, which only composes the selectors
 the API uses; the plots are drawn from those same numbers by ``sampling.plots``.
@@ -9,25 +9,12 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import path
 
-from labeling.access import project_access, role_in, visible_projects
-from labeling.context_processors import project_links
+from labeling.access import project_access
 from sampling.selectors.dashboard import DashboardFilters, dashboard_data, filter_choices
-
-
-@login_required
-def project_home(request: HttpRequest, slug: str) -> HttpResponse:
-    """A project's landing page: the first page its role may open (the queue for annotators)."""
-    found = visible_projects(user=request.user).filter(slug=slug).first()
-    if found is None:
-        raise Http404("No such project.")
-    links = project_links(slug=slug, role=role_in(user=request.user, project=found))
-    if links:
-        return redirect(links[0].url)
-    return render(request, "sampling/project_home.html", {"project": found})
 
 
 @login_required
@@ -59,6 +46,5 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 urlpatterns = [
-    path("p/<slug:slug>/", project_home, name="project-home"),
     path("p/<slug:slug>/dashboard/", dashboard, name="project-dashboard"),
 ]
