@@ -53,3 +53,55 @@ def test_an_export_whose_until_is_before_its_since_is_refused_on_the_form(
     expect(field).to_contain_text("is not after filters.since")
     screenshot(page, "workbench-export-until-before-since")
     assert not Export.objects.exists()
+
+
+PAIR_JSON = (
+    '{"questions": ['
+    '{"key": "quality", "type": "rating", "prompt": "How good?", "required": true,'
+    ' "scale": [{"value": 1, "label": "bad"}, {"value": 2, "label": "good"}]},'
+    ' {"key": "preference", "type": "pairwise", "prompt": "Which is better?"}],'
+    ' "target": {"question": "quality", "good": [2]}}'
+)
+
+
+def test_the_schema_preview_shows_the_keys_the_labelling_page_uses(
+    page: Any, live_server: Any
+) -> None:
+    from labeling.models import Annotation, QueueItem
+    from tests.factories import InteractionFactory
+
+    project = ProjectFactory(slug="keys", name="Keys bot")
+    admin = UserFactory(username="ada")
+    Membership.objects.create(project=project, user=admin, role=Role.ADMIN)
+    login(page, live_server, admin)
+    page.goto(f"{live_server.url}/p/keys/schema/")
+    page.locator("#schema-form textarea").fill(PAIR_JSON)
+    preview = page.get_by_test_id("schema-preview")
+    pairwise = preview.locator('.q[data-key="preference"]')
+    # As on a pairwise item: the preference first, required, with the page's keys 1/2/3.
+    expect(preview.locator(".q").first).to_have_attribute("data-key", "preference")
+    expect(pairwise).to_contain_text("required")
+    expect(pairwise.locator("kbd")).to_have_text(["1", "2", "3"])
+    expect(preview.locator('.q[data-key="quality"]')).to_contain_text("about Response A")
+    screenshot(page, "workbench-schema-preview-pairwise")
+    page.get_by_role("button", name="Save schema").click()
+    expect(page.locator(".messages")).to_be_visible()
+
+    annotator = UserFactory(username="ann")
+    Membership.objects.create(project=project, user=annotator, role=Role.ANNOTATOR)
+    QueueItem.objects.create(
+        project=project,
+        interaction=InteractionFactory(project=project, alt_response="The other answer."),
+    )
+    page.context.clear_cookies()
+    login(page, live_server, annotator)
+    page.goto(f"{live_server.url}/p/keys/label/")
+    first = page.locator("#questions fieldset.q").first
+    expect(first).to_have_attribute("data-key", "preference")
+    expect(first.locator("kbd")).to_have_text(["1", "2", "3"])
+    page.keyboard.press("1")  # the key the preview showed: A is better
+    page.keyboard.press("2")  # quality: good
+    page.keyboard.press("Enter")
+    expect(page.locator("#empty")).to_be_visible()
+    assert Annotation.objects.get().values == {"preference": "a", "quality": 2}
+    assert page.js_errors == []
