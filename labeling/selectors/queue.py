@@ -198,3 +198,21 @@ def annotation_history(
     if annotator is not None:
         qs = qs.filter(annotator=annotator)
     return qs.order_by("annotator_id", "kind", "version", "id")
+
+
+def gold_candidates(*, project: Project, query: str = "") -> QuerySet[QueueItem]:
+    """Queued items that are not gold yet, newest first, for a reviewer choosing gold items;
+    ``query`` matches the external id or a piece of the response or the conversation."""
+    items = (
+        QueueItem.objects.filter(project=project, is_gold=False)
+        .exclude(status=QueueItem.Status.FLAGGED)
+        .select_related("interaction")
+        .order_by("-id")
+    )
+    if query:
+        items = items.filter(
+            Q(interaction__external_id=query)
+            | Q(interaction__response__icontains=query)
+            | Q(interaction__messages__icontains=query)
+        )
+    return items

@@ -23,11 +23,13 @@ from django.views.decorators.http import require_http_methods
 from rest_framework.exceptions import APIException, ValidationError
 
 from labeling.access import has_capability, project_access, role_in
+from labeling.forms import GoldRateForm
 from labeling.models import Annotation, Assignment, Project, QueueItem, Role
 from labeling.schema import question_choices, schema_for_display
 from labeling.selectors.agreement import disagreements, project_agreement
-from labeling.selectors.queue import annotator_stats, queue_health, queue_progress
+from labeling.selectors.queue import annotator_stats, gold_candidates, queue_health, queue_progress
 from labeling.services.annotations import annotation_adjudicate, gold_clear, gold_set
+from labeling.services.projects import project_update
 from labeling.services.queue import queue_item_reopen
 
 
@@ -270,6 +272,10 @@ def review_gold(request: HttpRequest, slug: str) -> HttpResponse:
                 return HttpResponseRedirect(reverse("review-gold", kwargs={"slug": slug}))
             except ValidationError as exc:
                 error = _error_text(exc)
+    rate_form = None
+    if has_capability(role=role_in(user=request.user, project=project), need="configure"):
+        rate_form = GoldRateForm(initial={"gold_percent": round(project.gold_rate * 100, 2)})
+    query = request.GET.get("q", "").strip()
     gold = [
         {"item": item, "answer": json.dumps(item.gold_answer, ensure_ascii=False)}
         for item in QueueItem.objects.filter(project=project, is_gold=True)
@@ -286,8 +292,86 @@ def review_gold(request: HttpRequest, slug: str) -> HttpResponse:
             "annotators": annotator_stats(project=project),
             "error": error,
             "posted": request.POST if error else None,
+            "candidates": gold_candidates(project=project, query=query)[:GOLD_CANDIDATES],
+            "query": query,
+            "rate_form": rate_form,
         },
     )
+
+
+GOLD_CANDIDATES = 30
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def review_gold_item(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    """One queued item shown in full (conversation, response(s), labels so far) with the form
+    that makes it gold: the reviewer sees what they are setting the answer of."""
+    project = project_access(user=request.user, slug=slug, need="review")
+    item = get_object_or_404(
+        QueueItem.objects.select_related("interaction"), pk=item_id, project=project
+    )
+    error = None
+    if request.method == "POST":
+        overlap_raw = request.POST.get("overlap", "").strip()
+        try:
+            gold_set(
+                queue_item=item,
+                actor=request.user,
+                answer=values_from_post(project.label_schema, request.POST),
+                overlap=int(overlap_raw) if overlap_raw.isdigit() else None,
+            )
+        except ValidationError as exc:
+            error = _error_text(exc)
+        else:
+            messages.success(request, f"{item.interaction.external_id} is now a gold item.")
+            return HttpResponseRedirect(reverse("review-gold", kwargs={"slug": slug}))
+    interaction = item.interaction
+    labels = (
+        Annotation.objects.filter(queue_item=item, kind=Annotation.Kind.LABEL, is_current=True)
+        .select_related("annotator")
+        .order_by("id")
+    )
+    questions = schema_for_display(project.label_schema).get("questions", [])
+    return render(
+        request,
+        "labeling/gold_item.html",
+        {
+            "project": project,
+            "item": item,
+            "interaction": interaction,
+            "fields": answer_fields(
+                project.label_schema, has_alt_response=bool(interaction.alt_response)
+            ),
+            "labels": [
+                {
+                    "annotator": a.annotator.get_username(),
+                    "values": [(q["key"], _shown(a.values.get(q["key"]))) for q in questions],
+                }
+                for a in labels
+            ],
+            "current": json.dumps(item.gold_answer, ensure_ascii=False) if item.is_gold else "",
+            "error": error,
+        },
+    )
+
+
+@login_required
+@require_http_methods(["POST"])
+def review_gold_rate(request: HttpRequest, slug: str) -> HttpResponse:
+    """Change how often gold items are mixed into queues (admins: it is a project setting)."""
+    project = project_access(user=request.user, slug=slug, need="configure")
+    form = GoldRateForm(request.POST)
+    if form.is_valid():
+        project_update(
+            project=project,
+            updated_by=request.user,
+            data={"gold_rate": form.cleaned_data["gold_percent"] / 100},
+        )
+        messages.success(request, f"Gold rate is now {form.cleaned_data['gold_percent']:g}%.")
+    else:
+        messages.error(request, "Gold rate: give a percentage from 0 to 100.")
+    return HttpResponseRedirect(reverse("review-gold", kwargs={"slug": slug}))
 
 
 urlpatterns = [
@@ -300,4 +384,6 @@ urlpatterns = [
         name="review-disagreements",
     ),
     path("p/<slug:slug>/review/gold/", review_gold, name="review-gold"),
+    path("p/<slug:slug>/review/gold/rate/", review_gold_rate, name="review-gold-rate"),
+    path("p/<slug:slug>/review/gold/<int:item_id>/", review_gold_item, name="review-gold-item"),
 ]
