@@ -38,6 +38,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import norm
 
+from sampling import intervals
+
 METHODS = ("ppi_pp", "ppi", "hajek", "ht")
 DEFAULT_METHOD = "ppi_pp"
 METHOD_ALIASES = {"ppi++": "ppi_pp", "ppipp": "ppi_pp", "ppi_plus_plus": "ppi_pp"}
@@ -64,6 +66,9 @@ class Estimate:
     kish_ess: float | None  # (sum w)^2 / sum w^2: the cost of unequal weights alone
     lam: float | None  # PPI++ tuning parameter (1 for ppi, 0 for ht/hajek)
     warning: str | None  # e.g. "n too small: 12 labels (< 30)"
+    # Which interval (sampling.intervals): "normal", "clopper_pearson" (effective n), "census".
+    interval: str = "normal"
+    enough_labels: bool = True  # Kish effective sample size >= intervals.MIN_EFFECTIVE_LABELS
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -263,7 +268,7 @@ def estimate(
     warning = small_sample_warning(y=y_a, binary=binary)
     if n == 0 or population <= 0:
         return Estimate(method, level, None, None, None, None, n, int(population), None, None,
-                        None, warning or "no labels")  # fmt: skip
+                        None, warning or "no labels", enough_labels=False)  # fmt: skip
     lam: float
     if method == "ht":
         theta, var = ht_mean(y=y_a, pi=pi_a, population=population)
@@ -282,8 +287,14 @@ def estimate(
     theta_f, var_f = float(theta), max(float(var), 0.0)
     se = var_f**0.5
     low, high = theta_f - z * se, theta_f + z * se
-    if binary:
-        low, high = max(0.0, low), min(1.0, high)
+    kish = float(kish_ess(pi=pi_a))
+    form, enough = "normal", True
+    if binary:  # never a zero-width or undercovering interval on a small or extreme cell
+        cell = intervals.cell_interval(
+            estimate=theta_f, var=var_f, y=y_a, pi=pi_a, population=population, kish=kish,
+            level=level,
+        )  # fmt: skip
+        low, high, form, enough = cell.low, cell.high, cell.form, cell.enough_labels
     s2_y, _ = hajek_mean(y=y_a, pi=pi_a)
     w = 1 / pi_a
     spread = float((w * (y_a - float(s2_y)) ** 2).sum() / w.sum())
@@ -298,9 +309,11 @@ def estimate(
         n_labels=n,
         population=int(population),
         ess=float(ess),
-        kish_ess=float(kish_ess(pi=pi_a)),
+        kish_ess=kish,
         lam=lam,
         warning=warning,
+        interval=form,
+        enough_labels=enough,
     )
 
 

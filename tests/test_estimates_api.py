@@ -49,6 +49,14 @@ def test_hand_computed_small_project(project, api_as) -> None:
     assert body["target"]["question"] == "quality"
     (g,) = body["groups"]
     assert g["group"] == "all"
+    # 3 labels are below the minimum effective sample size: no number, a plain message, and the
+    # numbers kept aside under "provisional".
+    assert g["estimate"] is None
+    assert g["ci_low"] is None
+    assert g["se"] is None
+    assert g["status"] == "not_enough_labels"
+    assert g["display"] == "not enough labels (n = 3)"
+    g = {**g, **g["provisional"]}
     assert g["estimate"] == pytest.approx(2 / 3)
     assert g["n_labels"] == 3
     assert g["population"] == 10
@@ -61,7 +69,8 @@ def test_hand_computed_small_project(project, api_as) -> None:
     assert g["se"] == pytest.approx(var**0.5)
     assert "n too small" in g["warning"]
     # The rating target also reports the mean rating: (5 + 5 + 1) / 3.
-    assert g["rating"]["estimate"] == pytest.approx(11 / 3)
+    assert g["rating"]["estimate"] is None
+    assert g["rating"]["provisional"]["estimate"] == pytest.approx(11 / 3)
 
 
 @pytest.mark.parametrize("method", ["ppi_pp", "ppi", "hajek", "ht"])

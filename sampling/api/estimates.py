@@ -107,6 +107,11 @@ class EstimatesApi(APIView):
         excluded = serializers.IntegerField()
         excluded_labels = serializers.IntegerField()
         warning = serializers.CharField(allow_null=True)
+        interval = serializers.CharField()
+        enough_labels = serializers.BooleanField()
+        status = serializers.CharField()
+        display = serializers.CharField(allow_null=True)
+        provisional = serializers.DictField(allow_null=True)
         rating = serializers.DictField(required=False)
 
     class OutputSerializer(serializers.Serializer):

@@ -35,7 +35,7 @@ from django.utils.dateparse import parse_datetime
 
 from labeling.models import Project
 from labeling.selectors.labels import final_labels, target_good
-from sampling import estimators
+from sampling import estimators, intervals
 from sampling.models import Inclusion, SamplingRun
 
 NONE_LABEL = "(none)"
@@ -291,7 +291,10 @@ def domain_estimate(
         "excluded": d.excluded,
         "excluded_labels": d.excluded_labels,
         "warning": e.warning,
+        "interval": e.interval,
+        "enough_labels": e.enough_labels,
     }
+    out = intervals.withhold_if_too_few(out)
     if target.get("type") == "rating" and target.get("rating_scale"):
         low, high = target["rating_scale"]
         rating = d.rating if d.rating is not None else np.zeros(0)
@@ -314,7 +317,9 @@ def domain_estimate(
             "se": r.se,
             "n_labels": r.n_labels,
             "warning": r.warning,
+            "enough_labels": e.enough_labels,  # same labels and weights as the share
         }
+        out["rating"] = intervals.withhold_if_too_few(out["rating"])
     return out
 
 

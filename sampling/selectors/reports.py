@@ -18,7 +18,7 @@ from django.utils import timezone
 from scipy.stats import norm
 
 from labeling.models import Annotation, Event, EventType, Project
-from sampling import estimators
+from sampling import estimators, intervals
 from sampling.selectors.estimates import (
     DomainData,
     EstimateQueryError,
@@ -32,22 +32,38 @@ from sampling.selectors.estimates import (
 def _bad(row: dict[str, Any]) -> dict[str, Any]:
     """The estimate of the bad rate (1 - share good) with its interval."""
     if row["estimate"] is None:
-        return {"estimate": None, "ci_low": None, "ci_high": None, "se": None}
+        return {"estimate": None, "ci_low": None, "ci_high": None, "se": None,
+                "n_labels": row.get("n_labels", 0), "display": row.get("display")}  # fmt: skip
     return {
         "estimate": 1.0 - row["estimate"],
         "ci_low": 1.0 - row["ci_high"],
         "ci_high": 1.0 - row["ci_low"],
         "se": row["se"],
+        "n_labels": row.get("n_labels", 0),
+        "display": None,
     }
 
 
 def _diff(a: dict[str, Any], b: dict[str, Any], z: float) -> dict[str, Any]:
-    """a - b for estimates of disjoint domains (independent under Poisson sampling)."""
+    """a - b for estimates of disjoint domains (independent under Poisson sampling).
+
+    The interval is MOVER from the two sides' own intervals (``sampling.intervals``), so a
+    difference of small cells is as honest as the cells; the usual ``± z se`` for normal ones.
+    """
     if a["estimate"] is None or b["estimate"] is None:
-        return {"estimate": None, "ci_low": None, "ci_high": None, "se": None}
-    est = a["estimate"] - b["estimate"]
+        n = min(int(a.get("n_labels") or 0), int(b.get("n_labels") or 0))
+        return {"estimate": None, "ci_low": None, "ci_high": None, "se": None,
+                "display": intervals.not_enough_text(n)}  # fmt: skip
     se = math.sqrt(a["se"] ** 2 + b["se"] ** 2)
-    return {"estimate": est, "ci_low": est - z * se, "ci_high": est + z * se, "se": se}
+    if a.get("ci_low") is None or b.get("ci_low") is None:
+        est = a["estimate"] - b["estimate"]
+        return {"estimate": est, "ci_low": est - z * se, "ci_high": est + z * se, "se": se,
+                "display": None}  # fmt: skip
+    est, low, high = intervals.mover_difference(
+        a=a["estimate"], a_low=a["ci_low"], a_high=a["ci_high"],
+        b=b["estimate"], b_low=b["ci_low"], b_high=b["ci_high"],
+    )  # fmt: skip
+    return {"estimate": est, "ci_low": low, "ci_high": high, "se": se, "display": None}
 
 
 def _explicit_row(d: DomainData, row: dict[str, Any]) -> dict[str, Any]:
