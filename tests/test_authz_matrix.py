@@ -106,6 +106,7 @@ ROUTES: dict[str, Route] = {
     "api-annotation-history": Route("label"),
     "api-gold-list": Route("review"),
     "api-annotation-edit": Route("label", owner=True),
+    "api-my-labels": Route("label"),
     # exports
     "api-exports": Route("export"),
     "api-export": Route("export"),
@@ -139,6 +140,7 @@ ROUTES: dict[str, Route] = {
     "project-strategy": Route("configure", page=True),
     "project-dashboard": Route("read", page=True),
     "annotate": Route("label", page=True),
+    "label-history": Route("label", page=True),
     "review": Route("review", page=True),
     "review-reopen": Route("review", page=True, method="post"),
     "review-disagreements": Route("review", page=True),

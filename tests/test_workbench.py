@@ -106,3 +106,60 @@ def test_a_403_page_logs_one_line_without_a_traceback(
     assert b"Your role (annotator) cannot review in this project." in response.content
     assert any("Forbidden" in r for r in records)
     assert not any("Traceback" in r for r in records)
+
+
+def test_my_labels_newest_submission_first_and_no_edit_after_adjudication(
+    project: Project, member: Callable[..., object]
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from labeling.models import Assignment, Role
+    from labeling.services.annotations import annotation_adjudicate
+
+    user = member("annotator")
+    api = client_for(user)
+    for n in range(3):
+        QueueItem.objects.create(
+            project=project,
+            interaction=InteractionFactory(project=project, external_id=f"h-{n}"),
+            priority=10 - n,
+        )
+    ids = []
+    for n in range(3):
+        claimed = api.post(f"/api/projects/{project.slug}/queue/next").json()
+        body = {"values": {"quality": n + 1}}
+        ids.append(
+            api.post(f"/api/assignments/{claimed['id']}/submit", body, format="json").json()["id"]
+        )
+    # The first label was submitted last week: "today" leaves it out, "week" keeps it.
+    Assignment.objects.filter(annotations__pk=ids[0]).update(
+        finished_at=timezone.now() - dt.timedelta(days=3)
+    )
+    url = f"/api/projects/{project.slug}/my-labels/"
+    today = api.get(url, {"period": "today"}).json()["results"]
+    assert [r["interaction"]["external_id"] for r in today] == ["h-2", "h-1"]
+    week = api.get(url, {"period": "week"}).json()["results"]
+    assert [r["annotation_id"] for r in week] == [ids[2], ids[1], ids[0]]
+    # Editing h-2 does not move it: undo still walks h-2, h-1, h-0.
+    edited = api.post(f"/api/annotations/{ids[2]}/edit", {"values": {"quality": 5}}, format="json")
+    assert edited.status_code == 201
+    rows = api.get(url).json()["results"]
+    assert [r["interaction"]["external_id"] for r in rows] == ["h-2", "h-1", "h-0"]
+    assert rows[0]["values"] == {"quality": 5}
+    assert rows[0]["version"] == 2
+    back = api.get(url, {"before": rows[0]["annotation_id"], "limit": 1}).json()["results"]
+    assert back[0]["interaction"]["external_id"] == "h-1"
+    assert api.get(url, {"period": "year"}).status_code == 400
+    # Another annotator sees none of these.
+    assert client_for(member("annotator")).get(url).json()["results"] == []
+
+    reviewer = member(Role.REVIEWER)
+    item = QueueItem.objects.get(interaction__external_id="h-1")
+    annotation_adjudicate(queue_item=item, reviewer=reviewer, values={"quality": 2})
+    refused = api.post(f"/api/annotations/{ids[1]}/edit", {"values": {"quality": 4}}, format="json")
+    assert refused.status_code == 409
+    assert "adjudicated" in refused.json()["detail"]
+    row = next(r for r in api.get(url).json()["results"] if r["annotation_id"] == ids[1])
+    assert (row["adjudicated"], row["editable"]) == (True, False)

@@ -27,6 +27,7 @@ from labeling.forms import GoldRateForm
 from labeling.models import Annotation, Assignment, Project, QueueItem, Role
 from labeling.schema import question_choices, schema_for_display
 from labeling.selectors.agreement import disagreements, project_agreement
+from labeling.selectors.history import PERIODS, my_labels
 from labeling.selectors.queue import annotator_stats, gold_candidates, queue_health, queue_progress
 from labeling.services.annotations import annotation_adjudicate, gold_clear, gold_set
 from labeling.services.projects import project_update
@@ -55,6 +56,9 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
         "skipUrl": reverse("api-assignment-skip", kwargs={"assignment_id": 0}),
         "homeUrl": reverse("home"),
         "autoStart": role == Role.ANNOTATOR or holds_lease,
+        "myLabelsUrl": reverse("api-my-labels", kwargs={"slug": project.slug}),
+        "editUrl": reverse("api-annotation-edit", kwargs={"annotation_id": 0}),
+        "editAnnotation": edit if (edit := request.GET.get("edit", "")).isdigit() else None,
     }
     return render(
         request,
@@ -68,6 +72,43 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
             "lease_minutes": max(1, round(project.lease_seconds / 60)),
         },
     )
+
+
+@login_required
+def label_history(request: HttpRequest, slug: str) -> HttpResponse:
+    """The annotator's own submitted labels (today, this week, all) with a link to change each."""
+    project = project_access(user=request.user, slug=slug, need="label")
+    period = request.GET.get("period", "today")
+    if period not in PERIODS:
+        period = "today"
+    questions = schema_for_display(project.label_schema).get("questions", [])
+    labels = my_labels(project=project, user=request.user, period=period)  # type: ignore[arg-type]
+    rows = [
+        {
+            "annotation": a,
+            "submitted_at": a.assignment.finished_at if a.assignment else a.created_at,
+            "answers": [
+                (q.get("prompt") or q["key"], _shown(a.values.get(q["key"])))
+                for q in questions
+                if a.values.get(q["key"]) not in (None, "", [])
+            ],
+        }
+        for a in labels[:HISTORY_ROWS]
+    ]
+    return render(
+        request,
+        "labeling/history.html",
+        {
+            "project": project,
+            "rows": rows,
+            "period": period,
+            "periods": [("today", "Today"), ("week", "Last 7 days"), ("all", "All")],
+            "limit": HISTORY_ROWS,
+        },
+    )
+
+
+HISTORY_ROWS = 200
 
 
 def _can_review(user: Any, project: Project) -> bool:
@@ -376,6 +417,7 @@ def review_gold_rate(request: HttpRequest, slug: str) -> HttpResponse:
 
 urlpatterns = [
     path("p/<slug:slug>/label/", annotate, name="annotate"),
+    path("p/<slug:slug>/label/history/", label_history, name="label-history"),
     path("p/<slug:slug>/review/", review, name="review"),
     path("p/<slug:slug>/review/items/<int:item_id>/reopen", reopen, name="review-reopen"),
     path(

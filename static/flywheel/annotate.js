@@ -30,7 +30,7 @@
     helpBox: byId("shortcuts-box"), questionKeys: byId("question-keys"),
     skipDialog: byId("skip-dialog"), skipForm: byId("skip-form"), skipReason: byId("skip-reason"),
     skipCancel: byId("skip-cancel"), skipButton: byId("skip"), reload: byId("reload"),
-    start: byId("start"), startButton: byId("start-button"),
+    start: byId("start"), startButton: byId("start-button"), submitButton: byId("submit"),
   };
 
   // The item on screen: {assignment, questions (shown ones), sections, startedAt, leaseEnds, closed}
@@ -93,6 +93,7 @@
     if (!current) return;
     var now = Date.now();
     ui.timer.textContent = clock(now - current.startedAt);
+    if (current.mode === "edit") { ui.lease.textContent = "editing"; ui.lease.className = ""; return; }
     var left = current.leaseEnds - now;
     if (current.closed) return;
     if (left > 0) {
@@ -342,7 +343,7 @@
   }
 
   function draftSave() {
-    if (!current || current.closed) return;
+    if (!current || current.closed || current.mode === "edit") return;
     try { window.localStorage.setItem(draftKey(current.assignment.id), JSON.stringify(draftRead())); }
     catch (e) { /* storage full or disabled: drafts are a convenience */ }
   }
@@ -445,6 +446,7 @@
 
   function submit() {
     if (!current || busy) return;
+    if (current.mode === "edit") { saveEdit(); return; }
     if (current.closed) { loadNext(); return; }
     var values = collect();
     var missing = current.shown.filter(function (s) { return s.q.required && values[s.q.key] === undefined; });
@@ -486,8 +488,92 @@
     });
   }
 
+  // ---- history: go back to a submitted item and change the answer -------------------------
+
+  function valueIndex(choices, value) {
+    for (var i = 0; i < choices.length; i += 1) {
+      if (choices[i].value === value || (typeof value === "number" && choices[i].value === value)) return i;
+    }
+    return -1;
+  }
+
+  function prefill(values) {
+    current.shown.forEach(function (s, i) {
+      var value = values[s.q.key];
+      var section = current.sections[i];
+      if (s.q.type === "text") {
+        section.querySelector("textarea").value = typeof value === "string" ? value : (s.prefill || "");
+        return;
+      }
+      var inputs = section.querySelectorAll("input");
+      Array.prototype.forEach.call(inputs, function (x) { x.checked = false; });
+      var wanted = s.q.type === "multi_choice" ? (Array.isArray(value) ? value : []) : (value === undefined ? [] : [value]);
+      wanted.forEach(function (v) {
+        var index = valueIndex(s.choices, v);
+        if (index !== -1 && inputs[index]) inputs[index].checked = true;
+      });
+    });
+  }
+
+  function showEdit(row) {
+    showItem({
+      id: "edit-" + row.annotation_id,
+      interaction: row.interaction,
+      schema: row.schema,
+      lease_expires_at: null,
+    }, row);
+  }
+
+  // Backspace: the previous submitted item (Prodigy-style undo); again goes further back.
+  function goBack() {
+    if (busy) return;
+    draftSave();
+    var before = current && current.mode === "edit" ? current.row.annotation_id : null;
+    openLabel(before === null ? "" : "&before=" + before, "Nothing earlier to go back to.");
+  }
+
+  function openLabel(query, emptyMessage) {
+    busy = true;
+    call("GET", cfg.myLabelsUrl + "?period=all&limit=1" + query).then(function (r) {
+      busy = false;
+      var row = r.status === 200 && r.data && r.data.results && r.data.results[0];
+      if (!row) { say(emptyMessage, "info"); return; }
+      if (ui.start) ui.start.hidden = true;
+      showEdit(row);
+    }).catch(function () {
+      busy = false;
+      say("Could not reach the server to open your earlier answer.", "bad");
+    });
+  }
+
+  function saveEdit() {
+    if (!current.row.editable) {
+      say("A reviewer has adjudicated this item; your answer can no longer be changed. Esc returns to your current item.", "bad");
+      return;
+    }
+    var values = collect();
+    busy = true;
+    say("Saving your change…", "info");
+    var url = assignmentUrl(cfg.editUrl, current.row.annotation_id);
+    call("POST", url, { values: values, time_spent_ms: Date.now() - current.startedAt }).then(function (r) {
+      busy = false;
+      if (r.status === 201) {
+        say("Changed your answer to " + current.row.interaction.external_id + ".", "ok");
+        loadNext();
+      } else if (r.status === 400) {
+        var extra = showErrors((r.data && r.data.errors && r.data.errors.values) || {});
+        say(((r.data && r.data.detail) || "The change is invalid.") + (extra ? " " + extra : ""), "bad");
+      } else {
+        say((r.data && r.data.detail) || "Could not save the change (HTTP " + r.status + ").", "bad");
+      }
+    }).catch(function () {
+      busy = false;
+      say("Could not reach the server. Your change is still here: press Enter to retry.", "bad");
+    });
+  }
+
   function openSkip() {
-    if (!current || current.closed || busy) return;
+    if (!current || current.closed || busy || current.mode === "edit") return;
     ui.skipDialog.hidden = false;
     ui.skipReason.value = "";
     ui.skipReason.focus();
@@ -527,7 +613,7 @@
 
   // ---- loading ------------------------------------------------------------------------------
 
-  function showItem(data) {
+  function showItem(data, editRow) {
     var interaction = data.interaction;
     renderConversation(interaction);
     renderResponses(interaction);
@@ -537,17 +623,28 @@
       shown: rendered.shown,
       sections: rendered.sections,
       startedAt: Date.now(),
-      leaseEnds: Date.parse(data.lease_expires_at),
+      leaseEnds: editRow ? NaN : Date.parse(data.lease_expires_at),
       leaseWarned: false,
       closed: false,
+      mode: editRow ? "edit" : "label",
+      row: editRow || null,
     };
     ui.empty.hidden = true;
     ui.item.hidden = false;
     ui.item.setAttribute("data-assignment", String(data.id));
     ui.item.setAttribute("data-external-id", interaction.external_id);
+    ui.item.setAttribute("data-mode", current.mode);
+    ui.submitButton.firstChild.textContent = editRow ? "Save change " : "Submit ";
+    ui.skipButton.hidden = !!editRow;
     unclampShort();
     fitAnswers();
-    if (draftRestore()) say("Restored the answers you had chosen before the page was reloaded.", "info");
+    if (editRow) {
+      prefill(editRow.values || {});
+      var when = editRow.submitted_at ? new Date(editRow.submitted_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
+      say(editRow.editable
+        ? "Editing your answer to " + interaction.external_id + (when ? " (submitted " + when + ")" : "") + ". Enter saves the change, Backspace goes further back, Esc returns to your current item."
+        : "Your answer to " + interaction.external_id + " (adjudicated by a reviewer: it can no longer be changed). Esc returns to your current item.", "info");
+    } else if (draftRestore()) say("Restored the answers you had chosen before the page was reloaded.", "info");
     tick();
     setActive(0, true);
   }
@@ -633,6 +730,8 @@
       else loadNext();
       return;
     }
+    if (ev.key === "Backspace") { ev.preventDefault(); goBack(); return; }
+    if (current && current.mode === "edit" && ev.key === "Escape") { ev.preventDefault(); say(""); loadNext(); return; }
     if (!current || current.closed) return;
     if (ev.key === "s" || ev.key === "S") { ev.preventDefault(); openSkip(); return; }
     var onChoice = target && target.tagName === "INPUT";
@@ -647,6 +746,7 @@
   draftsPrune();
   // Annotators get their next item at once. Reviewers and admins who open the page only to look
   // take no lease until they press Start (a look must not take work away from annotators).
-  if (cfg.autoStart) loadNext();
+  if (cfg.editAnnotation) openLabel("&id=" + encodeURIComponent(cfg.editAnnotation), "That answer is not yours or no longer current.");
+  else if (cfg.autoStart) loadNext();
   else if (ui.startButton) ui.startButton.focus();
 })();

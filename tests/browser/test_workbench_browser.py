@@ -290,3 +290,76 @@ def test_a_reload_keeps_the_answers_chosen_so_far(page: Any, live_server: Any) -
     assert page.evaluate(f"localStorage.getItem('flywheel-draft:draft:{assignment_id}')") is None
     expect(page.locator('fieldset[data-key="quality"] input:checked')).to_have_count(0)
     assert Assignment.objects.count() == 2
+
+
+def test_go_back_one_item_change_the_answer_and_see_the_history(
+    page: Any, live_server: Any
+) -> None:
+    from labeling.services.annotations import annotation_adjudicate
+
+    project = _project("undo")
+    user = _member(project, "una")
+    items = [_item(project, f"u-{n}", priority=10 - n) for n in range(4)]
+    login(page, live_server, user)
+    page.goto(f"{live_server.url}/p/undo/label/")
+    for n, key in enumerate(("2", "3")):
+        current(page, f"u-{n}")
+        page.keyboard.press(key)
+        page.keyboard.press("Enter")
+    current(page, "u-2")
+    page.keyboard.press("5")  # started on u-2, then remembered a mistake on u-1
+    page.keyboard.press("Backspace")
+    current(page, "u-1")
+    expect(page.locator("#item")).to_have_attribute("data-mode", "edit")
+    expect(page.locator("#status")).to_contain_text("Editing your answer to u-1")
+    quality = page.locator('fieldset[data-key="quality"] input')
+    expect(quality.nth(2)).to_be_checked()  # the 3 submitted
+    page.keyboard.press("Backspace")  # further back
+    current(page, "u-0")
+    expect(quality.nth(1)).to_be_checked()
+    page.keyboard.press("Backspace")  # nothing before the first
+    expect(page.locator("#status")).to_contain_text("Nothing earlier")
+    page.keyboard.press("Escape")
+    current(page, "u-2")  # back on the leased item, the 5 still chosen (the draft)
+    expect(page.locator("#item")).to_have_attribute("data-mode", "label")
+    expect(quality.nth(4)).to_be_checked()
+    page.keyboard.press("Backspace")
+    current(page, "u-1")
+    page.keyboard.press("1")  # unusable after all
+    screenshot(page, "workbench-undo-edit")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_contain_text("Changed your answer to u-1")
+    current(page, "u-2")
+    expect(page.locator("#done-today")).to_have_text("2")  # an edit is not another label
+
+    first = Annotation.objects.get(interaction__external_id="u-1", version=1)
+    changed = Annotation.objects.get(interaction__external_id="u-1", is_current=True)
+    assert (first.values, first.is_current) == ({"quality": 3}, False)
+    assert (changed.values, changed.version, changed.supersedes_id) == ({"quality": 1}, 2, first.pk)
+
+    # An adjudicated item can be looked at but no longer changed.
+    reviewer = UserFactory(username="rev")
+    Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
+    annotation_adjudicate(queue_item=items[0], reviewer=reviewer, values={"quality": 4})
+    page.goto(f"{live_server.url}/p/undo/label/history/?period=today")
+    history = page.get_by_test_id("history")
+    expect(history.locator("tr[data-annotation]")).to_have_count(2)
+    expect(history.locator("tr").filter(has_text="u-0")).to_contain_text("adjudicated")
+    row = history.locator("tr").filter(has_text="u-1")
+    expect(row).to_contain_text("version 2")
+    screenshot(page, "workbench-history")
+    row.get_by_role("link", name="Change").click()
+    current(page, "u-1")
+    expect(quality.nth(0)).to_be_checked()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Backspace")
+    page.keyboard.press("Backspace")
+    current(page, "u-0")
+    expect(page.locator("#status")).to_contain_text("adjudicated by a reviewer")
+    page.keyboard.press("3")
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_contain_text("can no longer be changed")
+    assert Annotation.objects.get(interaction__external_id="u-0", annotator=user).values == {
+        "quality": 2
+    }
+    assert page.js_errors == []
