@@ -163,3 +163,17 @@ def test_my_labels_newest_submission_first_and_no_edit_after_adjudication(
     assert "adjudicated" in refused.json()["detail"]
     row = next(r for r in api.get(url).json()["results"] if r["annotation_id"] == ids[1])
     assert (row["adjudicated"], row["editable"]) == (True, False)
+
+
+def test_wilson_share_against_hand_computed_values() -> None:
+    import pytest
+
+    from labeling.selectors.quality import Share
+
+    low, high = Share(7, 9).interval  # type: ignore[misc]
+    assert (low, high) == (pytest.approx(0.4526, abs=1e-3), pytest.approx(0.9368, abs=1e-3))
+    assert Share(7, 9).few
+    assert not Share(7, 9).low  # too few answers to flag anyone
+    assert Share(3, 20).low
+    assert not Share(15, 20).low
+    assert Share(0, 0).interval is None

@@ -26,8 +26,10 @@ from labeling.access import has_capability, project_access, role_in
 from labeling.forms import GoldRateForm
 from labeling.models import Annotation, Assignment, Project, QueueItem, Role
 from labeling.schema import question_choices, schema_for_display
+from labeling.selectors import quality
 from labeling.selectors.agreement import disagreements, project_agreement
 from labeling.selectors.history import PERIODS, my_labels
+from labeling.selectors.quality import annotator_quality
 from labeling.selectors.queue import annotator_stats, gold_candidates, queue_health, queue_progress
 from labeling.services.annotations import annotation_adjudicate, gold_clear, gold_set
 from labeling.services.projects import project_update
@@ -195,6 +197,11 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
             "project": project,
             "health": queue_health(project=project),
             "annotators": annotator_stats(project=project),
+            "quality": annotator_quality(project=project),
+            "fast_ratio_percent": round(quality.FAST_RATIO * 100),
+            "min_timed": quality.MIN_TIMED,
+            "low_percent": round(quality.LOW_ACCURACY * 100),
+            "few": quality.FEW,
             "agreement": project_agreement(project=project)["questions"],
             "flagged": flagged,
         },
