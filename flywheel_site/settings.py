@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "labeling",
     "sampling",
+    "sampling.judges",
 ]
 
 MIDDLEWARE = [
@@ -219,6 +220,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A broker host that does not answer must not stall a request for the OS connect timeout.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60, "socket_connect_timeout": 2}
 CELERY_TASK_DEFAULT_QUEUE = "flywheel"
+# LLM judges wait on outside endpoints: their own queue, so an outage never delays other work.
+CELERY_TASK_ROUTES = {"judges.*": {"queue": "judges"}}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -263,4 +266,6 @@ CELERY_BEAT_SCHEDULE = {
     "sampling-dispatch-scheduled": {"task": "sampling.dispatch_scheduled_runs", "schedule": 60.0},
     # Scheduled retrain: every project whose labels outgrew its proxy by retrain_every.
     "sampling-retrain-sweep": {"task": "sampling.retrain_sweep", "schedule": 900.0},
+    # Judges: lift budget pauses on a new day, queue pool-scope work, resume killed batches.
+    "judges-sweep": {"task": "judges.sweep", "schedule": 60.0},
 }

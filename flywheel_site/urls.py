@@ -10,6 +10,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("labeling.api.urls")),
     path("api/", include("sampling.api.urls")),
+    path("api/", include("sampling.judges.api")),
     path("", include("sampling.urls")),
+    path("", include("sampling.judges.views")),
     path("", include("labeling.urls")),
 ]

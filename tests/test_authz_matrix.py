@@ -33,6 +33,7 @@ from labeling.models import (
     QueueItem,
     Role,
 )
+from sampling.judges.models import Judge
 from sampling.models import SamplingRun, SamplingStrategy
 from tests.conftest import client_for
 from tests.factories import InteractionFactory, MembershipFactory, ProjectFactory, UserFactory
@@ -122,6 +123,13 @@ ROUTES: dict[str, Route] = {
     "api-report-bias": Route("read"),
     "api-report-power": Route("read"),
     "api-report-regression": Route("read"),
+    # judges
+    "api-judges": Route("read"),
+    "api-judge": Route("read"),
+    "api-judge-results": Route("read"),
+    "api-judge-test": Route("configure"),
+    "api-judge-run": Route("configure"),
+    "api-judge-calibration": Route("read"),
     # pages
     "home": Route("auth", scoped=False, page=True),
     "login": Route("public", scoped=False, page=True),
@@ -152,6 +160,11 @@ ROUTES: dict[str, Route] = {
     "review-gold-rate": Route("configure", page=True, method="post"),
     "project-exports": Route("export", page=True),
     "project-export-retry": Route("export", page=True, method="post"),
+    "project-judges": Route("configure", page=True),
+    "project-judge-new": Route("configure", page=True),
+    "project-judge": Route("configure", page=True),
+    "project-judge-action": Route("configure", page=True, method="post"),
+    "project-judge-trust": Route("read", page=True),
 }
 
 
@@ -246,6 +259,14 @@ def world(db: None) -> World:
     strategy = SamplingStrategy.objects.create(project=project, name="matrix")
     run = SamplingRun.objects.create(project=project, strategy=strategy)
     membership = Membership.objects.get(project=project, user=users["annotator"])
+    judge = Judge.objects.create(
+        project=project,
+        name="matrix",
+        base_url="http://127.0.0.1:9/v1",
+        model="m",
+        prompt_template="{response}",
+        max_retries=0,
+    )
     kwargs = {
         "slug": project.slug,
         "username": users["annotator"].username,
@@ -258,6 +279,7 @@ def world(db: None) -> World:
         "strategy_id": str(strategy.id),
         "run_id": str(run.id),
         "membership_id": str(membership.id),
+        "judge_id": str(judge.id),
     }
     return World(project=project, users=users, token_key=key, kwargs=kwargs)
 

@@ -132,6 +132,7 @@ def test_empty_states_say_what_to_do_next(project: Project, member: Callable[...
                 "Review",
                 "Dashboard",
                 "Strategies",
+                "Judges",
                 "Schema",
                 "Members",
                 "Tokens",

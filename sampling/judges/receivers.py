@@ -1,0 +1,30 @@
+"""Judge new arrivals: on ``interactions_processed`` enqueue ``judges.schedule`` after commit.
+
+Cheap and robust like every hook receiver: a broker that is down is logged, never raised into
+ingest; ``judges.sweep`` queues whatever a lost hand-over left out.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from django.db import transaction
+
+from labeling import hooks
+from sampling.judges.models import Judge
+
+
+def on_interactions_processed(*, project_id: int, interaction_ids: list[int], **_: object) -> None:
+    if not Judge.objects.filter(
+        project_id=project_id,
+        status=Judge.Status.ACTIVE,
+        scope__in=[Judge.Scope.ALL, Judge.Scope.FRACTION],
+    ).exists():
+        return
+    from sampling.judges.tasks import schedule_arrivals
+
+    ids = [int(i) for i in interaction_ids]
+    transaction.on_commit(partial(schedule_arrivals.delay, project_id, ids), robust=True)
+
+
+hooks.connect("interactions_processed", on_interactions_processed)

@@ -1,0 +1,85 @@
+"""Celery tasks of the judges, all on the ``judges`` queue: thin, named, idempotent.
+
+``judges.run`` judges one batch and re-enqueues itself while work is left; ``judges.sweep``
+(Celery beat) lifts budget pauses on a new day, queues the unconsidered pool of pool-scope judges
+and re-enqueues judges with pending work (a lost message, a killed worker's expired lease).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import current_app, shared_task
+
+from sampling.judges import execution
+from sampling.judges.models import Judge, JudgeResult
+
+logger = logging.getLogger(__name__)
+
+QUEUE = "judges"
+POOL_CHUNK = 5000
+MAX_EAGER_BATCHES = 10_000
+
+
+def _rescore(project_id: int, interaction_ids: list[int]) -> None:
+    """Re-score judged interactions with the proxy when the judge feeds it (primary)."""
+    from sampling.tasks import score_interactions
+
+    score_interactions.delay(project_id, interaction_ids)
+
+
+@shared_task(name="judges.run", ignore_result=True)
+def run_judge(judge_id: int) -> int:
+    """Judge the judge's pending work, one batch per task (eagerly: loop while progress is made)."""
+    eager = bool(current_app.conf.task_always_eager)
+    judged = 0
+    for _ in range(MAX_EAGER_BATCHES if eager else 1):
+        outcome = execution.judge_run_batch(judge_id=judge_id)
+        judged += outcome.done
+        if outcome.judged_ids:
+            judge = Judge.objects.select_related("project").get(pk=judge_id)
+            if judge.project.primary_judge == judge.score_key:
+                _rescore(judge.project_id, outcome.judged_ids)
+        if not outcome.more or outcome.paused:
+            break
+        if not eager:
+            run_judge.apply_async((judge_id,), countdown=outcome.retry_in, queue=QUEUE)
+            break
+        if outcome.progress == 0:
+            break  # eagerly, an open circuit or a held lock: the sweep comes back later
+    return judged
+
+
+@shared_task(name="judges.schedule", ignore_result=True)
+def schedule_arrivals(project_id: int, interaction_ids: list[int]) -> int:
+    """Queue new arrivals for every active judge whose scope takes them, then run those judges."""
+    queued = 0
+    for judge in execution.judges_for_arrivals(project_id=project_id):
+        added = execution.judge_schedule(judge=judge, interaction_ids=interaction_ids)
+        queued += added
+        if added:
+            run_judge.delay(judge.pk)
+    return queued
+
+
+@shared_task(name="judges.sweep", ignore_result=True)
+def sweep() -> int:
+    execution.budget_pauses_lift()
+    started = 0
+    for judge in Judge.objects.filter(status=Judge.Status.ACTIVE):
+        if judge.scope == Judge.Scope.POOL:
+            ids = execution.pool_unjudged_ids(judge=judge, limit=POOL_CHUNK)
+        else:
+            ids = execution.arrivals_unjudged_ids(judge=judge, limit=POOL_CHUNK)
+        execution.judge_schedule(judge=judge, interaction_ids=ids)
+    pending = (
+        JudgeResult.objects.filter(
+            status=JudgeResult.Status.PENDING, judge__status=Judge.Status.ACTIVE
+        )
+        .values_list("judge_id", flat=True)
+        .distinct()
+    )
+    for judge_id in sorted(set(pending)):
+        run_judge.delay(judge_id)
+        started += 1
+    return started
