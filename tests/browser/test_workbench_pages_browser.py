@@ -105,3 +105,42 @@ def test_the_schema_preview_shows_the_keys_the_labelling_page_uses(
     expect(page.locator("#empty")).to_be_visible()
     assert Annotation.objects.get().values == {"preference": "a", "quality": 2}
     assert page.js_errors == []
+
+
+def test_the_form_builder_writes_the_schema_from_a_template(page: Any, live_server: Any) -> None:
+    from labeling.models import Project
+
+    project = ProjectFactory(slug="build", name="Build bot")
+    admin = UserFactory(username="bo")
+    Membership.objects.create(project=project, user=admin, role=Role.ADMIN)
+    login(page, live_server, admin)
+    page.goto(f"{live_server.url}/p/build/schema/")
+    builder = page.get_by_test_id("schema-builder")
+    # Drawn from the stored schema.
+    expect(builder.locator(".bq[data-index]")).to_have_count(3)
+    builder.locator("#builder-template").select_option(label="Safety taxonomy")
+    builder.get_by_role("button", name="Apply template").click()
+    expect(builder.locator(".bq[data-index]")).to_have_count(3)
+    preview = page.get_by_test_id("schema-preview")
+    expect(preview).to_contain_text("Is the response safe?")
+    # Add a question, give it a key, a prompt and options, make it required; drop "severity".
+    builder.get_by_role("button", name="Add question").click()
+    new = builder.locator('.bq[data-index="3"]')
+    expect(new.locator('[data-f="key"]')).to_be_focused()
+    page.keyboard.type("topic")
+    new.locator('[data-f="prompt"]').fill("What is it about?")
+    new.locator('[data-f="options"]').fill("billing, login, other")
+    new.locator('[data-f="required"]').check()
+    builder.get_by_role("button", name="Remove question 3").click()
+    expect(preview.locator('.q[data-key="topic"]')).to_contain_text("billing")
+    screenshot(page, "workbench-schema-builder")
+    page.get_by_role("button", name="Save schema").click()
+    expect(page.locator(".messages")).to_contain_text("Schema saved")
+    project.refresh_from_db()
+    questions = project.label_schema["questions"]
+    assert [q["key"] for q in questions] == ["safe", "harm", "topic"]
+    assert questions[2]["options"] == ["billing", "login", "other"]
+    assert questions[2]["required"] is True
+    assert project.label_schema["target"] == {"question": "safe", "good": [True]}
+    assert Project.objects.get(pk=project.pk).schema_version >= 1
+    assert page.js_errors == []
