@@ -177,3 +177,35 @@ def test_wilson_share_against_hand_computed_values() -> None:
     assert Share(3, 20).low
     assert not Share(15, 20).low
     assert Share(0, 0).interval is None
+
+
+def test_data_browser_text_search(project: Project) -> None:
+    from django.http import QueryDict
+
+    from sampling.selectors.data_browser import filters_parse, interactions_browse
+    from tests.conftest import ON_POSTGRES
+
+    InteractionFactory(project=project, external_id="a", response="Refunds take five days.")
+    InteractionFactory(project=project, external_id="b", response="No refund for this order.")
+    InteractionFactory(
+        project=project,
+        external_id="c",
+        response="Reset it.",
+        messages=[{"role": "user", "content": "I want a refund"}],
+    )
+
+    def found(query: str) -> set[str]:
+        filters = filters_parse(QueryDict(f"q={query}"), project=project)
+        return set(
+            interactions_browse(project=project, filters=filters).values_list(
+                "external_id", flat=True
+            )
+        )
+
+    assert found("refund") >= {"b", "c"}  # the response and the conversation are searched
+    if ON_POSTGRES:  # full text: words, not substrings; web search syntax
+        assert found("refund") == {"b", "c"}
+        assert found("refund -order") == {"c"}
+        assert found('"five days"') == {"a"}
+    else:  # a plain substring match
+        assert found("refund") == {"a", "b", "c"}
