@@ -123,14 +123,15 @@ def test_empty_states_say_what_to_do_next(project: Project, member: Callable[...
     ("role", "shown"),
     [
         (Role.ANNOTATOR, ["Label"]),
-        (Role.REVIEWER, ["Label", "Review", "Dashboard"]),
-        (Role.ENGINEER, ["Dashboard", "Tokens", "Exports"]),
+        (Role.REVIEWER, ["Label", "Review", "Dashboard", "Data"]),
+        (Role.ENGINEER, ["Dashboard", "Data", "Tokens", "Exports"]),
         (
             Role.ADMIN,
             [
                 "Label",
                 "Review",
                 "Dashboard",
+                "Data",
                 "Strategies",
                 "Judges",
                 "Schema",
