@@ -46,6 +46,8 @@ METHOD_ALIASES = {"ppi++": "ppi_pp", "ppipp": "ppi_pp", "ppi_plus_plus": "ppi_pp
 # Below these the normal interval is not to be trusted (reported, not enforced).
 MIN_LABELS = 30
 MIN_PER_CLASS = 5
+# A non-response adjustment cell finer than the run needs this many respondents (labelled items).
+MIN_CELL_RESPONDENTS = 20
 
 Array = NDArray[np.float64]
 
@@ -66,6 +68,7 @@ class Estimate:
     kish_ess: float | None  # (sum w)^2 / sum w^2: the cost of unequal weights alone
     lam: float | None  # PPI++ tuning parameter (1 for ppi, 0 for ht/hajek)
     warning: str | None  # e.g. "n too small: 12 labels (< 30)"
+    note: str | None = None  # e.g. the estimate was clipped to [0, 1]
     # Which interval (sampling.intervals): "normal", "clopper_pearson" (effective n), "census".
     interval: str = "normal"
     enough_labels: bool = True  # Kish effective sample size >= intervals.MIN_EFFECTIVE_LABELS
@@ -225,6 +228,54 @@ def nonresponse_adjust(
     return adjusted, rates
 
 
+def response_cells(
+    *,
+    responded: ArrayLike,
+    keys: Sequence[Sequence[Any]],
+    min_respondents: int = MIN_CELL_RESPONDENTS,
+) -> list[tuple[Any, ...]]:
+    """The non-response adjustment cell of each selected item, as fine as the data allow.
+
+    ``keys`` are per-item values to split by, coarsest first (the run, then the model version,
+    then each segment key). The first key always splits. A cell is split by the next key only when
+    every resulting cell has at least ``min_respondents`` respondents: each value with that many
+    becomes its own cell, the values with fewer are pooled into one remainder cell (``"*"``), and
+    if that remainder is non-empty but below the minimum the cell stays whole. Cells are returned
+    as paths of key values, e.g. ``(7, "model-b", "*")``; they partition the items, so the
+    weighting-class adjustment (:func:`nonresponse_adjust`) keeps each cell's selected weight.
+    """
+    resp = np.asarray(responded, dtype=bool)
+    columns = [list(k) for k in keys]
+    out: list[tuple[Any, ...]] = [()] * resp.size
+
+    def split(idx: list[int], depth: int, path: tuple[Any, ...]) -> None:
+        if depth == len(columns):
+            for i in idx:
+                out[i] = path
+            return
+        groups: dict[Any, list[int]] = {}
+        for i in idx:
+            groups.setdefault(columns[depth][i], []).append(i)
+        if depth == 0:  # the run: always its own cell
+            for value, members in groups.items():
+                split(members, 1, (value,))
+            return
+        own = {v: m for v, m in groups.items() if int(resp[m].sum()) >= min_respondents}
+        rest = [i for v, m in groups.items() if v not in own for i in m]
+        if not own or (rest and int(resp[rest].sum()) < min_respondents):
+            for i in idx:  # too few labels to split here: the cell stays whole
+                out[i] = path
+            return
+        for value, members in own.items():
+            split(members, depth + 1, (*path, value))
+        for i in rest:
+            out[i] = (*path, "*")
+
+    if resp.size:
+        split(list(range(resp.size)), 0, ())
+    return out
+
+
 def small_sample_warning(*, y: ArrayLike, binary: bool) -> str | None:
     """Why the normal interval should not be trusted yet, or None."""
     y_a = np.asarray(y, dtype=float)
@@ -242,6 +293,19 @@ def small_sample_warning(*, y: ArrayLike, binary: bool) -> str | None:
     return None
 
 
+def clip_share(theta: float, low: float, high: float) -> tuple[float, float, float, str | None]:
+    """A share's estimate and interval clipped to [0, 1] together, so the estimate stays inside.
+
+    Clipping is monotone, so ``low <= theta <= high`` before implies it after. The note says when
+    the estimate itself was moved (an HT estimate can exceed 1 when ``N̂`` differs from ``N``).
+    """
+    clipped = min(max(theta, 0.0), 1.0)
+    note = None
+    if clipped != theta:
+        note = f"estimate {theta:.4f} lies outside [0, 1] and is reported clipped to {clipped:g}"
+    return clipped, max(0.0, min(low, 1.0)), min(1.0, max(high, 0.0)), note
+
+
 def estimate(
     *,
     y: ArrayLike,
@@ -256,8 +320,10 @@ def estimate(
 ) -> Estimate:
     """One domain's estimate with a normal interval at ``level`` (arrays: the labelled sample).
 
-    For a binary target the interval is clipped to [0, 1]. ``ess`` is the size of a uniform
-    sample with the same variance: ``s_y^2 / Var`` (``s_y^2`` the weighted variance of ``y``).
+    For a binary target the estimate and the interval are clipped to [0, 1] together
+    (:func:`clip_share`), so the estimate always lies inside its interval. ``ess`` is the size of a
+    uniform sample with the same variance: ``s_y^2 / Var`` (``s_y^2`` the weighted variance of
+    ``y``).
     """
     method = method_normalise(method)
     z = z_value(level)
@@ -289,12 +355,15 @@ def estimate(
     low, high = theta_f - z * se, theta_f + z * se
     kish = float(kish_ess(pi=pi_a))
     form, enough = "normal", True
+    note = None
     if binary:  # never a zero-width or undercovering interval on a small or extreme cell
         cell = intervals.cell_interval(
             estimate=theta_f, var=var_f, y=y_a, pi=pi_a, population=population, kish=kish,
             level=level,
         )  # fmt: skip
         low, high, form, enough = cell.low, cell.high, cell.form, cell.enough_labels
+        # The interval holds the clipped estimate; report that estimate, not the raw one.
+        theta_f, low, high, note = clip_share(theta_f, low, high)
     s2_y, _ = hajek_mean(y=y_a, pi=pi_a)
     w = 1 / pi_a
     spread = float((w * (y_a - float(s2_y)) ** 2).sum() / w.sum())
@@ -312,6 +381,7 @@ def estimate(
         kish_ess=kish,
         lam=lam,
         warning=warning,
+        note=note,
         interval=form,
         enough_labels=enough,
     )
@@ -338,8 +408,9 @@ def estimate_combine(parts: Sequence[Estimate], *, binary: bool = True) -> Estim
     z = z_value(level)
     se = var**0.5
     low, high = theta - z * se, theta + z * se
+    note = None
     if binary:
-        low, high = max(0.0, low), min(1.0, high)
+        theta, low, high, note = clip_share(theta, low, high)
     ess = sum(float(p.ess or 0.0) for p in usable)
     warning = None
     if covered < population:
@@ -347,7 +418,7 @@ def estimate_combine(parts: Sequence[Estimate], *, binary: bool = True) -> Estim
     elif n_labels < MIN_LABELS:
         warning = f"n too small: {n_labels} labels (< {MIN_LABELS}); the interval is not reliable"
     return Estimate(method, level, theta, se, low, high, n_labels, population, ess, None, None,
-                    warning)  # fmt: skip
+                    warning, note)  # fmt: skip
 
 
 def normal_interval(

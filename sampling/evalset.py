@@ -7,9 +7,18 @@ eval set is where they belong). Each row carries what the estimate needs, so the
 can be recomputed from the file alone (docs/estimates.md shows how):
 
 - ``good`` (target, 1/0, null when unresolved), ``f`` (proxy score recorded at sampling), ``pi``,
-  ``weight`` = 1/pi, ``response_rate`` of its run (non-response adjustment: use
-  ``pi * response_rate``), ``run`` with ``run_population`` and ``run_f_total`` (size and sum of
-  ``f`` of the items that run considered inside the export's filters).
+  ``weight`` = 1/pi, ``response_rate`` of its non-response adjustment cell (``response_cell``:
+  the run, split by model version and segment where labels allow; use ``pi * response_rate``),
+  ``run`` with ``run_population`` and ``run_f_total`` (size and sum of
+  ``f`` of the items that run considered inside the export's filters), and ``population`` /
+  ``f_total``: the same over every run the estimate covers (what ``N`` and ``F`` are).
+
+Everything is as of the export's snapshot: the rows, the response rates, the runs covered (a run
+with no label inside the snapshot is left out, as in the estimates API) and the manifest's
+estimates all read the labels with ``id <= max_annotation_id``. Filters that would drop rows by
+their labels (``labels``, ``min_agreement``, ``annotators``) are refused for this kind: the design
+fields would then describe rows that are not in the file. Gold items that a run selected stay in
+(their labels count in the estimate like any other).
 
 Items labelled but never sampled (gold, manual) or sampled without ``pi`` (deterministic mode) are
 left out and counted in the manifest (``skipped.not_sampled``, ``skipped.no_pi``). Eval-specific
@@ -37,10 +46,11 @@ from labeling.services.export_kinds import ExportKind, export_kind_register
 from sampling import estimators
 from sampling.models import Inclusion, SamplingRun
 from sampling.selectors.estimates import (
+    ResponseDesign,
+    domain_data,
     estimates_compute,
     filtered_inclusions,
-    labelled_values,
-    run_response_rates,
+    response_design,
 )
 
 CHUNK = 2000
@@ -99,7 +109,8 @@ def eval_rows(export: Export) -> Iterator[dict[str, Any]]:
     schema = snapshot.get("label_schema") or export.project.label_schema
     target_key = (schema.get("target") or {}).get("question")
     populations = _run_populations(export)
-    rates = _run_rates(export)
+    design = _design(export)
+    domain = _domain_totals(export, design)
     runs_filter = {int(r) for r in export.filters.get("runs") or []}
     for chunk in _chunks(labelled_items(export, training=False, with_agreement=True)):
         ids = [it.id for it in chunk]
@@ -142,29 +153,36 @@ def eval_rows(export: Export) -> Iterator[dict[str, Any]]:
                 "f": f,
                 "pi": pi,
                 "weight": 1.0 / pi,
-                "response_rate": rates.get(run_id),
+                "response_rate": design.item_rate.get(it.id) if design.covers(run_id) else None,
+                "response_cell": design.item_cell.get(it.id),
                 "run": run_id,
                 "run_population": population["n"],
                 "run_f_total": population["f_total"],
+                "population": domain[0],
+                "f_total": domain[1],
                 "holdout": bool(it.holdout or inc_holdout),
             }
 
 
-def _run_rates(export: Export) -> dict[int, float]:
-    """Each run's weighted response rate (one adjustment cell per run, as in the estimates)."""
-    selected = Inclusion.objects.filter(
-        project=export.project, selected=True, pi__isnull=False, run__status="done"
-    ).values_list("interaction_id", flat=True)
-    labelled = set(labelled_values(project=export.project, interaction_ids=list(selected)))
-    return run_response_rates(project=export.project, labelled=labelled)
+def _design(export: Export) -> ResponseDesign:
+    """Labels and response rates as of the export's snapshot (the rows' cut-off)."""
+    cutoff = int(export_snapshot(export).get("max_annotation_id", 0))
+    return response_design(project=export.project, cutoff=cutoff)
+
+
+def _domain_totals(export: Export, design: ResponseDesign) -> tuple[int, float]:
+    """``N`` and ``F`` of the export's domain over the runs the estimate covers."""
+    (d,) = domain_data(
+        project=export.project, by=[], filters=_estimate_filters(export), design=design
+    ) or [None]
+    return (d.population, d.f_total) if d is not None else (0, 0.0)
 
 
 def estimate_from_rows(rows: list[dict[str, Any]], *, level: float = 0.95) -> dict[str, Any]:
     """The default (PPI++) estimate recomputed from eval rows alone (what the docs show)."""
     usable = [r for r in rows if r.get("good") is not None and r.get("response_rate")]
-    runs = {r["run"]: (r["run_population"], r["run_f_total"]) for r in usable}
-    population = sum(n for n, _ in runs.values())
-    f_total = sum(t for _, t in runs.values())
+    population = int(usable[0]["population"]) if usable else 0
+    f_total = float(usable[0]["f_total"]) if usable else 0.0
     e = estimators.estimate(
         y=np.array([r["good"] for r in usable], dtype=float),
         f=np.array([r["f"] for r in usable], dtype=float),
@@ -180,7 +198,8 @@ def eval_manifest(export: Export) -> dict[str, Any]:
     """The sampling design of the exported runs and the estimates at export time."""
     filters = _estimate_filters(export)
     populations = _run_populations(export)
-    rates = _run_rates(export)
+    design = _design(export)
+    rates = design.rate
     runs = SamplingRun.objects.filter(id__in=list(populations)).select_related("strategy")
     design_runs = []
     strategies: dict[str, Any] = {}
@@ -201,14 +220,15 @@ def eval_manifest(export: Export) -> dict[str, Any]:
                 "population_in_filters": populations[run.id]["n"],
                 "f_total_in_filters": populations[run.id]["f_total"],
                 "response_rate": rates.get(run.id),
+                "covered": design.covers(run.id),
                 "proxy_model": run.proxy_model_id,
                 "finished_at": run.finished_at.isoformat() if run.finished_at else None,
             }
         )
     estimates = {
-        "all": estimates_compute(project=export.project, filters=filters),
+        "all": estimates_compute(project=export.project, filters=filters, design=design),
         "model_version": estimates_compute(
-            project=export.project, by="model_version", filters=filters
+            project=export.project, by="model_version", filters=filters, design=design
         ),
     }
     return {
@@ -217,17 +237,44 @@ def eval_manifest(export: Export) -> dict[str, Any]:
             "strategies": strategies,
             "runs": design_runs,
             "pool_sizes": {str(r["id"]): r["pool_size"] for r in design_runs},
-            "nonresponse": "pi of respondents multiplied by their run's weighted response rate",
+            "nonresponse": (
+                "pi of respondents multiplied by the weighted response rate of their cell (the "
+                "run, split by model version and segment where each cell has at least "
+                f"{estimators.MIN_CELL_RESPONDENTS} labels)"
+            ),
+            "coverage": estimates["all"]["coverage"],
+            "snapshot_max_annotation_id": design.cutoff,
             "deterministic_runs_excluded": sum(1 for r in design_runs if r["deterministic"]),
         },
         "estimates": estimates,
         "recompute": (
-            "PPI++: N = sum of run_population over runs, F = sum of run_f_total; pi' = pi * "
+            "PPI++: N = population, F = f_total (the same in every row); pi' = pi * "
             "response_rate; see docs/estimates.md"
         ),
     }
 
 
+_LABEL_FILTER = (
+    "not allowed for eval exports: it drops rows by their labels while the design fields "
+    "(run_population, response_rate) describe every labelled item, so a recompute from the "
+    "file would be biased; filter by since, until, model_versions, segment or runs instead"
+)
+
 export_kind_register(
-    ExportKind(name="eval", rows=eval_rows, manifest=eval_manifest, training=False)
+    ExportKind(
+        name="eval",
+        rows=eval_rows,
+        manifest=eval_manifest,
+        training=False,
+        refused_filters={
+            "labels": _LABEL_FILTER,
+            "min_agreement": _LABEL_FILTER,
+            "annotators": _LABEL_FILTER,
+            "include_gold": (
+                "not allowed for eval exports: gold items a run selected are part of the "
+                "sample and always included"
+            ),
+        },
+        fixed_filters={"include_gold": True},
+    )
 )

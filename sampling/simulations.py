@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import norm
+from scipy.stats import t as student
 
 from sampling import estimators as est
 from sampling import intervals, sequential
@@ -203,3 +205,58 @@ def monitoring_run(
         median_days_to_detect=seq[2],
         fixed_median_days_to_detect=fixed[2],
     )
+
+
+# Issue 17: the grid the coverage table in bench/RESULTS.md covers.
+GRID_P = (0.5, 0.78, 0.95, 0.99)
+GRID_N = (15, 30, 150, 1000)
+GRID_STRENGTHS = (0.0, 1.5)  # a useless and a good proxy
+
+
+def coverage_by_method(
+    *, n: int, p: float, strength: float, reps: int, lam_df: bool = False
+) -> dict[str, float]:
+    """Coverage of every method's API interval on the same samples (issue 17 grid cell).
+
+    Population of ``10 n`` items, ``round(p * 10 n)`` good; samples with fewer than 3 labels are
+    dropped. ``lam_df`` adds ``ppi_pp_df``: PPI++ with variance x n/(n-2) and a t quantile on
+    n - 2 degrees of freedom (a correction for tuning ``lam`` on the same sample).
+    """
+    rng = np.random.default_rng(n * 1009 + int(p * 1000) + int(strength * 10))
+    size = 10 * n
+    y, f = population(rng, size=size, p=p, strength=strength)
+    pi = design_pi(f, float(n))
+    mask = rng.random((reps, size)) < pi
+    labelled = mask.sum(-1)
+    mask, labelled = mask[labelled > 2], labelled[labelled > 2]
+    truth = float(y.mean())
+    share, _ = est.hajek_mean(y=y, pi=pi, mask=mask)
+    kish = est.kish_ess(pi=pi, mask=mask)
+    n_good = (mask * y).sum(-1)
+    out: dict[str, float] = {}
+    runs: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for method in METHODS:
+        if method == "ht":
+            theta, var = est.ht_mean(y=y, pi=pi, population=size, mask=mask)
+        elif method == "hajek":
+            theta, var = est.hajek_mean(y=y, pi=pi, mask=mask)
+        elif method == "ppi":
+            theta, var = est.ppi_mean(y=y, f=f, pi=pi, population=size, f_total=f.sum(), mask=mask)
+        else:
+            theta, var, _ = est.ppi_pp_mean(
+                y=y, f=f, pi=pi, population=size, f_total=f.sum(), mask=mask
+            )
+            if lam_df:
+                factor = (
+                    labelled
+                    / (labelled - 2)
+                    * (student.ppf(0.975, labelled - 2) / norm.ppf(0.975)) ** 2
+                )
+                runs.append(("ppi_pp_df", theta, var * factor))
+        runs.append((method, theta, var))
+    for name, theta, var in runs:
+        low, high, _ = intervals.share_interval(
+            estimate=theta, share=share, var=var, n_labels=labelled, n_good=n_good, kish=kish
+        )
+        out[name] = float(((low <= truth + 1e-12) & (truth - 1e-12 <= high)).mean())
+    return out

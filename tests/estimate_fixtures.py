@@ -66,13 +66,20 @@ def seed_project(
     thumbs_down_if_good: float = 0.02,
     annotators: int = 2,
     overlap_fraction: float = 0.2,
+    mixed_runs: bool = False,
+    nonresponse_by_version: dict[str, float] | None = None,
 ) -> Seeded:
     """A project with ``n_items`` interactions over two model versions, two tiers and two weeks,
     considered by ``n_runs`` probabilistic runs (non-uniform ``pi``), plus a deterministic run.
 
     The truth: rating 5 (good) or 2 (bad), bad with the version's rate; ``f`` is a noisy proxy;
     explicit thumbs-down far more likely when bad (selection bias). Selected items are labelled
-    from the truth except a ``nonresponse`` share; some get two annotators (overlap).
+    from the truth except a ``nonresponse`` share (per version with ``nonresponse_by_version``);
+    some get two annotators (overlap).
+
+    By default item ``i`` goes to run ``i % n_runs`` and version ``i % 2``, so with two runs each
+    version sits in its own run. ``mixed_runs=True`` draws each item's run at random instead: every
+    run then mixes versions, tiers and weeks (what real runs over live traffic look like).
     """
     rng = np.random.default_rng(seed)
     bad_rate_by_version = bad_rate_by_version or {"model-a": 0.2, "model-b": 0.35}
@@ -115,14 +122,15 @@ def seed_project(
     inclusions, queue_items = [], []
     for i, inter in enumerate(interactions):
         if i < n_items:
-            run = runs[i % n_runs]
+            run = runs[int(rng.integers(n_runs)) if mixed_runs else i % n_runs]
             u = np.sqrt(f[i] * (1 - f[i]))
             pi = float(min(1.0, 0.08 + 0.5 * u))
             selected = bool(rng.random() < pi)
         else:
             run, pi, selected = det_run, None, bool(rng.random() < 0.5)
         holdout = selected and rng.random() < 0.1
-        labelled = selected and rng.random() >= nonresponse
+        missing = (nonresponse_by_version or {}).get(version[i], nonresponse)
+        labelled = selected and rng.random() >= missing
         inclusions.append(
             Inclusion(
                 run=run,
@@ -185,15 +193,49 @@ def seed_project(
     return seeded
 
 
-def arrays(items: list[Item], *, rates: dict[int, float] | None = None) -> tuple[np.ndarray, ...]:
-    """(y, f, pi adjusted, population, f_total) of a domain, recomputed from the truth."""
-    prob = [it for it in items if it.pi is not None]
+def arrays(
+    items: list[Item],
+    *,
+    rates: dict[int, float] | None = None,
+    item_rates: dict[int, float] | None = None,
+) -> tuple[np.ndarray, ...]:
+    """(y, f, pi adjusted, population, f_total) of a domain, recomputed from the truth.
+
+    ``rates`` adjusts by run (run id -> rate), ``item_rates`` by cell (interaction id -> rate).
+    Runs without any labelled item are left out of the population (the coverage rule).
+    """
+    labelled_runs = {it.run_id for it in items if it.labelled and it.pi is not None}
+    if rates is not None:
+        labelled_runs &= {r for r, v in rates.items() if v > 0}
+    prob = [it for it in items if it.pi is not None and it.run_id in labelled_runs]
     lab = [it for it in prob if it.labelled]
-    rates = rates or {}
     y = np.array([1.0 if it.rating and it.rating >= 4 else 0.0 for it in lab])
     f = np.array([it.f for it in lab])
-    pi = np.array([it.pi * rates.get(it.run_id, 1.0) for it in lab])
+    if item_rates is not None:
+        pi = np.array([it.pi * item_rates[it.interaction_id] for it in lab])
+    else:
+        pi = np.array([it.pi * (rates or {}).get(it.run_id, 1.0) for it in lab])
     return y, f, pi, len(prob), sum(it.f for it in prob)
+
+
+def cell_rates(items: list[Item], *, min_respondents: int | None = None) -> dict[int, float]:
+    """interaction id -> response rate of its adjustment cell (run x version x tier x locale,
+    collapsed by ``sampling.estimators.response_cells``), for every selected item with a pi."""
+    from sampling.estimators import MIN_CELL_RESPONDENTS, response_cells
+
+    sel = [it for it in items if it.selected and it.pi is not None]
+    paths = response_cells(
+        responded=[it.labelled for it in sel],
+        keys=[[it.run_id for it in sel], [it.model_version for it in sel],
+              [it.tier for it in sel], ["en" for _ in sel]],
+        min_respondents=MIN_CELL_RESPONDENTS if min_respondents is None else min_respondents,
+    )  # fmt: skip
+    total: dict[tuple[Any, ...], float] = {}
+    got: dict[tuple[Any, ...], float] = {}
+    for it, path in zip(sel, paths, strict=True):
+        total[path] = total.get(path, 0.0) + 1 / it.pi
+        got[path] = got.get(path, 0.0) + (1 / it.pi if it.labelled else 0.0)
+    return {it.interaction_id: got[path] / total[path] for it, path in zip(sel, paths, strict=True)}
 
 
 def response_rates(items: list[Item]) -> dict[int, float]:

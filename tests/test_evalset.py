@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from labeling.models import Annotation, Export, Project
+from labeling.models import Annotation, Export, Project, QueueItem
 from labeling.services.exports import export_create, export_run, manifest_path_for
 from sampling.evalset import estimate_from_rows
-from tests.estimate_fixtures import response_rates, seed_project
+from tests.estimate_fixtures import cell_rates, seed_project
 from tests.factories import InteractionFactory, QueueItemFactory, UserFactory
 
 
@@ -32,28 +32,28 @@ def run_eval(project: Project, **params: Any) -> tuple[Export, list[dict[str, An
         return done, [json.loads(line) for line in fh]
 
 
-def recompute_from_file(path: str) -> tuple[float, float, float]:
-    """The recipe of docs/estimates.md ("Recompute the headline estimate"), verbatim."""
-    import json
+ROOT = Path(__file__).resolve().parent.parent
 
-    import numpy as np
 
-    with open(path) as fh:
-        rows = [json.loads(line) for line in fh]
-    rows = [r for r in rows if r["good"] is not None]
-    runs = {r["run"]: (r["run_population"], r["run_f_total"]) for r in rows}
-    N = sum(n for n, _ in runs.values())
-    F = sum(t for _, t in runs.values())
-    y = np.array([r["good"] for r in rows])
-    f = np.array([r["f"] for r in rows])
-    pi = np.array([r["pi"] * r["response_rate"] for r in rows])  # non-response adjusted
-    w, a = 1 / pi, (1 - pi) / pi**2
-    ry, rf = (w * y).sum() / w.sum(), (w * f).sum() / w.sum()
-    A, B = y - ry, f - rf
-    lam = float(np.clip((a * A * B).sum() / (a * B * B).sum(), 0, 1))
-    theta = lam * F / N + ry - lam * rf
-    se = np.sqrt((a * (A - lam * B) ** 2).sum()) / w.sum()
-    return theta, theta - 1.96 * se, theta + 1.96 * se
+def recipe(doc: str) -> str:
+    """The "Recompute the headline estimate" Python block of ``doc``, as the reader copies it."""
+    text = (ROOT / doc).read_text()
+    start = text.index("```python\nimport json", text.index("## Recompute the headline estimate"))
+    body = text[start + len("```python\n") :]
+    return body[: body.index("```")]
+
+
+def recompute_from_file(path: str, doc: str = "README.md") -> tuple[float, float, float]:
+    """Run the recipe of ``doc`` verbatim on the exported file (only its file name is swapped)."""
+    code = recipe(doc)
+    assert '"eval.jsonl"' in code
+    namespace: dict[str, Any] = {}
+    exec(compile(code.replace('"eval.jsonl"', repr(str(path))), doc, "exec"), namespace)
+    return float(namespace["theta"]), float(namespace["low"]), float(namespace["high"])
+
+
+def test_readme_and_docs_give_the_same_recipe() -> None:
+    assert recipe("README.md") == recipe("docs/estimates.md")
 
 
 def test_rows_field_by_field(project: Project) -> None:
@@ -62,7 +62,7 @@ def test_rows_field_by_field(project: Project) -> None:
     sampled = {it.interaction_id: it for it in seeded.items if it.pi is not None and it.labelled}
     assert len(rows) == len(sampled)
     assert export.rows == len(rows)
-    rates = response_rates(seeded.items)
+    cells = cell_rates(seeded.items)
     ids = [r["interaction_id"] for r in rows]
     assert ids == sorted(ids, key=lambda e: int(e.rsplit("-", 1)[1]))
     assert any(r["holdout"] for r in rows)  # eval-only holdout belongs in an eval set
@@ -76,7 +76,7 @@ def test_rows_field_by_field(project: Project) -> None:
         assert row["weight"] == pytest.approx(1 / item.pi)
         assert row["f"] == pytest.approx(item.f)
         assert row["run"] == item.run_id
-        assert row["response_rate"] == pytest.approx(rates[item.run_id])
+        assert row["response_rate"] == pytest.approx(cells[item.interaction_id])
         assert row["good"] == (1.0 if item.good else 0.0)
         assert row["rating"] == item.rating
         assert row["label"] == {"quality": item.rating}
@@ -167,3 +167,82 @@ def test_eval_export_through_the_api(
     assert detail["status"] == "done"
     assert detail["manifest"]["design"]["runs"]
     assert detail["rows"] > 0
+
+
+def test_rates_and_manifest_are_as_of_the_snapshot(project: Project, api_as: Any) -> None:
+    """Labels arriving between creating and running an export change neither the rows nor the
+    response rates nor the manifest's estimates: all read the snapshot's labels."""
+    seeded = seed_project(project, seed=27, n_items=500, n_runs=3, mixed_runs=True)
+    client = api_as("engineer")
+    before = client.get("/api/projects/support-bot/estimates/").json()["groups"][0]
+    export = export_create(project=project, kind="eval", enqueue=False)
+    late_user = UserFactory()
+    late = [it for it in seeded.items if it.selected and not it.labelled and it.pi is not None]
+    assert late
+    for it in late:
+        queue_item = QueueItem.objects.get(interaction_id=it.interaction_id)
+        Annotation.objects.create(
+            queue_item=queue_item,
+            interaction_id=it.interaction_id,
+            annotator=late_user,
+            values={"quality": 1},
+            schema_version=1,
+        )
+    now = client.get("/api/projects/support-bot/estimates/").json()["groups"][0]
+    assert now["n_labels"] > before["n_labels"]
+    done = export_run(export_id=export.id)
+    assert done is not None
+    assert done.status == Export.Status.DONE, done.error
+    with open(done.file_path, "rb") as fh:
+        rows = [json.loads(line) for line in fh]
+    rates = cell_rates(seeded.items)
+    internal = dict(project.interactions.values_list("external_id", "id"))
+    for row in rows:
+        assert row["response_rate"] == pytest.approx(rates[internal[row["interaction_id"]]])
+    manifest_estimate = done.manifest["estimates"]["all"]["groups"][0]
+    assert manifest_estimate["estimate"] == pytest.approx(before["estimate"], abs=1e-12)
+    assert manifest_estimate["n_labels"] == before["n_labels"]
+    theta, _, _ = recompute_from_file(done.file_path)
+    assert theta == pytest.approx(before["estimate"], abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"labels": {"quality": {"gte": 4}}},
+        {"min_agreement": 0.8},
+        {"annotators": ["someone"]},
+        {"include_gold": False},
+    ],
+)
+def test_label_filters_are_refused_for_eval(
+    project: Project, api_as: Any, filters: dict[str, Any]
+) -> None:
+    from rest_framework.exceptions import ValidationError
+
+    (key,) = filters
+    with pytest.raises(ValidationError) as info:
+        export_create(project=project, kind="eval", filters=filters, enqueue=False)
+    assert "not allowed for eval" in str(info.value.detail[f"filters.{key}"])
+    r = api_as("engineer").post(
+        "/api/projects/support-bot/exports/", {"kind": "eval", "filters": filters}, format="json"
+    )
+    assert r.status_code == 400
+    assert "not allowed for eval" in r.json()["errors"][f"filters.{key}"]
+    assert not Export.objects.filter(project=project).exists()
+
+
+def test_snippet_guards_a_design_without_spread(project: Project, tmp_path: Path) -> None:
+    """Every pi = 1 makes sum a B^2 = 0: the recipe falls back to lam = 0, no NaN."""
+    rows = [
+        {"good": g, "f": 0.5, "pi": 1.0, "response_rate": 1.0, "run": 1, "run_population": 4,
+         "run_f_total": 2.0, "population": 4, "f_total": 2.0}
+        for g in (1.0, 1.0, 0.0, 1.0)
+    ]  # fmt: skip
+    path = tmp_path / "eval.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    theta, low, high = recompute_from_file(str(path))
+    assert theta == pytest.approx(0.75)
+    assert low == pytest.approx(0.75)
+    assert high == pytest.approx(0.75)
+    assert estimate_from_rows(rows)["estimate"] == pytest.approx(0.75)

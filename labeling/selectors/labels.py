@@ -71,10 +71,20 @@ def target_good(*, schema: dict[str, Any], values: dict[str, Any]) -> float | No
 
 
 def final_labels(
-    *, project: Project, interaction_ids: Iterable[int] | None = None
+    *, project: Project, interaction_ids: Iterable[int] | None = None, cutoff: int | None = None
 ) -> dict[int, dict[str, Any]]:
-    """interaction_id -> final values, for every interaction with at least one current label."""
-    qs = Annotation.objects.filter(queue_item__project=project, is_current=True)
+    """interaction_id -> final values, for every interaction with at least one current label.
+
+    With ``cutoff`` (an export snapshot's highest annotation id) the labels are those current as of
+    the snapshot, the rule the export rows use: versions with ``id <= cutoff`` that no version
+    inside the snapshot supersedes.
+    """
+    if cutoff is None:
+        qs = Annotation.objects.filter(queue_item__project=project, is_current=True)
+    else:
+        qs = Annotation.objects.filter(queue_item__project=project, id__lte=cutoff).exclude(
+            superseded_by__id__lte=cutoff
+        )
     if interaction_ids is not None:
         qs = qs.filter(interaction_id__in=list(interaction_ids))
     labels: dict[int, list[dict[str, Any]]] = defaultdict(list)

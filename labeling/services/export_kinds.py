@@ -10,8 +10,8 @@ design).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from labeling.models import Export
@@ -23,6 +23,11 @@ class ExportKind:
     rows: Callable[[Export], Iterator[dict[str, Any]]]
     manifest: Callable[[Export], dict[str, Any]] | None = None
     training: bool = True  # training kinds never include eval-only holdout items
+    # Filters this kind refuses, with the reason given to the caller (e.g. eval sets cannot drop
+    # rows by their labels: the design fields would no longer describe the rows).
+    refused_filters: Mapping[str, str] = field(default_factory=dict)
+    # Filters this kind always sets (validated input cannot change them).
+    fixed_filters: Mapping[str, Any] = field(default_factory=dict)
 
 
 _kinds: dict[str, ExportKind] = {}

@@ -168,6 +168,8 @@ def export_params_validate(
     for key, value in filters.items():
         where = f"filters.{key}"
         try:
+            if key in export_kind.refused_filters:
+                raise ValueError(export_kind.refused_filters[key])
             if key in ("since", "until"):
                 out_filters[key] = _time(value)
             elif key == "model_versions":
@@ -257,6 +259,7 @@ def export_params_validate(
             out_options.setdefault("keep_ties", False)
         if kind == "classification":
             out_options.setdefault("weight", "uniform")
+    out_filters.update(export_kind.fixed_filters)
     out_options.setdefault("gzip", False)
     out_options.setdefault("dedupe", False)
     return out_filters, out_options, extra

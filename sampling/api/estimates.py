@@ -106,6 +106,12 @@ class EstimatesApi(APIView):
         nonresponse = serializers.IntegerField()
         excluded = serializers.IntegerField()
         excluded_labels = serializers.IntegerField()
+        runs = serializers.ListField(child=serializers.IntegerField())
+        runs_without_labels = serializers.ListField(child=serializers.IntegerField())
+        population_without_labels = serializers.IntegerField()
+        coverage_note = serializers.CharField(allow_null=True)
+        response = serializers.DictField()
+        note = serializers.CharField(allow_null=True)
         warning = serializers.CharField(allow_null=True)
         interval = serializers.CharField()
         enough_labels = serializers.BooleanField()
@@ -120,6 +126,7 @@ class EstimatesApi(APIView):
         level = serializers.FloatField()
         by = serializers.ListField(child=serializers.CharField())
         filters = serializers.DictField()
+        coverage = serializers.DictField()
         groups = serializers.ListField(child=serializers.DictField())
 
     @extend_schema(

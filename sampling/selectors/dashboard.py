@@ -270,6 +270,7 @@ def _quality(*, project: Project, filters: DashboardFilters) -> Section:
             "baseline_chosen_by": regression["baseline_chosen_by"],
             "flagged": [r["group"] for r in rows if r["flagged"]],
             "rows": rows,
+            "coverage": overall["coverage"],  # which runs the estimates cover (issue 17)
         },
         plots={"quality": plots.quality_over_time(bands=bands)},
     )

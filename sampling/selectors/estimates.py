@@ -8,7 +8,12 @@ items with their final labels. Only rows of finished runs count. Rules:
   sample, and counted (``excluded``, ``excluded_labels``);
 - a selected item without a usable final label (backlog, skipped, tie awaiting adjudication) is
   non-response: each run is one adjustment cell and its respondents' ``pi`` is multiplied by the
-  run's weighted response rate (``sampling.estimators.nonresponse_adjust``); the count is reported;
+  run's weighted response rate (``sampling.estimators.nonresponse_adjust``), computed over **all**
+  selected items of the run whatever the query's filters (:func:`response_design`); the count is
+  reported;
+- a finished run none of whose selected items has a usable label yet is left out of the
+  population (its ``N`` and ``sum f``) as well as the sample: the estimate covers only runs with at
+  least one label, and every answer names the runs it covers and those it leaves out;
 - ``y`` is ``target_good`` of the final values (1 good, 0 not); for a rating target the mean rating
   is a second target.
 
@@ -33,12 +38,16 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncWeek
 from django.utils.dateparse import parse_datetime
 
-from labeling.models import Project
+from labeling.models import Project, QueueItem
 from labeling.selectors.labels import final_labels, target_good
 from sampling import estimators, intervals
 from sampling.models import Inclusion, SamplingRun
 
 NONE_LABEL = "(none)"
+COVERAGE_RULE = (
+    "finished probabilistic runs with at least one usable label; a run with none yet is left "
+    "out of the population and the sample until its first label"
+)
 SIMPLE_GROUPS = ("model_version", "week", "run", "rated")
 
 
@@ -61,8 +70,18 @@ class DomainData:
     excluded_labels: int = 0  # of which labelled
     rated: int = 0  # considered items with an explicit thumbs rating
     thumbs_down: int = 0
-    selected: int = 0  # selected items with a pi
-    nonresponse: int = 0  # selected, no usable label
+    selected: int = 0  # selected items with a pi (of covered runs)
+    nonresponse: int = 0  # selected, no usable label (of covered runs)
+    runs: set[int] = field(default_factory=set)  # covered runs with items in this group
+    runs_without_labels: set[int] = field(default_factory=set)  # left out: no label yet
+    population_without_labels: int = 0  # considered items of those runs (not in population)
+    ties: int = 0  # non-response: labelled, but the target is a tie awaiting adjudication
+    skipped: int = 0  # non-response: unlabelled and skipped by at least one annotator
+    backlog: int = 0  # non-response: no answer to the target yet, never skipped
+    # run id -> [selected weight, responded weight, selected count, responded count] in the group
+    run_response: dict[int, list[float]] = field(default_factory=dict)
+    cells: set[str] = field(default_factory=set)  # adjustment cells of the group's respondents
+    response: dict[str, Any] | None = None  # response_summary(), filled by domain_data
     y: np.ndarray = field(default_factory=lambda: np.zeros(0))
     rating: np.ndarray | None = None
     f: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -142,23 +161,118 @@ def filtered_inclusions(*, project: Project, filters: dict[str, Any] | None) -> 
     return qs
 
 
-def run_response_rates(*, project: Project, labelled: set[int]) -> dict[int, float]:
-    """Weighted response rate of each run over all its selected items (one cell per run)."""
+@dataclass
+class ResponseDesign:
+    """The non-response adjustment of the project's finished probabilistic runs.
+
+    Computed once per answer over **every** selected item of every finished run, never over a
+    filtered subset: a labelled item outside the query's filters still answered for its run
+    (issue 17). Adjustment cells are the run split by model version and then by each segment key
+    as far as :func:`sampling.estimators.response_cells` allows (each cell with at least
+    ``MIN_CELL_RESPONDENTS`` labels); a respondent's ``pi`` is multiplied by its cell's weighted
+    response rate (``item_rate``). ``labels`` holds the usable final labels of the project's items
+    (as of ``cutoff`` when given); ``tied`` the labelled items whose target is unresolved (a tie
+    awaiting adjudication); ``run_rate`` each labelled run's overall rate. A run without any usable
+    label is in ``unlabelled_runs`` and is left out of every estimate.
+    """
+
+    labels: dict[int, tuple[float, float | None]]
+    run_rate: dict[int, float]  # run id -> weighted response rate (labelled runs only)
+    unlabelled_runs: set[int]
+    item_rate: dict[int, float] = field(default_factory=dict)  # selected item -> its cell's rate
+    item_cell: dict[int, str] = field(default_factory=dict)  # selected item -> its cell, in words
+    tied: set[int] = field(default_factory=set)
+    skipped: set[int] = field(default_factory=set)  # selected, unlabelled, skipped at least once
+    run_counts: dict[int, tuple[int, int]] = field(default_factory=dict)  # (selected, labelled)
+    cutoff: int | None = None
+
+    @property
+    def rate(self) -> dict[int, float]:  # the run rates, under their older name
+        return self.run_rate
+
+    def covers(self, run_id: int) -> bool:
+        return run_id in self.run_rate
+
+
+def _cell_words(path: tuple[Any, ...], keys: Sequence[str]) -> str:
+    parts = [f"run {path[0]}"]
+    for name, value in zip(keys[1:], path[1:], strict=False):
+        parts.append(f"{name}={'other' if value == '*' else value}")
+    return " / ".join(parts)
+
+
+def response_design(*, project: Project, cutoff: int | None = None) -> ResponseDesign:
+    """Labels and response cells of all selected items of the project's finished runs."""
+    segment_keys = list(project.segment_keys or [])
     rows = list(
         Inclusion.objects.filter(
             project=project,
             run__status=SamplingRun.Status.DONE,
             selected=True,
             pi__isnull=False,
-        ).values_list("run_id", "pi", "interaction_id")
+        )
+        .order_by("interaction_id")
+        .values_list(
+            "run_id", "pi", "interaction_id", "interaction__model_version", "interaction__segment"
+        )
     )
-    if not rows:
-        return {}
-    runs = np.array([r[0] for r in rows])
-    pis = np.array([r[1] for r in rows], dtype=float)
-    responded = np.array([r[2] in labelled for r in rows])
-    _, rates = estimators.nonresponse_adjust(pi=pis, responded=responded, cell=runs)
-    return {int(k): float(v) for k, v in rates.items()}
+    done_runs = set(
+        SamplingRun.objects.filter(
+            project=project, status=SamplingRun.Status.DONE, deterministic=False
+        ).values_list("id", flat=True)
+    )
+    labels, tied = _labels_and_ties(project=project, cutoff=cutoff)
+    skipped = set(
+        QueueItem.objects.filter(project=project, skip_count__gt=0).values_list(
+            "interaction_id", flat=True
+        )
+    )
+    key_names = ["run", "model_version", *(f"segment.{k}" for k in segment_keys)]
+    run_rates: dict[int, float] = {}
+    item_rate: dict[int, float] = {}
+    item_cell: dict[int, str] = {}
+    run_counts: dict[int, tuple[int, int]] = {}
+    if rows:
+        pis = np.array([r[1] for r in rows], dtype=float)
+        responded = np.array([r[2] in labels for r in rows])
+        runs = np.array([r[0] for r in rows])
+        _, found = estimators.nonresponse_adjust(pi=pis, responded=responded, cell=runs)
+        run_rates = {int(k): float(v) for k, v in found.items() if v > 0}
+        segments = [r[4] if isinstance(r[4], dict) else {} for r in rows]
+        keys = [
+            [r[0] for r in rows],
+            [r[3] or NONE_LABEL for r in rows],
+            *([group_label(seg.get(k)) for seg in segments] for k in segment_keys),
+        ]
+        paths = estimators.response_cells(responded=responded, keys=keys)
+        index = {p: i for i, p in enumerate(dict.fromkeys(paths))}
+        cell_ids = np.array([index[p] for p in paths])
+        _, cell_rates = estimators.nonresponse_adjust(pi=pis, responded=responded, cell=cell_ids)
+        for run_id in set(runs.tolist()):
+            in_run = runs == run_id
+            run_counts[int(run_id)] = (int(in_run.sum()), int((in_run & responded).sum()))
+        for row, path, cell_id in zip(rows, paths, cell_ids, strict=True):
+            item_rate[row[2]] = float(cell_rates[int(cell_id)])
+            item_cell[row[2]] = _cell_words(path, key_names)
+    return ResponseDesign(
+        labels=labels,
+        run_rate=run_rates,
+        unlabelled_runs=(done_runs | {int(r[0]) for r in rows}) - set(run_rates),
+        item_rate=item_rate,
+        item_cell=item_cell,
+        tied=tied - set(labels),
+        skipped=skipped,
+        run_counts=run_counts,
+        cutoff=cutoff,
+    )
+
+
+def run_response_rates(*, project: Project, cutoff: int | None = None) -> dict[int, float]:
+    """Weighted response rate of each labelled run over all its selected items.
+
+    Runs without a usable label are absent (they are left out of the estimates).
+    """
+    return dict(response_design(project=project, cutoff=cutoff).run_rate)
 
 
 def target_info(project: Project) -> dict[str, Any]:
@@ -181,16 +295,39 @@ def target_info(project: Project) -> dict[str, Any]:
     return info
 
 
+def _labels_and_ties(
+    *, project: Project, cutoff: int | None
+) -> tuple[dict[int, tuple[float, float | None]], set[int]]:
+    """Usable labels (as :func:`labelled_values`) and the items whose target answers tie."""
+    finals = final_labels(project=project, cutoff=cutoff)
+    usable = _usable_values(project=project, finals=finals)
+    key = str(((project.label_schema or {}).get("target") or {}).get("question") or "")
+    # final_values keeps the key with None when the annotators' answers tie
+    return usable, {i for i, v in finals.items() if key in v and v[key] is None}
+
+
 def labelled_values(
-    *, project: Project, interaction_ids: Sequence[int]
+    *,
+    project: Project,
+    interaction_ids: Sequence[int] | None = None,
+    cutoff: int | None = None,
 ) -> dict[int, tuple[float, float | None]]:
-    """interaction id -> (y, rating or None) for items whose final label answers the target."""
+    """interaction id -> (y, rating or None) for items whose final label answers the target.
+
+    ``interaction_ids=None``: every labelled interaction of the project; ``cutoff``: labels as of
+    an export snapshot (``labeling.selectors.labels.final_labels``).
+    """
+    finals = final_labels(project=project, interaction_ids=interaction_ids, cutoff=cutoff)
+    return _usable_values(project=project, finals=finals)
+
+
+def _usable_values(
+    *, project: Project, finals: dict[int, dict[str, Any]]
+) -> dict[int, tuple[float, float | None]]:
     schema = project.label_schema or {}
     key = str((schema.get("target") or {}).get("question") or "")
     out: dict[int, tuple[float, float | None]] = {}
-    for interaction_id, values in final_labels(
-        project=project, interaction_ids=interaction_ids
-    ).items():
+    for interaction_id, values in finals.items():
         y = target_good(schema=schema, values=values)
         if y is None:
             continue
@@ -201,16 +338,27 @@ def labelled_values(
 
 
 def domain_data(
-    *, project: Project, by: Sequence[str] = (), filters: dict[str, Any] | None = None
+    *,
+    project: Project,
+    by: Sequence[str] = (),
+    filters: dict[str, Any] | None = None,
+    design: ResponseDesign | None = None,
 ) -> list[DomainData]:
-    """Per group of ``by`` (one group ``()`` when empty): population aggregates and the sample."""
+    """Per group of ``by`` (one group ``()`` when empty): population aggregates and the sample.
+
+    ``design`` (default: computed now from the current labels) supplies the labels and response
+    rates; pass one built with an export's ``cutoff`` to get the numbers as of that snapshot.
+    Items of runs without any usable label are left out (counted in
+    ``population_without_labels``).
+    """
+    design = design or response_design(project=project)
     exprs = {f"g{i}": _group_expr(name) for i, name in enumerate(by)}
     names = list(exprs)
     base = filtered_inclusions(project=project, filters=filters)
     has_pi, no_pi = Q(pi__isnull=False), Q(pi__isnull=True)
     agg = (
         base.annotate(**exprs)
-        .values(*names)
+        .values(*names, "run_id")
         .annotate(
             n=Count("id", filter=has_pi),
             f_total=Sum("f", filter=has_pi),
@@ -224,9 +372,17 @@ def domain_data(
     for row in agg:
         key = tuple(group_label(row[n]) for n in names)
         d = groups.setdefault(key, DomainData(group=key))  # TruncWeek may split one ISO week
+        d.excluded += row["excluded"]
+        if not row["n"]:
+            continue
+        run_id = int(row["run_id"])
+        if not design.covers(run_id):
+            d.population_without_labels += row["n"]
+            d.runs_without_labels.add(run_id)
+            continue
+        d.runs.add(run_id)
         d.population += row["n"]
         d.f_total += float(row["f_total"] or 0.0)
-        d.excluded += row["excluded"]
         d.rated += row["rated"]
         d.thumbs_down += row["down"]
 
@@ -235,8 +391,7 @@ def domain_data(
         .annotate(**exprs)
         .values_list("interaction_id", "run_id", "f", "pi", *names)
     )
-    labels = labelled_values(project=project, interaction_ids=[r[0] for r in sample])
-    rates = run_response_rates(project=project, labelled=set(labels))
+    labels = design.labels
     per_group: dict[tuple[str, ...], list[tuple[Any, ...]]] = defaultdict(list)
     for interaction_id, run_id, f, pi, *gvals in sample:
         key = tuple(group_label(v) for v in gvals)
@@ -245,11 +400,27 @@ def domain_data(
         if pi is None:
             d.excluded_labels += label is not None
             continue
+        if not design.covers(run_id):
+            continue  # a run without labels: outside the estimate altogether
         d.selected += 1
-        if label is None or rates.get(run_id, 0.0) <= 0:
+        tally = d.run_response.setdefault(run_id, [0.0, 0.0, 0, 0])
+        tally[0] += 1 / pi
+        tally[2] += 1
+        if label is None:
             d.nonresponse += 1
+            if interaction_id in design.tied:
+                d.ties += 1
+            elif interaction_id in design.skipped:
+                d.skipped += 1
+            else:
+                d.backlog += 1
             continue
-        per_group[key].append((interaction_id, label[0], label[1], f, pi * rates[run_id]))
+        tally[1] += 1 / pi
+        tally[3] += 1
+        d.cells.add(design.item_cell[interaction_id])
+        per_group[key].append(
+            (interaction_id, label[0], label[1], f, pi * design.item_rate[interaction_id])
+        )
     for key, rows in per_group.items():
         d = groups[key]
         d.interaction_ids = [r[0] for r in rows]
@@ -258,7 +429,77 @@ def domain_data(
         d.rating = None if any(v is None for v in ratings) else np.array(ratings, dtype=float)
         d.f = np.array([r[3] for r in rows], dtype=float)
         d.pi = np.array([r[4] for r in rows], dtype=float)
+    for d in groups.values():
+        d.response = response_summary(d, design)
     return [groups[k] for k in sorted(groups)]
+
+
+def response_summary(d: DomainData, design: ResponseDesign) -> dict[str, Any]:
+    """The group's non-response: counts by kind, its response rate per run against the run's,
+    and a warning when they differ (non-response is then not random across domains)."""
+    by_run = []
+    differing = []
+    for run_id, (sel_w, resp_w, sel_n, resp_n) in sorted(d.run_response.items()):
+        run_rate = design.run_rate.get(run_id)
+        rate = resp_w / sel_w if sel_w else None
+        by_run.append({"run": run_id, "rate": rate, "run_rate": run_rate, "selected": int(sel_n)})
+        run_sel, run_resp = design.run_counts.get(run_id, (0, 0))
+        if _rates_differ(int(resp_n), int(sel_n), run_resp, run_sel):
+            differing.append(f"run {run_id}: {rate:.0%} here, {run_rate:.0%} in the run")
+    weights = list(d.run_response.values())
+    total_sel = sum(t[0] for t in weights)
+    warning = None
+    if differing:
+        warning = (
+            "response rate differs from the run's (" + "; ".join(differing) + "): non-response "
+            "is adjusted within cells of run x model version x segment where each holds at least "
+            f"{estimators.MIN_CELL_RESPONDENTS} labels, and assumed random within each cell"
+        )
+    return {
+        "rate": sum(t[1] for t in weights) / total_sel if total_sel else None,
+        "ties": d.ties,
+        "skipped": d.skipped,
+        "backlog": d.backlog,
+        "by_run": by_run,
+        "cells": sorted(d.cells),
+        "warning": warning,
+    }
+
+
+def _rates_differ(resp: int, sel: int, run_resp: int, run_sel: int) -> bool:
+    """Two-proportion z-test (|z| > 1.96) of the group's response share against the rest of its
+    run, with at least 10 selected items on each side and a gap of at least 5 points."""
+    rest_sel, rest_resp = run_sel - sel, run_resp - resp
+    if sel < 10 or rest_sel < 10:
+        return False
+    p_in, p_out = resp / sel, rest_resp / rest_sel
+    pooled = run_resp / run_sel
+    spread = pooled * (1 - pooled) * (1 / sel + 1 / rest_sel)
+    if spread <= 0 or abs(p_in - p_out) < 0.05:
+        return False
+    return abs(p_in - p_out) / spread**0.5 > 1.96
+
+
+EMPTY_RESPONSE: dict[str, Any] = {
+    "rate": None,
+    "ties": 0,
+    "skipped": 0,
+    "backlog": 0,
+    "by_run": [],
+    "cells": [],
+    "warning": None,
+}
+
+
+def coverage_note(d: DomainData) -> str | None:
+    """Plain words for the runs a group's estimate leaves out, or None."""
+    if not d.runs_without_labels:
+        return None
+    runs = ", ".join(str(r) for r in sorted(d.runs_without_labels))
+    return (
+        f"{d.population_without_labels} considered items of run(s) {runs} are not covered: "
+        "those runs have no labels yet"
+    )
 
 
 def domain_estimate(
@@ -290,7 +531,14 @@ def domain_estimate(
         "nonresponse": d.nonresponse,
         "excluded": d.excluded,
         "excluded_labels": d.excluded_labels,
-        "warning": e.warning,
+        "runs": sorted(d.runs),
+        "runs_without_labels": sorted(d.runs_without_labels),
+        "population_without_labels": d.population_without_labels,
+        "coverage_note": coverage_note(d),
+        "response": d.response or EMPTY_RESPONSE,
+        "note": e.note,
+        "warning": "; ".join(w for w in (e.warning, (d.response or EMPTY_RESPONSE)["warning"]) if w)
+        or None,
         "interval": e.interval,
         "enough_labels": e.enough_labels,
     }
@@ -330,9 +578,11 @@ def estimates_compute(
     method: str | None = None,
     level: float = 0.95,
     filters: dict[str, Any] | None = None,
+    design: ResponseDesign | None = None,
 ) -> dict[str, Any]:
-    """The estimates answer: ``{"target", "method", "level", "by", "groups": [...]}``.
+    """The estimates answer: ``{"target", "method", "level", "by", "coverage", "groups": [...]}``.
 
+    ``coverage`` names the finished runs the estimates cover and those left out (no labels yet).
     Raises EstimateQueryError for an unknown grouping, method or level.
     """
     parts = parse_by(by, project=project)
@@ -343,8 +593,10 @@ def estimates_compute(
     if not 0.5 <= level < 1:
         raise EstimateQueryError({"level": f"must lie in [0.5, 1), got {level}"})
     target = target_info(project)
+    design = design or response_design(project=project)
     groups = []
-    for d in domain_data(project=project, by=parts, filters=filters):
+    domains = domain_data(project=project, by=parts, filters=filters, design=design)
+    for d in domains:
         row = {
             "group": " / ".join(d.group) if parts else "all",
             "group_values": dict(zip(parts, d.group, strict=True)),
@@ -367,5 +619,11 @@ def estimates_compute(
         "level": level,
         "by": parts,
         "filters": filters or {},
+        "coverage": {
+            "rule": COVERAGE_RULE,
+            "runs": sorted({r for d in domains for r in d.runs}),
+            "runs_without_labels": sorted({r for d in domains for r in d.runs_without_labels}),
+            "population_without_labels": sum(d.population_without_labels for d in domains),
+        },
         "groups": groups,
     }

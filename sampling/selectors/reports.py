@@ -188,8 +188,10 @@ def power_report(
 
     The design effect is ``n_labels / ess`` of the current overall estimate (below 1 when the
     proxy and the design save labels). Explicit ratings per day are measured over the time span of
-    the considered interactions; labelling throughput over the last 7 days of current labels (or
-    the whole history when younger). Feedback latency: median hours from an interaction to its
+    the considered interactions; labelling throughput over the last 7 days (or the whole history
+    when younger), counting only the labels that enter this estimate, in the same domain: one per
+    sampled item of the filtered domain with a usable label, dated by its first annotation.
+    Feedback latency: median hours from an interaction to its
     explicit rating event.
     """
     method_name = estimators.method_normalise(method)
@@ -211,14 +213,26 @@ def power_report(
     ratings_per_day = d.rated / days_span if d.rated else 0.0
 
     now = now or timezone.now()
-    labels = Annotation.objects.filter(
-        queue_item__project=project, is_current=True, kind=Annotation.Kind.LABEL
-    )
-    first_label = labels.aggregate(first=Min("created_at"))["first"]
+    # Only labels that enter this estimate: one per sampled item of the domain with a usable
+    # label (not overlap duplicates, gold, manual or deterministic items), dated by its first
+    # current annotation.
+    in_estimate = set(d.interaction_ids)
+    dated = [
+        first
+        for interaction_id, first in Annotation.objects.filter(
+            queue_item__project=project, is_current=True
+        )
+        .values("interaction_id")
+        .annotate(first=Min("created_at"))
+        .values_list("interaction_id", "first")
+        .order_by()
+        if interaction_id in in_estimate and first is not None
+    ]
     window_days = 7.0
-    if first_label is not None:
-        window_days = min(7.0, max((now - first_label).total_seconds() / 86400, 1 / 24))
-    recent = labels.filter(created_at__gte=now - dt.timedelta(days=window_days)).count()
+    if dated:
+        window_days = min(7.0, max((now - min(dated)).total_seconds() / 86400, 1 / 24))
+    since = now - dt.timedelta(days=window_days)
+    recent = sum(1 for first in dated if first >= since)
     labels_per_day = recent / window_days if recent else 0.0
 
     return {
