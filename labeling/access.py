@@ -126,3 +126,11 @@ def visible_projects(*, user: RequestUser) -> QuerySet[Project]:
     if user.is_superuser:
         return Project.objects.all()
     return Project.objects.filter(memberships__user=user).distinct()
+
+
+def can_create_projects(user: RequestUser) -> bool:
+    """Who may create a project (the API's ``POST /api/projects/`` and the New project page):
+    staff users and superusers."""
+    if isinstance(user, IngestClient) or not getattr(user, "is_authenticated", False):
+        return False
+    return bool(user.is_staff or user.is_superuser)

@@ -37,7 +37,9 @@ PROJECT_NAV: list[ProjectPage] = [
     ProjectPage("Review", "review", "review", 20),
     ProjectPage("Schema", "configure", "project-schema", 50),
     ProjectPage("Members", "configure", "project-members", 60),
-    ProjectPage("Tokens", "configure", "project-tokens", 70),
+    # Engineers create ingestion tokens through the API too (need "ingest"): the page matches.
+    ProjectPage("Tokens", "ingest", "project-tokens", 70),
+    ProjectPage("Settings", "configure", "project-settings", 75),
     ProjectPage("Exports", "export", "project-exports", 80),
 ]
 

@@ -101,3 +101,91 @@ def flatten_errors(detail: Any, prefix: str = "") -> list[tuple[str, Any]]:
             out.extend(flatten_errors(value, f"{prefix}[{index}]"))
         return out
     return [(prefix, detail)]
+
+
+class ProjectNewForm(forms.Form):
+    """A new project: the rest (schema, members, tokens, strategies) is set on its own pages."""
+
+    name = forms.CharField(max_length=200)
+    slug = forms.SlugField(
+        max_length=64, help_text="in URLs and the API, e.g. 'support-bot'; it cannot change later"
+    )
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    segment_keys = forms.CharField(
+        required=False,
+        help_text="metadata keys that define segments, comma-separated, e.g. tier, locale",
+    )
+
+    def clean_segment_keys(self) -> list[str]:
+        return [k.strip() for k in self.cleaned_data["segment_keys"].split(",") if k.strip()]
+
+
+class ProjectSettingsForm(forms.Form):
+    """What a project admin tunes from the browser; ``project_update`` checks the rules."""
+
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    guidelines = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        help_text="shown to annotators above every item (collapsible)",
+    )
+    lease_minutes = forms.IntegerField(
+        min_value=1,
+        max_value=24 * 60,
+        help_text="how long an item stays with an annotator before it returns to the queue",
+    )
+    max_skips = forms.IntegerField(
+        min_value=0,
+        max_value=1000,
+        help_text="skips after which an item is flagged for an admin (0: never)",
+    )
+    gold_percent = forms.FloatField(
+        label="Gold rate (%)",
+        min_value=0,
+        max_value=100,
+        help_text="share of items served from the gold set, 0 to 100",
+    )
+    retrain_every = forms.IntegerField(
+        min_value=1, max_value=1_000_000, help_text="retrain the proxy model after this many labels"
+    )
+    primary_judge = forms.CharField(
+        required=False,
+        max_length=100,
+        help_text="the name of an ingested score the proxy should calibrate (optional)",
+    )
+
+    @classmethod
+    def initial_for(cls, project: Any) -> dict[str, Any]:
+        return {
+            "name": project.name,
+            "description": project.description,
+            "guidelines": project.guidelines,
+            "lease_minutes": max(1, round(project.lease_seconds / 60)),
+            "max_skips": project.max_skips,
+            "gold_percent": round(project.gold_rate * 100, 2),
+            "retrain_every": project.retrain_every,
+            "primary_judge": project.primary_judge,
+        }
+
+    def update_data(self) -> dict[str, Any]:
+        """The cleaned form in ``project_update``'s field names."""
+        d = self.cleaned_data
+        return {
+            "name": d["name"],
+            "description": d["description"],
+            "guidelines": d["guidelines"],
+            "lease_seconds": d["lease_minutes"] * 60,
+            "max_skips": d["max_skips"],
+            "gold_rate": d["gold_percent"] / 100,
+            "retrain_every": d["retrain_every"],
+            "primary_judge": d["primary_judge"],
+        }
+
+
+# Where project_update's field names show up on the settings form.
+SETTINGS_FIELD_FOR = {"lease_seconds": "lease_minutes", "gold_rate": "gold_percent"}
+
+
+class GoldRateForm(forms.Form):
+    gold_percent = forms.FloatField(label="Gold rate (%)", min_value=0, max_value=100)

@@ -3,10 +3,12 @@
 The format is part of the API contract (docs/labeling.md section 1, docs/api.md). Errors name the
 question and the problem, e.g. ``{"questions[1].scale": "must be a non-empty list of ..."}``.
 
-``schema_validate`` returns a *normalised* copy (defaults filled in: ``prompt``, ``required``,
-``help``, ``shortcuts``) that is what a project stores; ``values_validate`` returns the cleaned
-values (rating values as the scale's own numbers, multi-choice answers deduplicated in option order,
-unanswered optional questions left out).
+``schema_validate`` returns a *normalised* copy (defaults filled in: ``prompt``, ``required``
+-- false, except for ``pairwise`` questions, which are required unless they say otherwise --,
+``help``, ``shortcuts``) that is what a project stores. The normalised ``shortcuts`` are the one
+source of truth for keys: the labelling page and the schema editor's preview both show them.
+``values_validate`` returns the cleaned values (rating values as the scale's own numbers,
+multi-choice answers deduplicated in option order, unanswered optional questions left out).
 """
 
 from __future__ import annotations
@@ -121,7 +123,8 @@ def _question_validate(
     if not isinstance(prompt, str) or not prompt.strip():
         errors[f"{where}.prompt"] = "must be a non-empty string"
     out["prompt"] = prompt
-    required = question.get("required", False)
+    # A pairwise preference is the point of a pairwise item: required unless the schema says not.
+    required = question.get("required", qtype == "pairwise")
     if not isinstance(required, bool):
         errors[f"{where}.required"] = "must be true or false"
     out["required"] = required

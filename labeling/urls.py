@@ -6,5 +6,6 @@ urlpatterns = [
     path("", include("labeling.views.core")),
     path("", include("labeling.views.annotate")),
     path("", include("labeling.views.settings")),
+    path("", include("labeling.views.project_settings")),
     path("", include("labeling.views.exports")),
 ]

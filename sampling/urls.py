@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("sampling.views.config")),
     path("", include("sampling.views.dashboards")),
+    path("", include("sampling.views.data")),
 ]

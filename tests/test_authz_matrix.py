@@ -51,7 +51,8 @@ MEMBER_ROLES = {
 class Route:
     """How a route is guarded.
 
-    ``need``: "public" (anyone), "auth" (any signed-in user), or a capability from
+    ``need``: "public" (anyone), "auth" (any signed-in user), "staff" (staff users only), or a
+    capability from
     ``labeling.access.CAPABILITIES``; ``scoped``: the route names a project (or an object in one),
     so outsiders get 404; ``token``: an ingestion token of the project may call it; ``page``: a
     browser page (session auth: tokens are ignored there and count as anonymous);
@@ -106,6 +107,7 @@ ROUTES: dict[str, Route] = {
     "api-annotation-history": Route("label"),
     "api-gold-list": Route("review"),
     "api-annotation-edit": Route("label", owner=True),
+    "api-my-labels": Route("label"),
     # exports
     "api-exports": Route("export"),
     "api-export": Route("export"),
@@ -135,19 +137,27 @@ ROUTES: dict[str, Route] = {
     "project-home": Route("member", page=True),
     "project-members": Route("configure", page=True),
     "project-member-change": Route("configure", page=True, method="post"),
-    "project-tokens": Route("configure", page=True),
-    "project-token-revoke": Route("configure", page=True, method="post"),
+    "project-tokens": Route("ingest", page=True),
+    "project-token-revoke": Route("ingest", page=True, method="post"),
+    "project-settings": Route("configure", page=True),
+    "project-new": Route("staff", scoped=False, page=True),
     "project-schema": Route("configure", page=True),
     "project-retrain": Route("configure", page=True, method="post"),
     "project-strategies": Route("configure", page=True),
     "project-strategy-new": Route("configure", page=True),
     "project-strategy": Route("configure", page=True),
     "project-dashboard": Route("read", page=True),
+    "data-browser": Route("read", page=True),
+    "data-item": Route("read", page=True),
+    "data-enqueue": Route("configure", page=True, method="post"),
     "annotate": Route("label", page=True),
+    "label-history": Route("label", page=True),
     "review": Route("review", page=True),
     "review-reopen": Route("review", page=True, method="post"),
     "review-disagreements": Route("review", page=True),
     "review-gold": Route("review", page=True),
+    "review-gold-item": Route("review", page=True),
+    "review-gold-rate": Route("configure", page=True, method="post"),
     "project-exports": Route("export", page=True),
     "project-export-retry": Route("export", page=True, method="post"),
     "project-judges": Route("configure", page=True),
@@ -192,6 +202,8 @@ def expected(route: Route, caller: str) -> str:
         if route.token:
             return "ok"
         return "denied|hidden" if route.owner else "denied"  # owner lookups find nothing: 404
+    if route.need == "staff":
+        return "denied"  # no caller of the matrix is a staff user
     if caller == "outsider":
         return "hidden" if route.scoped else "ok"
     if route.need == "auth":
@@ -261,6 +273,7 @@ def world(db: None) -> World:
         "token_id": str(token.id),
         "assignment_id": str(assignment.id),
         "item_id": str(item.id),
+        "interaction_id": str(interaction.id),
         "annotation_id": str(annotation.id),
         "export_id": str(export.id),
         "strategy_id": str(strategy.id),

@@ -215,8 +215,9 @@ def test_token_is_shown_once_and_revocable(project: Project, admin_client: Clien
     from labeling.models import IngestToken
 
     url = reverse("project-tokens", args=[project.slug])
-    response = admin_client.post(url, {"name": "prod-chat"})
-    assert response.status_code == 200
+    created = admin_client.post(url, {"name": "prod-chat"})
+    assert created.status_code == 302  # post/redirect/get: a reload cannot create a second one
+    response = admin_client.get(created["Location"])
     assert response["Cache-Control"] == "no-store"
     html = response.content.decode()
     key = html.split('class="keybox" id="new-key">', 1)[1].split("<", 1)[0]
@@ -237,7 +238,11 @@ def test_token_is_shown_once_and_revocable(project: Project, admin_client: Clien
     # ...and is never shown again.
     assert key not in admin_client.get(url).content.decode()
     revoke = reverse("project-token-revoke", args=[project.slug, token.pk])
-    assert admin_client.post(revoke).status_code == 302
+    asked = admin_client.post(revoke)
+    assert asked.status_code == 200  # a confirmation page first
+    token.refresh_from_db()
+    assert token.revoked_at is None
+    assert admin_client.post(revoke, {"confirm": "1"}).status_code == 302
     token.refresh_from_db()
     assert token.revoked_at is not None
     again = ingest.post(f"/api/projects/{project.slug}/interactions/", body, format="json")
@@ -276,7 +281,9 @@ def test_last_admin_cannot_be_removed(project: Project, member: Callable[..., An
     client.force_login(admin)
     membership = Membership.objects.get(project=project, user=admin)
     change = reverse("project-member-change", args=[project.slug, membership.pk])
-    response = client.post(change, {"remove": "1"}, follow=True)
+    asked = client.post(change, {"remove": "1"})
+    assert "the only admin" in asked.content.decode()
+    response = client.post(change, {"remove": "1", "confirm": "1"}, follow=True)
     assert "at least one admin" in response.content.decode()
     assert Membership.objects.filter(pk=membership.pk).exists()
 
@@ -293,7 +300,8 @@ def test_admin_who_demotes_themself_lands_on_home(
     client.force_login(me)
     mine = Membership.objects.get(project=project, user=me)
     response = client.post(
-        reverse("project-member-change", args=[project.slug, mine.pk]), {"role": "engineer"}
+        reverse("project-member-change", args=[project.slug, mine.pk]),
+        {"role": "engineer", "confirm": "1"},
     )
     assert response["Location"] == reverse("home")
     mine.refresh_from_db()

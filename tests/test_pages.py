@@ -13,12 +13,14 @@ from tests.factories import MembershipFactory, UserFactory
 
 CONFIG_PAGES = (
     "project-members",
-    "project-tokens",
     "project-schema",
+    "project-settings",
     "project-strategies",
     "project-strategy-new",
 )
 READ_PAGES = ("project-dashboard",)
+INGEST_PAGES = ("project-tokens",)  # engineers create ingestion tokens (as through the API)
+INGESTERS = {Role.ENGINEER, Role.ADMIN}
 ALL_ROLES = (Role.ANNOTATOR, Role.REVIEWER, Role.ENGINEER, Role.ADMIN)
 READERS = {Role.REVIEWER, Role.ENGINEER, Role.ADMIN}
 
@@ -31,12 +33,15 @@ def browser_for(user: object) -> Client:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", ALL_ROLES)
-@pytest.mark.parametrize("page", CONFIG_PAGES + READ_PAGES)
+@pytest.mark.parametrize("page", CONFIG_PAGES + READ_PAGES + INGEST_PAGES)
 def test_page_access_by_role(
     page: str, role: str, project: Project, member: Callable[..., object]
 ) -> None:
     response = browser_for(member(role)).get(reverse(page, kwargs={"slug": project.slug}))
-    allowed = role == Role.ADMIN if page in CONFIG_PAGES else role in READERS
+    if page in CONFIG_PAGES:
+        allowed = role == Role.ADMIN
+    else:
+        allowed = role in (INGESTERS if page in INGEST_PAGES else READERS)
     assert response.status_code == (200 if allowed else 403)
     if allowed:
         # The project's sub-navigation is on the page, with the current page marked.
@@ -45,7 +50,7 @@ def test_page_access_by_role(
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("page", CONFIG_PAGES + READ_PAGES + ("project-home",))
+@pytest.mark.parametrize("page", CONFIG_PAGES + READ_PAGES + INGEST_PAGES + ("project-home",))
 def test_outsider_gets_404(
     page: str, project: Project, other_project: Project, member: Callable[..., object]
 ) -> None:
@@ -69,8 +74,9 @@ def test_navigation_shows_what_the_role_may_open(
     html = browser_for(engineer).get(reverse("project-dashboard", args=[project.slug])).content
     html = html.decode()
     assert reverse("project-dashboard", args=[project.slug]) in html
-    for hidden in ("project-strategies", "project-schema", "project-members", "project-tokens"):
+    for hidden in ("project-strategies", "project-schema", "project-members", "project-settings"):
         assert reverse(hidden, args=[project.slug]) not in html
+    assert reverse("project-tokens", args=[project.slug]) in html  # engineers make tokens
 
     admin = member(Role.ADMIN)
     html = browser_for(admin).get(reverse("project-dashboard", args=[project.slug])).content
@@ -117,19 +123,21 @@ def test_empty_states_say_what_to_do_next(project: Project, member: Callable[...
     ("role", "shown"),
     [
         (Role.ANNOTATOR, ["Label"]),
-        (Role.REVIEWER, ["Label", "Review", "Dashboard"]),
-        (Role.ENGINEER, ["Dashboard", "Exports"]),
+        (Role.REVIEWER, ["Label", "Review", "Dashboard", "Data"]),
+        (Role.ENGINEER, ["Dashboard", "Data", "Tokens", "Exports"]),
         (
             Role.ADMIN,
             [
                 "Label",
                 "Review",
                 "Dashboard",
+                "Data",
                 "Strategies",
                 "Judges",
                 "Schema",
                 "Members",
                 "Tokens",
+                "Settings",
                 "Exports",
             ],
         ),

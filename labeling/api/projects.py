@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.access import IngestClient, project_access
+from labeling.access import IngestClient, can_create_projects, project_access
 from labeling.models import IngestToken, Role
 from labeling.selectors.projects import (
     ingest_tokens_list,
@@ -115,7 +115,7 @@ class ProjectsApi(APIView):
         summary="Create a project",
     )
     def post(self, request: Request) -> Response:
-        if not (request.user.is_staff or request.user.is_superuser):
+        if not can_create_projects(request.user):
             raise PermissionDenied("Only staff users can create projects.")
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -6,5 +6,6 @@ urlpatterns = [
     path("", include("labeling.api.projects")),
     path("", include("labeling.api.ingest")),
     path("", include("labeling.api.queue")),
+    path("", include("labeling.api.history")),
     path("", include("labeling.api.exports")),
 ]

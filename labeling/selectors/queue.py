@@ -23,15 +23,18 @@ def _start_of_day(now: datetime) -> datetime:
 
 
 def items_left_for(*, project: Project, user: Any) -> QuerySet[QueueItem]:
-    """Open items with a free slot that ``user`` has not held (or only let expire)."""
+    """Open items with a free slot that ``user`` has not held (or only let expire), plus the item
+    the user holds a lease on: the one on their screen is still left to do."""
     mine = Assignment.objects.filter(queue_item=OuterRef("pk"), annotator=user).exclude(
         status=Assignment.Status.EXPIRED
+    )
+    holding = Assignment.objects.filter(
+        queue_item=OuterRef("pk"), annotator=user, status=Assignment.Status.LEASED
     )
     return (
         QueueItem.objects.filter(project=project, status=QueueItem.Status.OPEN)
         .alias(used=F("leased_count") + F("done_count"))
-        .filter(used__lt=F("overlap"))
-        .exclude(Exists(mine))
+        .filter((Q(used__lt=F("overlap")) & ~Exists(mine)) | Exists(holding))
     )
 
 
@@ -195,3 +198,21 @@ def annotation_history(
     if annotator is not None:
         qs = qs.filter(annotator=annotator)
     return qs.order_by("annotator_id", "kind", "version", "id")
+
+
+def gold_candidates(*, project: Project, query: str = "") -> QuerySet[QueueItem]:
+    """Queued items that are not gold yet, newest first, for a reviewer choosing gold items;
+    ``query`` matches the external id or a piece of the response or the conversation."""
+    items = (
+        QueueItem.objects.filter(project=project, is_gold=False)
+        .exclude(status=QueueItem.Status.FLAGGED)
+        .select_related("interaction")
+        .order_by("-id")
+    )
+    if query:
+        items = items.filter(
+            Q(interaction__external_id=query)
+            | Q(interaction__response__icontains=query)
+            | Q(interaction__messages__icontains=query)
+        )
+    return items

@@ -58,7 +58,7 @@ def annotation_edit(
     """The author changes their current label: a new version under the current schema.
 
     Only the author's own current label annotation can be edited (anything else is a 404 for
-    them, or a 409 when the version is no longer current).
+    them, or a 409 when the version is no longer current or the item has been adjudicated).
     """
     try:
         old = (
@@ -70,6 +70,14 @@ def annotation_edit(
         raise NotFound("No such annotation.") from None
     if not old.is_current:
         raise Conflict("This is an old version; edit the current one instead.", code="not_current")
+    # Once a reviewer has settled the item, the annotator's label is part of a decision: it stays.
+    if Annotation.objects.filter(
+        queue_item_id=old.queue_item_id, kind=Annotation.Kind.ADJUDICATION, is_current=True
+    ).exists():
+        raise Conflict(
+            "A reviewer has adjudicated this item; your label can no longer be changed.",
+            code="adjudicated",
+        )
     project = old.queue_item.project
     cleaned = values_validate(
         project.label_schema, values, has_alt_response=bool(old.interaction.alt_response)

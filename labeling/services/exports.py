@@ -214,6 +214,11 @@ def export_params_validate(
                 out_filters[key] = value
         except ValueError as exc:
             errors[where] = str(exc)
+    since, until = out_filters.get("since"), out_filters.get("until")
+    if since and until and dt.datetime.fromisoformat(until) <= dt.datetime.fromisoformat(since):
+        errors["filters.until"] = (
+            f"{until} is not after filters.since ({since}): the export would be empty"
+        )
 
     for key, value in options.items():
         where = f"options.{key}"

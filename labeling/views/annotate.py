@@ -18,16 +18,22 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDi
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from labeling.access import acting_user, has_capability, project_access, role_in
 from labeling.errors import DomainError, Invalid
-from labeling.models import Annotation, Project, QueueItem
+from labeling.forms import GoldRateForm
+from labeling.models import Annotation, Assignment, Project, QueueItem, Role
 from labeling.schema import question_choices, schema_for_display
+from labeling.selectors import quality
 from labeling.selectors.agreement import disagreements, project_agreement
-from labeling.selectors.queue import annotator_stats, queue_health, queue_progress
+from labeling.selectors.history import PERIODS, my_labels
+from labeling.selectors.quality import annotator_quality
+from labeling.selectors.queue import annotator_stats, gold_candidates, queue_health, queue_progress
 from labeling.services.annotations import annotation_adjudicate
 from labeling.services.gold import gold_clear, gold_set
+from labeling.services.projects import project_update
 from labeling.services.queue import queue_item_reopen
 
 
@@ -35,6 +41,15 @@ from labeling.services.queue import queue_item_reopen
 def annotate(request: HttpRequest, slug: str) -> HttpResponse:
     """The labelling page: guidelines, progress, timer; items come from the queue API."""
     project = project_access(user=request.user, slug=slug, need="label")
+    role = role_in(user=request.user, project=project)
+    # Annotators start at once. Anyone else (reviewer, admin) opening the page may only be looking:
+    # they take a lease when they press Start, unless they already hold one here.
+    holds_lease = Assignment.objects.filter(
+        queue_item__project=project,
+        annotator=acting_user(request.user),
+        status=Assignment.Status.LEASED,
+        lease_expires_at__gt=timezone.now(),
+    ).exists()
     config = {
         "slug": project.slug,
         "csrfToken": get_token(request),
@@ -43,6 +58,10 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
         "submitUrl": reverse("api-assignment-submit", kwargs={"assignment_id": 0}),
         "skipUrl": reverse("api-assignment-skip", kwargs={"assignment_id": 0}),
         "homeUrl": reverse("home"),
+        "autoStart": role == Role.ANNOTATOR or holds_lease,
+        "myLabelsUrl": reverse("api-my-labels", kwargs={"slug": project.slug}),
+        "editUrl": reverse("api-annotation-edit", kwargs={"annotation_id": 0}),
+        "editAnnotation": edit if (edit := request.GET.get("edit", "")).isdigit() else None,
     }
     return render(
         request,
@@ -52,8 +71,47 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
             "config": config,
             "progress": queue_progress(project=project, user=request.user),
             "can_review": _can_review(request.user, project),
+            "role": role,
+            "lease_minutes": max(1, round(project.lease_seconds / 60)),
         },
     )
+
+
+@login_required
+def label_history(request: HttpRequest, slug: str) -> HttpResponse:
+    """The annotator's own submitted labels (today, this week, all) with a link to change each."""
+    project = project_access(user=request.user, slug=slug, need="label")
+    period = request.GET.get("period", "today")
+    if period not in PERIODS:
+        period = "today"
+    questions = schema_for_display(project.label_schema).get("questions", [])
+    labels = my_labels(project=project, user=request.user, period=period)  # type: ignore[arg-type]
+    rows = [
+        {
+            "annotation": a,
+            "submitted_at": a.assignment.finished_at if a.assignment else a.created_at,
+            "answers": [
+                (q.get("prompt") or q["key"], _shown(a.values.get(q["key"])))
+                for q in questions
+                if a.values.get(q["key"]) not in (None, "", [])
+            ],
+        }
+        for a in labels[:HISTORY_ROWS]
+    ]
+    return render(
+        request,
+        "labeling/history.html",
+        {
+            "project": project,
+            "rows": rows,
+            "period": period,
+            "periods": [("today", "Today"), ("week", "Last 7 days"), ("all", "All")],
+            "limit": HISTORY_ROWS,
+        },
+    )
+
+
+HISTORY_ROWS = 200
 
 
 def _can_review(user: Any, project: Project) -> bool:
@@ -133,6 +191,11 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
             "project": project,
             "health": queue_health(project=project),
             "annotators": annotator_stats(project=project),
+            "quality": annotator_quality(project=project),
+            "fast_ratio_percent": round(quality.FAST_RATIO * 100),
+            "min_timed": quality.MIN_TIMED,
+            "low_percent": round(quality.LOW_ACCURACY * 100),
+            "few": quality.FEW,
             "agreement": project_agreement(project=project)["questions"],
             "flagged": flagged,
         },
@@ -251,6 +314,10 @@ def review_gold(request: HttpRequest, slug: str) -> HttpResponse:
                 return HttpResponseRedirect(reverse("review-gold", kwargs={"slug": slug}))
             except Invalid as exc:
                 error = exc.text()
+    rate_form = None
+    if has_capability(role=role_in(user=request.user, project=project), need="configure"):
+        rate_form = GoldRateForm(initial={"gold_percent": round(project.gold_rate * 100, 2)})
+    query = request.GET.get("q", "").strip()
     gold = [
         {"item": item, "answer": json.dumps(item.gold_answer, ensure_ascii=False)}
         for item in QueueItem.objects.filter(project=project, is_gold=True)
@@ -267,12 +334,91 @@ def review_gold(request: HttpRequest, slug: str) -> HttpResponse:
             "annotators": annotator_stats(project=project),
             "error": error,
             "posted": request.POST if error else None,
+            "candidates": gold_candidates(project=project, query=query)[:GOLD_CANDIDATES],
+            "query": query,
+            "rate_form": rate_form,
         },
     )
 
 
+GOLD_CANDIDATES = 30
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def review_gold_item(request: HttpRequest, slug: str, item_id: int) -> HttpResponse:
+    """One queued item shown in full (conversation, response(s), labels so far) with the form
+    that makes it gold: the reviewer sees what they are setting the answer of."""
+    project = project_access(user=request.user, slug=slug, need="review")
+    item = get_object_or_404(
+        QueueItem.objects.select_related("interaction"), pk=item_id, project=project
+    )
+    error = None
+    if request.method == "POST":
+        overlap_raw = request.POST.get("overlap", "").strip()
+        try:
+            gold_set(
+                queue_item=item,
+                actor=acting_user(request.user),
+                answer=values_from_post(project.label_schema, request.POST),
+                overlap=int(overlap_raw) if overlap_raw.isdigit() else None,
+            )
+        except Invalid as exc:
+            error = exc.text()
+        else:
+            messages.success(request, f"{item.interaction.external_id} is now a gold item.")
+            return HttpResponseRedirect(reverse("review-gold", kwargs={"slug": slug}))
+    interaction = item.interaction
+    labels = (
+        Annotation.objects.filter(queue_item=item, kind=Annotation.Kind.LABEL, is_current=True)
+        .select_related("annotator")
+        .order_by("id")
+    )
+    questions = schema_for_display(project.label_schema).get("questions", [])
+    return render(
+        request,
+        "labeling/gold_item.html",
+        {
+            "project": project,
+            "item": item,
+            "interaction": interaction,
+            "fields": answer_fields(
+                project.label_schema, has_alt_response=bool(interaction.alt_response)
+            ),
+            "labels": [
+                {
+                    "annotator": a.annotator.get_username(),
+                    "values": [(q["key"], _shown(a.values.get(q["key"]))) for q in questions],
+                }
+                for a in labels
+            ],
+            "current": json.dumps(item.gold_answer, ensure_ascii=False) if item.is_gold else "",
+            "error": error,
+        },
+    )
+
+
+@login_required
+@require_http_methods(["POST"])
+def review_gold_rate(request: HttpRequest, slug: str) -> HttpResponse:
+    """Change how often gold items are mixed into queues (admins: it is a project setting)."""
+    project = project_access(user=request.user, slug=slug, need="configure")
+    form = GoldRateForm(request.POST)
+    if form.is_valid():
+        project_update(
+            project=project,
+            updated_by=acting_user(request.user),
+            data={"gold_rate": form.cleaned_data["gold_percent"] / 100},
+        )
+        messages.success(request, f"Gold rate is now {form.cleaned_data['gold_percent']:g}%.")
+    else:
+        messages.error(request, "Gold rate: give a percentage from 0 to 100.")
+    return HttpResponseRedirect(reverse("review-gold", kwargs={"slug": slug}))
+
+
 urlpatterns = [
     path("p/<slug:slug>/label/", annotate, name="annotate"),
+    path("p/<slug:slug>/label/history/", label_history, name="label-history"),
     path("p/<slug:slug>/review/", review, name="review"),
     path("p/<slug:slug>/review/items/<int:item_id>/reopen", reopen, name="review-reopen"),
     path(
@@ -281,4 +427,6 @@ urlpatterns = [
         name="review-disagreements",
     ),
     path("p/<slug:slug>/review/gold/", review_gold, name="review-gold"),
+    path("p/<slug:slug>/review/gold/rate/", review_gold_rate, name="review-gold-rate"),
+    path("p/<slug:slug>/review/gold/<int:item_id>/", review_gold_item, name="review-gold-item"),
 ]

@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
 
-from labeling.access import projects_for, role_in, visible_projects
+from labeling.access import can_create_projects, projects_for, role_in, visible_projects
 from labeling.context_processors import project_links
 from labeling.selectors.queue import my_queues
 from labeling.views.login import ThrottledLoginView
@@ -23,6 +23,7 @@ def home(request: HttpRequest) -> HttpResponse:
         {
             "projects": projects,
             "queues": my_queues(user=request.user),
+            "can_create_projects": can_create_projects(request.user),
             "review_slugs": set(
                 projects_for(user=request.user, need="review").values_list("slug", flat=True)
             ),

@@ -3,12 +3,24 @@
  * Safety: everything from the server is inserted with textContent / createElement, never as HTML.
  * Keys: digits (or a question's own shortcuts) choose in the current question, j/k or arrows move
  * between questions, Enter submits, S skips, ? shows help, Esc leaves a text box or a dialog.
- * Nothing typed is lost on an error: the form stays as it is until the next item is loaded.
+ * Nothing typed is lost on an error: the form stays as it is until the next item is loaded, and
+ * a draft of the answers is kept in localStorage per assignment, so a reload restores them.
+ * Messages and responses are rendered as Markdown by markdown.js (DOM nodes only, never HTML);
+ * question order, shortcuts and choices come from questions.js (shared with the schema preview).
  */
 (function () {
   "use strict";
 
   var cfg = JSON.parse(document.getElementById("annotate-config").textContent);
+  var Q = window.FlywheelQuestions;
+  var MD = window.FlywheelMarkdown;
+  var DRAFT_PREFIX = "flywheel-draft:" + cfg.slug + ":";
+  var DRAFT_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+  // A text longer than this is shown clamped with a "Show all" button (a 150,000-character
+  // response would otherwise make the page tens of thousands of pixels tall).
+  var CLAMP_CHARS = 600;
+  // Earlier turns of a long conversation start folded: the last few and the response show first.
+  var SHOWN_TURNS = 2;
   var byId = function (id) { return document.getElementById(id); };
   var ui = {
     item: byId("item"), conversation: byId("conversation"), responses: byId("responses"),
@@ -18,12 +30,15 @@
     helpBox: byId("shortcuts-box"), questionKeys: byId("question-keys"),
     skipDialog: byId("skip-dialog"), skipForm: byId("skip-form"), skipReason: byId("skip-reason"),
     skipCancel: byId("skip-cancel"), skipButton: byId("skip"), reload: byId("reload"),
+    start: byId("start"), startButton: byId("start-button"), submitButton: byId("submit"),
   };
 
   // The item on screen: {assignment, questions (shown ones), sections, startedAt, leaseEnds, closed}
   var current = null;
   var busy = false;
   var active = 0;
+  // Bumped on every local change of the counters: a progress answer requested before it is stale.
+  var progressEpoch = 0;
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -41,6 +56,7 @@
     ui.status.hidden = !message;
     ui.status.className = "status" + (kind ? " " + kind : "");
     ui.status.textContent = message || "";
+    scheduleFit();
   }
 
   function call(method, url, body) {
@@ -77,6 +93,7 @@
     if (!current) return;
     var now = Date.now();
     ui.timer.textContent = clock(now - current.startedAt);
+    if (current.mode === "edit") { ui.lease.textContent = "editing"; ui.lease.className = ""; return; }
     var left = current.leaseEnds - now;
     if (current.closed) return;
     if (left > 0) {
@@ -92,7 +109,10 @@
   setInterval(tick, 1000);
 
   function refreshProgress() {
+    var epoch = progressEpoch;
     return call("GET", cfg.progressUrl).then(function (r) {
+      // A submit finished while this was in flight: its answer predates the submit.
+      if (epoch !== progressEpoch) return;
       if (r.status === 200 && r.data) {
         ui.doneToday.textContent = r.data.done_today;
         ui.left.textContent = r.data.left;
@@ -112,15 +132,60 @@
     return content === null || content === undefined ? "" : JSON.stringify(content);
   }
 
+  // A text block rendered as Markdown; long ones are clamped with a button to show them whole.
+  function textBlock(text, label) {
+    var wrap = el("div", { className: "text-wrap" });
+    var body = el("div", { className: "text md" });
+    MD.render(body, text);
+    wrap.appendChild(body);
+    var length = String(text || "").length;
+    if (length > CLAMP_CHARS) {
+      body.classList.add("clamped");
+      var more = el("button", { type: "button", className: "link-button more", "aria-expanded": "false" },
+        "Show all of " + label + " (" + length.toLocaleString("en") + " characters)");
+      more.addEventListener("click", function () {
+        var open = body.classList.toggle("clamped") === false;
+        more.setAttribute("aria-expanded", String(open));
+        more.textContent = open ? "Show less" : "Show all of " + label + " (" + length.toLocaleString("en") + " characters)";
+      });
+      wrap.appendChild(more);
+    }
+    return wrap;
+  }
+
+  // A clamped text that fits in its clamp after all (short lines, wide window) loses its button.
+  function unclampShort() {
+    Array.prototype.forEach.call(ui.item.querySelectorAll(".text.clamped"), function (body) {
+      if (body.offsetParent === null || body.scrollHeight > body.clientHeight + 4) return;
+      body.classList.remove("clamped");
+      var more = body.parentNode.querySelector(".more");
+      if (more) more.remove();
+    });
+  }
+
+  function messageItem(m) {
+    var role = (m && m.role) || "unknown";
+    var li = el("li", { className: "msg role-" + String(role).replace(/[^a-z_]/gi, "") });
+    li.appendChild(el("span", { className: "role" }, role));
+    li.appendChild(textBlock(messageText(m && m.content), "this message"));
+    return li;
+  }
+
   function renderConversation(interaction) {
     ui.conversation.replaceChildren();
-    (interaction.messages || []).forEach(function (m) {
-      var role = (m && m.role) || "unknown";
-      var li = el("li", { className: "msg role-" + String(role).replace(/[^a-z_]/gi, "") });
-      li.appendChild(el("span", { className: "role" }, role));
-      li.appendChild(el("div", { className: "text" }, messageText(m && m.content)));
-      ui.conversation.appendChild(li);
-    });
+    var messages = interaction.messages || [];
+    var folded = Math.max(0, messages.length - SHOWN_TURNS);
+    if (folded > 0) {
+      var holder = el("li", { className: "earlier" });
+      var details = el("details");
+      details.appendChild(el("summary", null, folded + " earlier message" + (folded === 1 ? "" : "s")));
+      var list = el("ol", { className: "conversation" });
+      messages.slice(0, folded).forEach(function (m) { list.appendChild(messageItem(m)); });
+      details.appendChild(list);
+      holder.appendChild(details);
+      ui.conversation.appendChild(holder);
+    }
+    messages.slice(folded).forEach(function (m) { ui.conversation.appendChild(messageItem(m)); });
     var bits = [interaction.external_id];
     if (interaction.model_version) bits.push(interaction.model_version);
     Object.keys(interaction.segment || {}).forEach(function (k) { bits.push(k + "=" + interaction.segment[k]); });
@@ -138,39 +203,25 @@
       var box = el("article", { className: "response", "aria-label": pair ? "Response " + b[0] : "Response" });
       var h = el("h2", null, pair ? "Response " + b[0] : "Response");
       box.appendChild(h);
-      box.appendChild(el("div", { className: "text" }, b[1]));
+      box.appendChild(textBlock(b[1], pair ? "response " + b[0] : "the response"));
       ui.responses.appendChild(box);
     });
-  }
-
-  function choicesOf(q) {
-    if (q.type === "binary") return [{ value: true, label: "Yes" }, { value: false, label: "No" }];
-    if (q.type === "rating") return q.scale.map(function (s) { return { value: s.value, label: s.value + " · " + s.label }; });
-    if (q.type === "pairwise") {
-      var c = [{ value: "a", label: "A is better" }, { value: "b", label: "B is better" }];
-      if (q.allow_tie !== false) c.push({ value: "tie", label: "Tie" });
-      return c;
-    }
-    if (q.type === "single_choice" || q.type === "multi_choice") return q.options.map(function (o) { return { value: o, label: o }; });
-    return [];
-  }
-
-  function defaultShortcuts(n) {
-    return ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"].slice(0, n);
   }
 
   function renderQuestions(schema, interaction) {
     ui.questions.replaceChildren();
     var shown = [];
     var sections = [];
-    (schema.questions || []).forEach(function (q) {
-      if (q.type === "pairwise" && !interaction.alt_response) return;
+    var pair = !!interaction.alt_response;
+    Q.order(schema.questions, pair).forEach(function (q) {
       var index = shown.length;
-      var choices = choicesOf(q);
-      var keys = q.shortcuts || defaultShortcuts(choices.length);
+      var choices = Q.choices(q);
+      var keys = Q.shortcuts(q);
       var section = el("fieldset", { className: "q", "data-key": q.key, "data-index": String(index), tabindex: "-1" });
       var legend = el("legend", null, q.prompt || q.key);
       if (q.required) legend.appendChild(el("span", { className: "req", title: "required" }, " *"));
+      var about = Q.about(q, pair);
+      if (about) legend.appendChild(el("span", { className: "about" }, "about " + about));
       section.appendChild(legend);
       if (q.help) section.appendChild(el("p", { className: "help" }, q.help));
       var name = "q-" + q.key;
@@ -217,6 +268,24 @@
     });
   }
 
+  // The answer form never runs below the fold: on wide screens it is a sticky column whose
+  // height is what is left of the window under its top edge, and its Submit bar sticks to the
+  // bottom of it (annotate.css). On narrow screens it follows the item.
+  var fitPending = false;
+  function fitAnswers() {
+    fitPending = false;
+    if (window.innerWidth <= 900) { ui.form.style.maxHeight = ""; return; }
+    var top = Math.max(8, ui.form.getBoundingClientRect().top);
+    ui.form.style.maxHeight = Math.max(240, window.innerHeight - top - 8) + "px";
+  }
+  function scheduleFit() {
+    if (fitPending) return;
+    fitPending = true;
+    window.requestAnimationFrame(fitAnswers);
+  }
+  window.addEventListener("resize", scheduleFit);
+  window.addEventListener("scroll", scheduleFit, { passive: true });
+
   // ---- focus and choosing -------------------------------------------------------------------
 
   function setActive(index, focus) {
@@ -243,12 +312,81 @@
       clearError(active);
       if (active < current.sections.length - 1) setActive(active + 1, true);
     }
+    draftSave();
   }
 
   function clearError(index) {
     var section = current.sections[index];
     section.classList.remove("invalid");
     section.querySelector(".q-error").textContent = "";
+  }
+
+  // ---- drafts: the answers chosen so far survive a reload ------------------------------------
+
+  function draftKey(assignmentId) { return DRAFT_PREFIX + assignmentId; }
+
+  function draftRead() {
+    // What the form holds now: choice indexes per question, text per text question.
+    var draft = { savedAt: Date.now(), answers: {} };
+    current.shown.forEach(function (s, i) {
+      var section = current.sections[i];
+      if (s.q.type === "text") {
+        draft.answers[s.q.key] = { text: section.querySelector("textarea").value };
+      } else {
+        draft.answers[s.q.key] = {
+          checked: Array.prototype.filter.call(section.querySelectorAll("input"), function (x) { return x.checked; })
+            .map(function (x) { return Number(x.value); }),
+        };
+      }
+    });
+    return draft;
+  }
+
+  function draftSave() {
+    if (!current || current.closed || current.mode === "edit") return;
+    try { window.localStorage.setItem(draftKey(current.assignment.id), JSON.stringify(draftRead())); }
+    catch (e) { /* storage full or disabled: drafts are a convenience */ }
+  }
+
+  function draftDrop(assignmentId) {
+    try { window.localStorage.removeItem(draftKey(assignmentId)); } catch (e) { /* ignore */ }
+  }
+
+  function draftRestore() {
+    var raw = null;
+    try { raw = window.localStorage.getItem(draftKey(current.assignment.id)); } catch (e) { return false; }
+    if (!raw) return false;
+    var draft;
+    try { draft = JSON.parse(raw); } catch (e) { return false; }
+    var restored = false;
+    current.shown.forEach(function (s, i) {
+      var saved = draft && draft.answers && draft.answers[s.q.key];
+      if (!saved) return;
+      var section = current.sections[i];
+      if (s.q.type === "text") {
+        if (typeof saved.text === "string") { section.querySelector("textarea").value = saved.text; restored = true; }
+        return;
+      }
+      var inputs = section.querySelectorAll("input");
+      (saved.checked || []).forEach(function (index) {
+        if (inputs[index]) { inputs[index].checked = true; restored = true; }
+      });
+    });
+    return restored;
+  }
+
+  function draftsPrune() {
+    // Drafts of assignments that ended elsewhere (another tab, an expired lease) are dropped after a week.
+    try {
+      var now = Date.now();
+      for (var i = window.localStorage.length - 1; i >= 0; i -= 1) {
+        var key = window.localStorage.key(i);
+        if (!key || key.indexOf("flywheel-draft:") !== 0) continue;
+        var saved = null;
+        try { saved = JSON.parse(window.localStorage.getItem(key)); } catch (e) { saved = null; }
+        if (!saved || !(now - saved.savedAt < DRAFT_MAX_AGE_MS)) window.localStorage.removeItem(key);
+      }
+    } catch (e) { /* ignore */ }
   }
 
   // ---- values, submit, skip -----------------------------------------------------------------
@@ -308,6 +446,7 @@
 
   function submit() {
     if (!current || busy) return;
+    if (current.mode === "edit") { saveEdit(); return; }
     if (current.closed) { loadNext(); return; }
     var values = collect();
     var missing = current.shown.filter(function (s) { return s.q.required && values[s.q.key] === undefined; });
@@ -325,14 +464,18 @@
       busy = false;
       if (r.status === 201) {
         say("Saved.", "ok");
+        draftDrop(current.assignment.id);
+        progressEpoch += 1;
         ui.doneToday.textContent = String(Number(ui.doneToday.textContent || 0) + 1);
         loadNext();
       } else if (r.status === 400) {
         var extra = showErrors((r.data && r.data.errors && r.data.errors.values) || {});
         say(((r.data && r.data.detail) || "The submission is invalid.") + (extra ? " " + extra : ""), "bad");
       } else if (r.status === 409) {
+        draftDrop(current.assignment.id);
         closeItem((r.data && r.data.detail) || "This item is closed.");
       } else if (r.status === 404) {
+        draftDrop(current.assignment.id);
         closeItem("This assignment is no longer yours. Your answers are still shown; copy what you need.");
       } else if (r.status === 403) {
         say("You are not allowed to label in this project any more (or your session ended: log in again in another tab, then press Enter).", "bad");
@@ -345,8 +488,92 @@
     });
   }
 
+  // ---- history: go back to a submitted item and change the answer -------------------------
+
+  function valueIndex(choices, value) {
+    for (var i = 0; i < choices.length; i += 1) {
+      if (choices[i].value === value || (typeof value === "number" && choices[i].value === value)) return i;
+    }
+    return -1;
+  }
+
+  function prefill(values) {
+    current.shown.forEach(function (s, i) {
+      var value = values[s.q.key];
+      var section = current.sections[i];
+      if (s.q.type === "text") {
+        section.querySelector("textarea").value = typeof value === "string" ? value : (s.prefill || "");
+        return;
+      }
+      var inputs = section.querySelectorAll("input");
+      Array.prototype.forEach.call(inputs, function (x) { x.checked = false; });
+      var wanted = s.q.type === "multi_choice" ? (Array.isArray(value) ? value : []) : (value === undefined ? [] : [value]);
+      wanted.forEach(function (v) {
+        var index = valueIndex(s.choices, v);
+        if (index !== -1 && inputs[index]) inputs[index].checked = true;
+      });
+    });
+  }
+
+  function showEdit(row) {
+    showItem({
+      id: "edit-" + row.annotation_id,
+      interaction: row.interaction,
+      schema: row.schema,
+      lease_expires_at: null,
+    }, row);
+  }
+
+  // Backspace: the previous submitted item (Prodigy-style undo); again goes further back.
+  function goBack() {
+    if (busy) return;
+    draftSave();
+    var before = current && current.mode === "edit" ? current.row.annotation_id : null;
+    openLabel(before === null ? "" : "&before=" + before, "Nothing earlier to go back to.");
+  }
+
+  function openLabel(query, emptyMessage) {
+    busy = true;
+    call("GET", cfg.myLabelsUrl + "?period=all&limit=1" + query).then(function (r) {
+      busy = false;
+      var row = r.status === 200 && r.data && r.data.results && r.data.results[0];
+      if (!row) { say(emptyMessage, "info"); return; }
+      if (ui.start) ui.start.hidden = true;
+      showEdit(row);
+    }).catch(function () {
+      busy = false;
+      say("Could not reach the server to open your earlier answer.", "bad");
+    });
+  }
+
+  function saveEdit() {
+    if (!current.row.editable) {
+      say("A reviewer has adjudicated this item; your answer can no longer be changed. Esc returns to your current item.", "bad");
+      return;
+    }
+    var values = collect();
+    busy = true;
+    say("Saving your change…", "info");
+    var url = assignmentUrl(cfg.editUrl, current.row.annotation_id);
+    call("POST", url, { values: values, time_spent_ms: Date.now() - current.startedAt }).then(function (r) {
+      busy = false;
+      if (r.status === 201) {
+        say("Changed your answer to " + current.row.interaction.external_id + ".", "ok");
+        loadNext();
+      } else if (r.status === 400) {
+        var extra = showErrors((r.data && r.data.errors && r.data.errors.values) || {});
+        say(((r.data && r.data.detail) || "The change is invalid.") + (extra ? " " + extra : ""), "bad");
+      } else {
+        say((r.data && r.data.detail) || "Could not save the change (HTTP " + r.status + ").", "bad");
+      }
+    }).catch(function () {
+      busy = false;
+      say("Could not reach the server. Your change is still here: press Enter to retry.", "bad");
+    });
+  }
+
   function openSkip() {
-    if (!current || current.closed || busy) return;
+    if (!current || current.closed || busy || current.mode === "edit") return;
     ui.skipDialog.hidden = false;
     ui.skipReason.value = "";
     ui.skipReason.focus();
@@ -364,6 +591,7 @@
       busy = false;
       ui.skipDialog.hidden = true;
       if (r.status === 200) {
+        draftDrop(current.assignment.id);
         say("Skipped.", "info");
         loadNext();
       } else {
@@ -385,7 +613,7 @@
 
   // ---- loading ------------------------------------------------------------------------------
 
-  function showItem(data) {
+  function showItem(data, editRow) {
     var interaction = data.interaction;
     renderConversation(interaction);
     renderResponses(interaction);
@@ -395,14 +623,28 @@
       shown: rendered.shown,
       sections: rendered.sections,
       startedAt: Date.now(),
-      leaseEnds: Date.parse(data.lease_expires_at),
+      leaseEnds: editRow ? NaN : Date.parse(data.lease_expires_at),
       leaseWarned: false,
       closed: false,
+      mode: editRow ? "edit" : "label",
+      row: editRow || null,
     };
     ui.empty.hidden = true;
     ui.item.hidden = false;
     ui.item.setAttribute("data-assignment", String(data.id));
     ui.item.setAttribute("data-external-id", interaction.external_id);
+    ui.item.setAttribute("data-mode", current.mode);
+    ui.submitButton.firstChild.textContent = editRow ? "Save change " : "Submit ";
+    ui.skipButton.hidden = !!editRow;
+    unclampShort();
+    fitAnswers();
+    if (editRow) {
+      prefill(editRow.values || {});
+      var when = editRow.submitted_at ? new Date(editRow.submitted_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
+      say(editRow.editable
+        ? "Editing your answer to " + interaction.external_id + (when ? " (submitted " + when + ")" : "") + ". Enter saves the change, Backspace goes further back, Esc returns to your current item."
+        : "Your answer to " + interaction.external_id + " (adjudicated by a reviewer: it can no longer be changed). Esc returns to your current item.", "info");
+    } else if (draftRestore()) say("Restored the answers you had chosen before the page was reloaded.", "info");
     tick();
     setActive(0, true);
   }
@@ -410,6 +652,7 @@
   function loadNext() {
     if (busy) return;
     busy = true;
+    if (ui.start) ui.start.hidden = true;
     call("POST", cfg.nextUrl).then(function (r) {
       busy = false;
       if (r.status === 200) {
@@ -440,6 +683,8 @@
   ui.skipForm.addEventListener("submit", function (ev) { ev.preventDefault(); skip(ui.skipReason.value); });
   ui.skipCancel.addEventListener("click", closeSkip);
   ui.reload.addEventListener("click", loadNext);
+  if (ui.startButton) ui.startButton.addEventListener("click", loadNext);
+  ui.questions.addEventListener("input", draftSave);
 
   ui.questions.addEventListener("focusin", function (ev) {
     var section = ev.target.closest && ev.target.closest(".q");
@@ -448,6 +693,7 @@
   ui.questions.addEventListener("change", function (ev) {
     var section = ev.target.closest && ev.target.closest(".q");
     if (section && current) clearError(Number(section.getAttribute("data-index")));
+    draftSave();
   });
 
   document.addEventListener("keydown", function (ev) {
@@ -484,6 +730,8 @@
       else loadNext();
       return;
     }
+    if (ev.key === "Backspace") { ev.preventDefault(); goBack(); return; }
+    if (current && current.mode === "edit" && ev.key === "Escape") { ev.preventDefault(); say(""); loadNext(); return; }
     if (!current || current.closed) return;
     if (ev.key === "s" || ev.key === "S") { ev.preventDefault(); openSkip(); return; }
     var onChoice = target && target.tagName === "INPUT";
@@ -495,5 +743,10 @@
     if (index !== -1) { ev.preventDefault(); choose(index); }
   });
 
-  loadNext();
+  draftsPrune();
+  // Annotators get their next item at once. Reviewers and admins who open the page only to look
+  // take no lease until they press Start (a look must not take work away from annotators).
+  if (cfg.editAnnotation) openLabel("&id=" + encodeURIComponent(cfg.editAnnotation), "That answer is not yours or no longer current.");
+  else if (cfg.autoStart) loadNext();
+  else if (ui.startButton) ui.startButton.focus();
 })();

@@ -5,22 +5,23 @@
   "use strict";
 
   var el = window.flywheel.el;  // dom.js, loaded first
+  var Q = window.FlywheelQuestions;  // questions.js: the labelling page's own choices and keys
 
   // ---- schema editor: a live preview of the annotator form (textContent only: no HTML injection)
-  function renderQuestion(q) {
+  function renderQuestion(q, isPair) {
     var box = el("div", { "class": "q", "data-key": String(q.key || "") });
     var title = el("div", {}, [el("strong", {}, [String(q.prompt || q.key || "(no prompt)")])]);
-    if (q.required) title.appendChild(el("span", { "class": "badge" }, ["required"]));
+    // The server's default: a pairwise question is required unless it says "required": false.
+    var required = q.required === undefined ? q.type === "pairwise" : q.required;
+    if (required) title.appendChild(el("span", { "class": "badge" }, ["required"]));
     title.appendChild(el("span", { "class": "muted" }, ["  " + String(q.key || "?") + " · " + String(q.type || "?")]));
+    var about = Q.about(q, isPair);
+    if (about) title.appendChild(el("span", { "class": "muted" }, [" · about " + about]));
     box.appendChild(title);
     if (q.help) box.appendChild(el("p", { "class": "help" }, [String(q.help)]));
     var opts = el("div", { "class": "opts" });
-    var items = [];
-    if (q.type === "binary") items = [["yes", "1"], ["no", "2"]];
-    else if (q.type === "pairwise") items = [["A is better", "a"], ["B is better", "b"], ["tie", "t"]];
-    else if (q.type === "rating" && Array.isArray(q.scale)) items = q.scale.map(function (s, i) { return [String(s.value) + " " + String(s.label || ""), String(i + 1)]; });
-    else if ((q.type === "single_choice" || q.type === "multi_choice") && Array.isArray(q.options))
-      items = q.options.map(function (o, i) { return [String(typeof o === "object" && o ? (o.label || o.value) : o), i < 9 ? String(i + 1) : ""]; });
+    var keys = Q.shortcuts(q);
+    var items = Q.choices(q).map(function (c, i) { return [c.label, keys[i] || ""]; });
     if (q.type === "text") {
       box.appendChild(el("textarea", { rows: "2", disabled: "disabled", placeholder: q.prefill === "response" ? "prefilled with the response" : "" }));
     }
@@ -54,7 +55,10 @@
       if (!questions.length) {
         preview.appendChild(el("p", { "class": "empty" }, ["Add at least one question to \"questions\"."]));
       }
-      questions.forEach(function (q) { preview.appendChild(renderQuestion(q || {})); });
+      // Shown as an item with two responses when the schema asks a preference (it comes first there).
+      var isPair = questions.some(function (q) { return q && q.type === "pairwise"; });
+      if (isPair) preview.appendChild(el("p", { "class": "help" }, ["As on an item with two responses (A = response, B = alt_response); items with one response skip the preference."]));
+      Q.order(questions, isPair).forEach(function (q) { preview.appendChild(renderQuestion(q || {}, isPair)); });
       var target = schema && schema.target;
       if (target) {
         var good = Array.isArray(target.good) ? JSON.stringify(target.good) : "(add \"good\": the answers that count as good)";

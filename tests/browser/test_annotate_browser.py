@@ -121,9 +121,11 @@ def test_annotator_labels_three_items_and_skips_one_with_the_keyboard(
     screenshot(page, "annotate-shortcuts")
     page.keyboard.press("Escape")
     expect(page.locator("#shortcuts")).to_be_hidden()
-    page.keyboard.press("3")
+    # The preference is asked first on a pairwise item, then the rating (about response A).
     expect(page.locator("fieldset.q.active")).to_have_attribute("data-key", "preference")
     page.keyboard.press("2")
+    expect(page.locator("fieldset.q.active")).to_have_attribute("data-key", "quality")
+    page.keyboard.press("3")
     screenshot(page, "annotate-pairwise")
     page.keyboard.press("Enter")
 

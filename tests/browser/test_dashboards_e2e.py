@@ -185,6 +185,7 @@ def test_config_pages_render_and_work(page: Any, live_server: Any) -> None:
     expect(page.locator("#new-key")).to_have_count(0)
     assert key not in page.content()
     page.get_by_role("button", name="Revoke").click()
+    page.get_by_role("button", name="Revoke prod-chat-api").click()  # the confirmation page
     expect(page.get_by_test_id("tokens")).to_contain_text("revoked")
     shot(page, "13-token-revoked")
 

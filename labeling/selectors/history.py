@@ -1,0 +1,72 @@
+"""An annotator's own submitted labels (today, this week, all), newest first: the history page
+and the labelling page's undo (go back one item) read them here."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+from labeling.models import Annotation, Project
+
+Period = Literal["today", "week", "all"]
+PERIODS: tuple[Period, ...] = ("today", "week", "all")
+
+
+def period_start(period: Period, now: datetime | None = None) -> datetime | None:
+    """Local midnight today, local midnight six days ago (the last 7 days), or None for all."""
+    if period == "all":
+        return None
+    midnight = timezone.localtime(now or timezone.now()).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    return midnight if period == "today" else midnight - timedelta(days=6)
+
+
+def my_labels(
+    *,
+    project: Project,
+    user: Any,
+    period: Period = "all",
+    before: int | None = None,
+    only: int | None = None,
+    now: datetime | None = None,
+) -> QuerySet[Annotation]:
+    """The user's current label versions in the project, newest submission first.
+
+    Ordered by when the item was submitted (its assignment's ``finished_at``), so editing a label
+    does not move it to the top and undo walks back one submitted item at a time. Each row
+    carries ``adjudicated`` (a reviewer settled the item: no more edits). ``before``: only labels
+    submitted before the item of that annotation (the next step back); ``only``: just the
+    label whose current version is that annotation (a history page's Edit link).
+    """
+    adjudicated = Annotation.objects.filter(
+        queue_item=OuterRef("queue_item"), kind=Annotation.Kind.ADJUDICATION, is_current=True
+    )
+    labels = (
+        Annotation.objects.filter(
+            queue_item__project=project,
+            annotator=user,
+            kind=Annotation.Kind.LABEL,
+            is_current=True,
+        )
+        .select_related("interaction", "assignment")
+        .annotate(adjudicated=Exists(adjudicated))
+        .order_by("-assignment__finished_at", "-id")
+    )
+    if only is not None:
+        labels = labels.filter(pk=only)
+    start = period_start(period, now)
+    if start is not None:
+        labels = labels.filter(assignment__finished_at__gte=start)
+    if before is not None:
+        anchor = (
+            Annotation.objects.filter(pk=before, annotator=user)
+            .values_list("assignment__finished_at", flat=True)
+            .first()
+        )
+        if anchor is not None:
+            labels = labels.filter(assignment__finished_at__lt=anchor)
+    return labels

@@ -1,0 +1,91 @@
+"""Every page a project member opens, at 1440x900 and on a phone (390x844): no horizontal
+overflow, and a screenshot of each under test-artifacts/pages/ to look at."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from labeling.models import Annotation, Assignment, Membership, QueueItem, Role
+from tests.browser.conftest import login, screenshot
+from tests.factories import InteractionFactory, ProjectFactory, UserFactory
+
+pytestmark = pytest.mark.browser
+
+SIZES = {"desktop": (1440, 900), "phone": (390, 844)}
+
+
+def test_every_page_fits_the_window(page: Any, live_server: Any) -> None:
+    from django.utils import timezone
+
+    project = ProjectFactory(slug="pages", name="Pages bot", guidelines="Be fair.")
+    admin = UserFactory(username="ada-admin-with-a-long-name", is_staff=True)
+    Membership.objects.create(project=project, user=admin, role=Role.ADMIN)
+    now = timezone.now()
+    item = None
+    for n in range(3):
+        item = QueueItem.objects.create(
+            project=project,
+            interaction=InteractionFactory(
+                project=project,
+                external_id=f"page-item-{n}-" + "x" * 40,
+                response="A long answer with a URL https://example.com/" + "y" * 120,
+                scores={"judge_helpfulness": 0.5},
+            ),
+        )
+    assert item is not None
+    assignment = Assignment.objects.create(
+        queue_item=item,
+        annotator=admin,
+        status=Assignment.Status.SUBMITTED,
+        leased_at=now,
+        lease_expires_at=now,
+        finished_at=now,
+    )
+    Annotation.objects.create(
+        queue_item=item,
+        interaction=item.interaction,
+        assignment=assignment,
+        annotator=admin,
+        values={"quality": 4},
+        schema_version=1,
+        time_spent_ms=4000,
+    )
+    base = "/p/pages"
+    paths = {
+        "home": "/",
+        "label": f"{base}/label/",
+        "history": f"{base}/label/history/?period=all",
+        "review": f"{base}/review/",
+        "disagreements": f"{base}/review/disagreements/",
+        "gold": f"{base}/review/gold/",
+        "gold-item": f"{base}/review/gold/{item.pk}/",
+        "data": f"{base}/data/",
+        "data-item": f"{base}/data/{item.interaction_id}/",
+        "dashboard": f"{base}/dashboard/",
+        "strategies": f"{base}/strategies/",
+        "schema": f"{base}/schema/",
+        "members": f"{base}/members/",
+        "tokens": f"{base}/tokens/",
+        "settings": f"{base}/settings/",
+        "exports": f"{base}/exports/",
+        "new-project": "/projects/new/",
+    }
+    login(page, live_server, admin)
+    overflowing = []
+    for size, (width, height) in SIZES.items():
+        page.set_viewport_size({"width": width, "height": height})
+        for name, path in paths.items():
+            response = page.goto(f"{live_server.url}{path}")
+            assert response is not None
+            assert response.status == 200, (name, response.status)
+            page.wait_for_load_state("networkidle")
+            extra = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            if extra > 0:
+                overflowing.append(f"{name} at {size}: {extra}px too wide")
+            screenshot(page, f"pages/{name}-{size}")
+    assert overflowing == [], "; ".join(overflowing)
+    assert page.js_errors == []
