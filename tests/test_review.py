@@ -28,7 +28,8 @@ def _labelled(project: Project, annotator: Any, external_id: str = "r-1", qualit
         overlap=1,
     )
     assignment = assignment_claim(project=project, annotator=annotator)
-    assert assignment is not None and assignment.queue_item_id == item.pk
+    assert assignment is not None
+    assert assignment.queue_item_id == item.pk
     return item, assignment_submit(
         assignment_id=assignment.pk, annotator=annotator, values={"quality": quality}
     )
@@ -106,7 +107,9 @@ def test_comments_and_flags_annotators_only_on_their_items_reviewers_see_all(
     comment_add(queue_item=item, author=reviewer, body="Looking", reviewer=True)
     assert [i.pk for i in items_to_review(project=project, which="flags")] == [item.pk]
     counts = review_counts(project=project)
-    assert counts["flags"] == 1 and counts["comments"] == 1 and counts["unreviewed"] == 1
+    assert counts["flags"] == 1
+    assert counts["comments"] == 1
+    assert counts["unreviewed"] == 1
 
     url = f"/api/projects/{project.slug}/items/{item.pk}/comments"
     assert [c["body"] for c in client_for(reviewer).get(url).json()] == [
@@ -115,7 +118,8 @@ def test_comments_and_flags_annotators_only_on_their_items_reviewers_see_all(
     ]
     assert [c["body"] for c in client_for(annotator).get(url).json()] == ["Leaks a phone number"]
     answer = client_for(annotator).post(url, {"body": "also rude", "flag": False}, format="json")
-    assert answer.status_code == 201 and answer.json()["is_flag"] is False
+    assert answer.status_code == 201
+    assert answer.json()["is_flag"] is False
     assert client_for(other).post(url, {"body": "hi"}, format="json").status_code == 404
 
     comment_resolve(comment_id=flag.pk, project=project, actor=reviewer)
@@ -131,9 +135,11 @@ def test_review_api_rejects_with_a_note_and_annotators_may_not_review(
     url = f"/api/projects/{project.slug}/annotations/{label.pk}/review"
     assert client_for(annotator).post(url, {"decision": "accept"}).status_code == 403
     missing = client_for(reviewer).post(url, {"decision": "reject"}, format="json")
-    assert missing.status_code == 400 and "note" in missing.json()["errors"]
+    assert missing.status_code == 400
+    assert "note" in missing.json()["errors"]
     done = client_for(reviewer).post(url, {"decision": "reject", "note": "no"}, format="json")
-    assert done.status_code == 200 and done.json()["review_status"] == "rejected"
+    assert done.status_code == 200
+    assert done.json()["review_status"] == "rejected"
 
 
 def test_suggestions_are_off_by_default_and_recorded_when_shown(
@@ -157,7 +163,8 @@ def test_suggestions_are_off_by_default_and_recorded_when_shown(
     patched = client_for(admin).patch(
         f"/api/projects/{project.slug}/", {"show_suggestions": True}, format="json"
     )
-    assert patched.status_code == 200 and patched.json()["show_suggestions"] is True
+    assert patched.status_code == 200
+    assert patched.json()["show_suggestions"] is True
     project.refresh_from_db()
     QueueItem.objects.create(
         project=project,
