@@ -100,14 +100,16 @@ def test_label_window_is_first_label_to_now_at_most_seven_days() -> None:
     now = dt.datetime(2026, 12, 3, 12, tzinfo=dt.UTC)
     # 38 labels within the first hour: 38 per day, not 38 x 24.
     window = label_window(dated=[now - dt.timedelta(minutes=m) for m in range(38)], now=now)
-    assert window["labels"] == 38 and window["rate_days"] == 1.0
+    assert window["labels"] == 38
+    assert window["rate_days"] == 1.0
     assert window["days"] == pytest.approx(37 / 1440)
     assert "0.6 hours ago" in window["note"]
     # Three days of labels: the window starts at the first one.
     dated = [now - dt.timedelta(hours=h) for h in range(0, 72, 2)]
     window = label_window(dated=dated, now=now)
     assert window["days"] == pytest.approx(70 / 24)
-    assert window["labels"] == 36 and window["note"] is None
+    assert window["labels"] == 36
+    assert window["note"] is None
     assert window["start"] == (now - dt.timedelta(hours=70)).isoformat()
     # Older than a week: only the last 7 days count.
     dated = [now - dt.timedelta(days=d) for d in range(30)]
@@ -115,7 +117,8 @@ def test_label_window_is_first_label_to_now_at_most_seven_days() -> None:
     assert window["days"] == pytest.approx(7.0)
     assert window["labels"] == 8  # days 0..7, the one exactly 7 days ago included
     empty = label_window(dated=[], now=now)
-    assert empty["labels"] == 0 and empty["start"] is None
+    assert empty["labels"] == 0
+    assert empty["start"] is None
 
 
 def test_power_report_rate_over_days_of_labels(project, api_as) -> None:
