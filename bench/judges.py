@@ -1,8 +1,8 @@
 """Judges benchmark: orchestration overhead against a stub that answers instantly, and exactly one
 stored score per (interaction, judge version) after a real Celery worker is SIGKILLed mid-batch.
 
-Both on a dedicated PostgreSQL database (``test_flywheel_judges_bench``; never point this at a real one)
-with the OpenAI-compatible stub of the test suite (``tests/judge_server.py``).
+Both on a dedicated PostgreSQL database (``test_flywheel_judges_bench``; never a real one) with
+the OpenAI-compatible stub of the test suite (``tests/judge_server.py``).
 
 - ``throughput``: the stub in its own process (so its CPU is not this process's GIL), ``--rows``
   interactions queued for one judge with ``concurrency`` 32, then ``judge_run_batch`` until
@@ -60,7 +60,7 @@ def seed(rows: int, *, slug: str) -> int:
                 messages=[
                     {"role": "user", "content": f"Question {i}: how do I reset my password?"}
                 ],
-                response=f"Answer {i}: open Settings, then Security, then Reset. [[score={i % 10}]]",
+                response=f"Answer {i}: open Settings, then Security. [[score={i % 10}]]",
                 segment={"tier": "pro" if i % 3 else "free"},
             )
             for i in range(rows)

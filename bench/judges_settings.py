@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-from flywheel_site.settings import *  # noqa: E402,F403
-from flywheel_site.settings import FLYWHEEL  # noqa: E402
+from flywheel_site.settings import *  # noqa: F403
+from flywheel_site.settings import FLYWHEEL
 
 FLYWHEEL = {**FLYWHEEL, "JUDGES": {"LEASE_S": 10, "BACKOFF_BASE_S": 0.05}}  # type: ignore[dict-item]
