@@ -25,8 +25,8 @@ from pathlib import Path
 from types import TracebackType
 
 # Rows checked per SQL round trip, and SQLite's page cache (KiB) for the hash table.
-BLOCK = 4096
-CACHE_KIB = 8192
+BLOCK = 1024
+CACHE_KIB = 2048
 _IN_CHUNK = 900  # bound parameters per "IN (...)": under SQLite's oldest limit of 999
 
 
