@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0003_review_comments_suggestions'),
+        ('labeling', '0004_drop_redundant_fk_indexes'),
     ]
 
     operations = [
