@@ -258,10 +258,14 @@ CELERY_BEAT_SCHEDULE = {
     "labeling-sweep-unprocessed": {"task": "labeling.sweep_unprocessed", "schedule": 60.0},
     "labeling-expire-leases": {"task": "labeling.expire_leases", "schedule": 60.0},
     "labeling-sweep-exports": {"task": "labeling.sweep_exports", "schedule": 120.0},
+    # Webhook deliveries that are due (retries, and whatever a Redis outage left in the outbox).
+    "labeling-sweep-webhooks": {"task": "labeling.sweep_webhooks", "schedule": 30.0},
     "sampling-score-sweep": {"task": "sampling.score_sweep", "schedule": 120.0},
     "sampling-dispatch-scheduled": {"task": "sampling.dispatch_scheduled_runs", "schedule": 60.0},
     # Scheduled retrain: every project whose labels outgrew its proxy by retrain_every.
     "sampling-retrain-sweep": {"task": "sampling.retrain_sweep", "schedule": 900.0},
     # Judges: lift budget pauses on a new day, queue pool-scope work, resume killed batches.
     "judges-sweep": {"task": "judges.sweep", "schedule": 60.0},
+    # Judges: trust reports (and weights) of judges whose labels changed or that are a day old.
+    "judges-calibrate-sweep": {"task": "judges.calibrate_sweep", "schedule": 900.0},
 }
