@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 
 from labeling.access import IngestClient, project_access
 from labeling.api.errors import PayloadTooLarge
-from labeling.errors import NotFound
+from labeling.errors import Forbidden
 from labeling.limits import Limits, current_limits
 from labeling.selectors.interactions import interactions_list
 from labeling.services.events import events_ingest
@@ -345,7 +345,7 @@ class EventsApi(APIView):
 
 class IngestWhoamiApi(APIView):
     """``GET``: the project of the calling ingestion token, so an SDK configured with only a URL
-    and a key knows where to send (a user token gets 404: it has no single project)."""
+    and a key knows where to send (a person's token gets 403: it has no single project)."""
 
     @extend_schema_serializer(component_name="IngestWhoami")
     class OutputSerializer(serializers.Serializer):
@@ -356,7 +356,7 @@ class IngestWhoamiApi(APIView):
     def get(self, request: Request) -> Response:
         user = request.user
         if not isinstance(user, IngestClient):
-            raise NotFound(
+            raise Forbidden(
                 "Only an ingestion token (Authorization: Ingest fwi_...) has one project."
             )
         data = {"project": user.token.project.slug, "token": user.token.prefix}
