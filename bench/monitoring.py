@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flywheel_site.settings")
 
-from sampling import sequential, simulations  # noqa: E402
+from sampling import sequential, simulations
 
 
 def main() -> None:
