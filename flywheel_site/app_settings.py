@@ -75,6 +75,26 @@ DECLARED: tuple[AppSetting, ...] = (
         3600,
         "a proxy-model training claim older than this is marked failed (its worker died)",
     ),
+    # Webhooks (labeling.services.webhooks).
+    AppSetting("WEBHOOK_TIMEOUT_S", 10.0, "seconds a receiver has to answer one delivery attempt"),
+    AppSetting("WEBHOOK_MAX_ATTEMPTS", 12, "attempts of one delivery before it is marked failed"),
+    AppSetting(
+        "WEBHOOK_RETRY_BASE_S",
+        10.0,
+        "delay before the 2nd attempt; doubles with each attempt (with jitter: half to all of it)",
+    ),
+    AppSetting("WEBHOOK_RETRY_MAX_S", 6 * 3600.0, "longest delay between two attempts"),
+    AppSetting(
+        "WEBHOOK_DISABLE_AFTER_FAILURES",
+        20,
+        "consecutive failed attempts (and WEBHOOK_DISABLE_AFTER_S of failing) that switch a "
+        "subscription off",
+    ),
+    AppSetting(
+        "WEBHOOK_DISABLE_AFTER_S",
+        3600,
+        "a subscription is switched off only after failing for this long without a success",
+    ),
     AppSetting(
         "RUN_STALE_AFTER_S",
         600,

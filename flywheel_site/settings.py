@@ -274,6 +274,8 @@ CELERY_BEAT_SCHEDULE = {
     "labeling-sweep-unprocessed": {"task": "labeling.sweep_unprocessed", "schedule": 60.0},
     "labeling-expire-leases": {"task": "labeling.expire_leases", "schedule": 60.0},
     "labeling-sweep-exports": {"task": "labeling.sweep_exports", "schedule": 120.0},
+    # Webhook deliveries that are due (retries, and whatever a Redis outage left in the outbox).
+    "labeling-sweep-webhooks": {"task": "labeling.sweep_webhooks", "schedule": 30.0},
     "sampling-score-sweep": {"task": "sampling.score_sweep", "schedule": 120.0},
     "sampling-dispatch-scheduled": {"task": "sampling.dispatch_scheduled_runs", "schedule": 60.0},
     # Scheduled retrain: every project whose labels outgrew its proxy by retrain_every.

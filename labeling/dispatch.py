@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 from typing import Any
 
 import redis.exceptions
@@ -74,7 +73,14 @@ def enqueue_on_commit(name: str, *args: Any) -> None:
     truth and the periodic sweeps pick up what was not handed over.
     """
     task_get(name)  # an unknown name is a bug: fail in the caller, not after commit
-    transaction.on_commit(partial(enqueue, name, *args), robust=True)
+
+    # A function, not a functools.partial: Django logs a robust callback's failure with its
+    # ``__qualname__``, which a partial lacks (the AttributeError would reach the caller).
+    def publish() -> None:
+        enqueue(name, *args)
+
+    publish.__qualname__ = f"enqueue_on_commit({name!r})"
+    transaction.on_commit(publish, robust=True)
 
 
 def broker_breaker_reset() -> None:

@@ -413,3 +413,124 @@ class Export(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.kind}, {self.status})"
+
+
+class WebhookEvent(models.TextChoices):
+    """What a webhook subscription may listen to (docs/webhooks.md describes each payload)."""
+
+    LABEL_SUBMITTED = "label.submitted"
+    ITEM_COMPLETED = "item.completed"
+    SAMPLING_RUN_DONE = "sampling_run.done"
+    EXPORT_READY = "export.ready"
+    REGRESSION_DETECTED = "regression.detected"
+
+
+# Sent only by the "send test" button; no subscription lists it.
+WEBHOOK_TEST_EVENT = "webhook.test"
+
+
+class WebhookSubscription(models.Model):
+    """A URL of a project that receives signed POSTs for some events.
+
+    ``secret`` signs every delivery (HMAC-SHA256); it is shown once when created or rotated.
+    ``consecutive_failures`` counts failed attempts since the last success; past the limits in
+    the settings the subscription is switched off with ``disabled_reason`` saying why.
+    """
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="webhook_subscriptions"
+    )
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list)
+    description = models.CharField(max_length=200, blank=True, default="")
+    secret = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+    disabled_reason = models.TextField(blank=True, default="")
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["project", "id"]
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk} -> {self.url}"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one subscription: an outbox row written in the event's own transaction.
+
+    Sent (and re-sent) from this row only, so a broker outage delays deliveries but loses none.
+    ``uid`` is the same on every attempt: receivers deduplicate on it (at-least-once). ``payload``
+    is the whole JSON body sent (the envelope with the event's data).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"  # gave up after the last attempt
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.CharField(max_length=64)
+    # The id receivers deduplicate on: unique per delivery, the same on every attempt.
+    uid = models.CharField(max_length=64, unique=True)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    # A worker holds the row while it sends; a claim older than this was lost with its worker.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                name="ix_webhook_due",
+                condition=Q(status="pending"),
+            ),
+            models.Index(fields=["subscription", "-id"], name="ix_webhook_log"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} {self.event} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery: what the receiver answered and how long it took."""
+
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.FloatField()
+    ok = models.BooleanField(default=False)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="uniq_webhook_attempt")
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}"

@@ -232,9 +232,10 @@ def test_dashboard_numbers_equal_the_api_for_the_same_filters(
         text = shown[version["model_version"]]["difference"]
         if difference is None:
             assert text == "\u2013"  # the baseline itself
-        elif difference["estimate"] is None:  # a side below the minimum: the plain message
-            assert text == difference["display"]
-            assert text.startswith("not enough labels (n = ")
+        elif difference["estimate"] is None:  # withheld: too few labels on one side
+            assert text == ""  # the cell holds a muted span with the message
+            assert difference["display"].startswith("not enough labels (n = ")
+            assert f'<span class="muted">{difference["display"]}</span>' in html
         else:
             assert text == (
                 f"{difference['estimate']:.3f} ({difference['ci_low']:.3f} \u2013 "

@@ -1,3 +1,3 @@
 """Celery tasks of the labeling app (thin: take ids, call a service). One module per area."""
 
-from labeling.tasks import exports, ingest, queue  # noqa: F401
+from labeling.tasks import exports, ingest, queue, webhooks  # noqa: F401
