@@ -1,24 +1,19 @@
-"""Alert rules: a confirmed regression opens exactly one alert, emailed and sent to the webhooks
-(or announced through labeling.hooks when the webhooks outbox is not installed); rules filter
-by version and segment; the API and the periodic task."""
+"""Alert rules: a confirmed regression opens exactly one alert, emailed and sent to the project's
+webhooks as regression.detected; rules filter by version and segment; the API, the pages and the
+periodic task."""
 
 from __future__ import annotations
-
-import importlib
-import importlib.util
-from typing import Any
 
 import pytest
 from django.core import mail
 
-from labeling import hooks
-from labeling.models import Project, Role
+from labeling.models import Project, Role, WebhookDelivery
+from labeling.services.webhooks import webhook_subscription_create
 from sampling.models import Alert, AlertRule
-from sampling.services.alerts import HOOK_EVENT, alert_rule_create, alerts_evaluate
+from sampling.services.alerts import alert_rule_create, alerts_evaluate
 from tests.factories import MembershipFactory, UserFactory
 from tests.monitoring_fixtures import seed_daily
 
-HAS_WEBHOOKS = importlib.util.find_spec("labeling.services.webhooks") is not None
 RULES = "/api/projects/support-bot/alert-rules/"
 
 
@@ -27,30 +22,16 @@ def regressed(project: Project):
     return seed_daily(project, days=20, per_day=40, p_good={"stable": 0.85, "canary": 0.55})
 
 
-@pytest.fixture
-def fired() -> Any:
-    calls: list[dict[str, Any]] = []
-
-    def receiver(**kwargs: Any) -> None:
-        calls.append(kwargs)
-
-    hooks.connect(HOOK_EVENT, receiver)
-    yield calls
-    hooks._receivers[HOOK_EVENT].remove(receiver)
-
-
 def _subscribe(project: Project) -> None:
-    if HAS_WEBHOOKS:
-        webhooks: Any = importlib.import_module("labeling.services.webhooks")
-        webhooks.webhook_subscription_create(
-            project=project,
-            url="http://127.0.0.1:9/flywheel",  # nothing listens there: no network
-            events=["regression.detected"],
-        )
+    webhook_subscription_create(
+        project=project,
+        url="http://127.0.0.1:9/flywheel",  # nothing listens there: no network
+        events=["regression.detected"],
+    )
 
 
 def test_a_confirmed_regression_opens_one_alert(
-    project, regressed, fired, django_capture_on_commit_callbacks
+    project, regressed, django_capture_on_commit_callbacks
 ) -> None:
     admin = UserFactory(email="lead@example.com")
     MembershipFactory(project=project, user=admin, role=Role.ADMIN)
@@ -73,35 +54,30 @@ def test_a_confirmed_regression_opens_one_alert(
     assert "regression in canary" in mail.outbox[0].subject
     assert alert.sentence in mail.outbox[0].body
     assert Alert.objects.get(pk=alert.pk).emailed_to == ["lead@example.com"]
-    if HAS_WEBHOOKS:
-        from labeling.models import WebhookDelivery  # type: ignore[attr-defined]
-
-        delivery = WebhookDelivery.objects.get(project=project)
-        assert delivery.event == "regression.detected"
-        assert delivery.payload["data"]["alert_id"] == alert.pk
-        assert Alert.objects.get(pk=alert.pk).webhook_deliveries == 1
-    else:
-        assert len(fired) == 1
-        assert fired[0]["project_id"] == project.pk
-        assert fired[0]["payload"]["alert_id"] == alert.pk
-        assert fired[0]["payload"]["sentence"] == alert.sentence
+    # One delivery of regression.detected, in the webhooks outbox.
+    delivery = WebhookDelivery.objects.get(project=project)
+    assert delivery.event == "regression.detected"
+    assert delivery.payload["data"]["alert_id"] == alert.pk
+    assert delivery.payload["data"]["sentence"] == alert.sentence
+    assert delivery.payload["data"]["model_version"] == "canary"
+    assert Alert.objects.get(pk=alert.pk).webhook_deliveries == 1
     # Evaluating again (the hourly task) finds the same regression: nothing new.
     with django_capture_on_commit_callbacks(execute=True):
         assert alerts_evaluate(project=project) == []
     assert Alert.objects.filter(project=project).count() == 1
     assert len(mail.outbox) == 1
-    if not HAS_WEBHOOKS:
-        assert len(fired) == 1
+    assert WebhookDelivery.objects.filter(project=project).count() == 1
 
 
-def test_no_regression_no_alert(project, fired, django_capture_on_commit_callbacks) -> None:
+def test_no_regression_no_alert(project, django_capture_on_commit_callbacks) -> None:
     seed_daily(project, days=20, per_day=40, p_good={"stable": 0.8, "canary": 0.8}, seed=2)
+    _subscribe(project)
     alert_rule_create(project=project, data={"name": "all", "baseline": "stable"})
     with django_capture_on_commit_callbacks(execute=True):
         assert alerts_evaluate(project=project) == []
     assert not Alert.objects.exists()
     assert mail.outbox == []
-    assert fired == []
+    assert not WebhookDelivery.objects.exists()
 
 
 def test_rules_filter_versions_and_segments(project, django_capture_on_commit_callbacks) -> None:

@@ -4,10 +4,10 @@
 selector (``sampling.selectors.monitoring``) and, for every comparison whose confidence sequence
 lies wholly below ``-min_effect``, makes sure exactly one open :class:`Alert` exists (a partial
 unique constraint on rule and comparison key backs this up). A new alert is, in the same
-transaction, sent to the project's webhooks as ``regression.detected`` when the webhooks outbox
-(``labeling.services.webhooks``) is installed, and otherwise announced through
-``labeling.hooks`` as ``regression_detected(project_id, payload)``; after commit it is emailed
-(Django's email backend: the console in development). An open alert whose regression no longer
+transaction, recorded in the webhooks outbox as ``regression.detected`` for every subscription of
+the project that listens to it (``labeling.services.webhooks.webhook_emit``: delivered after
+commit, signed, retried); after commit it is emailed (Django's email backend: the console in
+development). An open alert whose regression no longer
 holds (the versions drifted and the sequence restarted) is resolved, and a later confirmation
 opens a new one. The periodic task ``sampling.evaluate_alerts`` calls
 :func:`alerts_evaluate_all`.
@@ -16,7 +16,6 @@ opens a new one. The periodic task ``sampling.evaluate_alerts`` calls
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 from typing import Any
 
@@ -27,9 +26,9 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from labeling import hooks
 from labeling.errors import Invalid
 from labeling.models import Membership, Project, Role
+from labeling.services.webhooks import webhook_emit
 from sampling.models import Alert, AlertRule
 from sampling.selectors.estimates import EstimateQueryError
 from sampling.selectors.monitoring import monitoring_report
@@ -37,7 +36,6 @@ from sampling.selectors.monitoring import monitoring_report
 logger = logging.getLogger(__name__)
 
 WEBHOOK_EVENT = "regression.detected"
-HOOK_EVENT = "regression_detected"
 RULE_FIELDS = (
     "name", "model_versions", "baseline", "segment_key", "segment_values", "min_effect", "alpha",
     "emails", "active",
@@ -155,18 +153,11 @@ def _payload(alert: Alert) -> dict[str, Any]:
 
 
 def _announce(alert: Alert) -> None:
-    """Inside the alert's transaction: the webhooks outbox if installed, else the hook event."""
-    payload = _payload(alert)
-    try:
-        webhooks = importlib.import_module("labeling.services.webhooks")
-    except ImportError:
-        webhooks = None
-    if webhooks is not None and WEBHOOK_EVENT in getattr(webhooks, "EVENTS", ()):
-        alert.webhook_deliveries = int(webhooks.webhook_emit(alert.project, WEBHOOK_EVENT, payload))
+    """Inside the alert's transaction: ``regression.detected`` to the project's webhooks (the
+    outbox delivers after commit, signed, with retries: docs/webhooks.md)."""
+    alert.webhook_deliveries = webhook_emit(alert.project, WEBHOOK_EVENT, _payload(alert))
+    if alert.webhook_deliveries:
         alert.save(update_fields=["webhook_deliveries"])
-        return
-    pid = alert.project_id
-    transaction.on_commit(lambda: hooks.fire(HOOK_EVENT, project_id=pid, payload=payload))
 
 
 def _email(alert_id: int) -> None:
