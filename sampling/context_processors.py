@@ -23,8 +23,9 @@ def alerts(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if not isinstance(user, User) or not user.is_authenticated:
         return {}
+    readable: list[int]
     if user.is_superuser:
-        readable = Project.objects.values_list("pk", flat=True)
+        readable = list(Project.objects.values_list("pk", flat=True))
     else:
         readable = [
             pid
