@@ -301,3 +301,36 @@ def lines(
     if series:
         _legend_below(ax, ncols=len(series))
     return _svg(fig)
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A plot to draw later: the drawing function's name and its arguments (picklable, so a
+    dashboard's sections cache it). The page shows a placeholder; the browser asks
+    ``/p/<slug>/dashboard/plots/<section>/<name>.svg`` for the SVG (:func:`render`), so the page
+    answers before any plot is drawn."""
+
+    kind: str
+    kwargs: dict[str, Any]
+
+
+DRAWERS = {
+    "quality_over_time": quality_over_time,
+    "difference_over_time": difference_over_time,
+    "paired_bars": paired_bars,
+    "bars_with_minimum": bars_with_minimum,
+    "histogram": histogram,
+    "lines": lines,
+}
+
+
+def later(kind: str, **kwargs: Any) -> Plot:
+    if kind not in DRAWERS:
+        raise ValueError(f"unknown plot {kind!r}")
+    return Plot(kind=kind, kwargs=kwargs)
+
+
+def render(plot: Plot) -> str:
+    """The SVG of a :class:`Plot`."""
+    draw: Any = DRAWERS[plot.kind]
+    return str(draw(**plot.kwargs))

@@ -152,6 +152,7 @@ ROUTES: dict[str, Route] = {
     "project-strategy-new": Route("configure", page=True),
     "project-strategy": Route("configure", page=True),
     "project-dashboard": Route("read", page=True),
+    "project-dashboard-plot": Route("read", page=True),
     "data-browser": Route("read", page=True),
     "data-item": Route("read", page=True),
     "data-enqueue": Route("configure", page=True, method="post"),
@@ -286,6 +287,8 @@ def world(db: None) -> World:
         "membership_id": str(membership.id),
         "judge_id": str(judge.id),
         "rule_id": str(AlertRule.objects.create(project=project, name="matrix").id),
+        "section": "quality",
+        "name": "quality",
     }
     return World(project=project, users=users, token_key=key, kwargs=kwargs)
 

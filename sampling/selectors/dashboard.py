@@ -87,7 +87,7 @@ class Section:
     """One dashboard panel: its data, plots (inline SVG) and an empty-state message."""
 
     data: Any = None
-    plots: dict[str, str] = field(default_factory=dict)
+    plots: dict[str, plots.Plot] = field(default_factory=dict)
     empty: str = ""
 
 
@@ -193,6 +193,27 @@ def _statistics(*, project: Project, filters: DashboardFilters) -> dict[str, Any
     }
 
 
+SECTIONS = ("quality", "monitoring", "coverage", "bias", "power", "queue", "proxy")
+
+
+def dashboard_plot(
+    *, project: Project, filters: DashboardFilters, section: str, name: str
+) -> str | None:
+    """The SVG of one plot of the dashboard under ``filters`` (None when there is no such plot),
+    drawn from the same (cached) sections as the page and cached itself under the same key."""
+    if section not in SECTIONS:
+        return None
+    plot = getattr(dashboard_data(project=project, filters=filters), section).plots.get(name)
+    if plot is None:
+        return None
+    key = "dashboard-plot:" + hashlib.sha256(repr((section, name, plot)).encode()).hexdigest()
+    svg = cache.get(key)
+    if svg is None:
+        svg = plots.render(plot)
+        cache.set(key, svg, CACHE_SECONDS)
+    return str(svg)
+
+
 def estimate_filters(filters: DashboardFilters) -> dict[str, Any]:
     """The dashboard filters in the strategy/estimates filter format."""
     out: dict[str, Any] = {}
@@ -288,7 +309,7 @@ def _quality(*, project: Project, filters: DashboardFilters) -> Section:
             "rows": rows,
             "coverage": overall["coverage"],  # which runs the estimates cover (issue 17)
         },
-        plots={"quality": plots.quality_over_time(bands=bands)},
+        plots={"quality": plots.later("quality_over_time", bands=bands)},
     )
 
 
@@ -351,9 +372,9 @@ def _monitoring(*, project: Project, filters: DashboardFilters) -> Section:
         for g in rows
         if g["comparison"]["series"]
     ]
-    section_plots = {}
+    section_plots: dict[str, plots.Plot] = {}
     if bands:
-        section_plots["differences"] = plots.difference_over_time(bands=bands)
+        section_plots["differences"] = plots.later("difference_over_time", bands=bands)
     # Regressions confirmed in a segment by the alert rules lead: a version can look fine
     # overall and be worse where it matters.
     sentences = [a.sentence for a in open_alerts(project=project)]
@@ -394,7 +415,7 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
     minimums = segment_minimums(project=project)
     groups: list[dict[str, Any]] = []
     below: list[dict[str, Any]] = []
-    section_plots: dict[str, str] = {}
+    section_plots: dict[str, plots.Plot] = {}
     for key in project.segment_keys:
         answer = estimates_compute(project=project, by=f"segment.{key}", filters=where)
         rows = answer["groups"]
@@ -415,7 +436,8 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
             if minimum is not None and g["n_labels"] < minimum:
                 below.append(row)
         if len(rows) > 1:
-            section_plots[key] = plots.paired_bars(
+            section_plots[key] = plots.later(
+                "paired_bars",
                 categories=names,
                 first=[g["n_labels"] / labels if labels else 0.0 for g in rows],
                 second=[g["population"] / traffic if traffic else 0.0 for g in rows],
@@ -424,7 +446,8 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
                 title=f"Labels vs traffic, by {key}",
             )
             if minimum is not None:
-                section_plots[f"{key}-minimum"] = plots.bars_with_minimum(
+                section_plots[f"{key}-minimum"] = plots.later(
+                    "bars_with_minimum",
                     categories=names,
                     values=[g["n_labels"] for g in rows],
                     minimums=[minimum] * len(rows),
@@ -435,7 +458,8 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
     if clustered:
         labels_total = sum(c["labels"] for c in clustered)
         traffic_total = sum(c["traffic"] for c in clustered)
-        section_plots["clusters"] = plots.paired_bars(
+        section_plots["clusters"] = plots.later(
+            "paired_bars",
             categories=[f"topic {c['cluster']}" for c in clustered],
             first=[c["labels"] / labels_total if labels_total else 0.0 for c in clustered],
             second=[c["traffic"] / traffic_total if traffic_total else 0.0 for c in clustered],
@@ -547,13 +571,14 @@ def _bias(*, project: Project, filters: DashboardFilters) -> Section:
             empty="No explicit ratings and no labels in this range yet — send thumbs events "
             "with the interactions, and label the queue."
         )
-    section_plots: dict[str, str] = {}
+    section_plots: dict[str, plots.Plot] = {}
     segments: list[dict[str, Any]] = []
     for key, rows in report["segments"].items():
         if len(rows) < 2:  # one value: its shares are 100% and 100%, nothing to compare
             continue
         names = [f"{key}={r['value']}" for r in rows]
-        section_plots[f"share-{key}"] = plots.paired_bars(
+        section_plots[f"share-{key}"] = plots.later(
+            "paired_bars",
             categories=names,
             first=[r["share_of_ratings"] for r in rows],
             second=[r["share_of_traffic"] for r in rows],
@@ -561,7 +586,8 @@ def _bias(*, project: Project, filters: DashboardFilters) -> Section:
             second_label="share of traffic",
             title=f"Who rates: ratings vs traffic, by {key}",
         )
-        section_plots[f"rates-{key}"] = plots.paired_bars(
+        section_plots[f"rates-{key}"] = plots.later(
+            "paired_bars",
             categories=names,
             first=[r["bad_rate"]["estimate"] for r in rows],
             first_low=[r["bad_rate"]["ci_low"] for r in rows],
@@ -642,7 +668,8 @@ def _power(*, project: Project, filters: DashboardFilters) -> Section:
     latency = label_latency_hours(project=project, filters=where)
     section_plots = {}
     if latency:
-        section_plots["latency"] = plots.histogram(
+        section_plots["latency"] = plots.later(
+            "histogram",
             values=latency,
             title="Label latency: interaction to first label",
             xlabel="hours",
@@ -734,7 +761,8 @@ def _proxy(*, project: Project) -> Section:
     headline = proxy_headline(versions[-1])
     if not any(v["auc"] is not None or v["calibration"] is not None for v in versions):
         return Section(data={"headline": headline, "versions": list(reversed(versions))})
-    chart = plots.lines(
+    chart = plots.later(
+        "lines",
         x=[f"v{v['version']}\n{v['n_labels']} labels" for v in versions],
         series={
             "AUC": [v["auc"] for v in versions],
