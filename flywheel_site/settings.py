@@ -284,4 +284,6 @@ CELERY_BEAT_SCHEDULE = {
     "judges-sweep": {"task": "judges.sweep", "schedule": 60.0},
     # Alert rules: confirmed regressions (always-valid monitoring) -> alerts, email, webhooks.
     "sampling-evaluate-alerts": {"task": "sampling.evaluate_alerts", "schedule": 3600.0},
+    # Judges: trust reports (and weights) of judges whose labels changed or that are a day old.
+    "judges-calibrate-sweep": {"task": "judges.calibrate_sweep", "schedule": 900.0},
 }

@@ -42,6 +42,9 @@ class Project(models.Model):
     gold_rate = models.FloatField(default=0.0)
     retrain_every = models.PositiveIntegerField(default=50)
     redact_pii = models.BooleanField(default=False)
+    # Show annotators the primary judge's score as a suggestion (off by default: anchoring bias,
+    # docs/labeling.md "Suggestions"). Every annotation records whether one was shown.
+    show_suggestions = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -87,6 +90,8 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
+    # Skill tags (e.g. ["de", "safety"]): a named queue with a skill serves only members having it.
+    skills = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -119,7 +124,10 @@ class IngestToken(models.Model):
 
 
 class Interaction(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="interactions")
+    # No index of its own: every (project_id, ...) index below serves project_id lookups.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="interactions", db_index=False
+    )
     external_id = models.CharField(max_length=200)
     conversation_id = models.CharField(max_length=200, blank=True, default="")
     occurred_at = models.DateTimeField()
@@ -219,6 +227,39 @@ class Event(models.Model):
         return f"{self.type} on {self.external_id}"
 
 
+class Queue(models.Model):
+    """A named queue of a project ("safety review", "German"); items not routed to one are in the
+    project's main queue (``QueueItem.queue`` null). Rules: labeling.services.queues."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="queues")
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=64)
+    description = models.TextField(blank=True, default="")
+    # Routing order: a new item goes to the first active queue (lowest position) that takes it.
+    position = models.PositiveIntegerField(default=0)
+    # Fed by these sampling strategies (plain ids: labeling does not import sampling); empty: any
+    # strategy and deliberate batches.
+    strategy_ids = models.JSONField(default=list, blank=True)
+    # {"locale": ["de", "at"]}: the interaction's segment must have one of the values for every key.
+    segment = models.JSONField(default=dict, blank=True)
+    # Only members with this skill tag label the queue (blank: every labelling member).
+    skill = models.CharField(max_length=64, blank=True, default="")
+    # Blind (default): annotators never see earlier answers; open: later annotators see them.
+    blind = models.BooleanField(default=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "slug"], name="uniq_queue_slug"),
+            models.UniqueConstraint(fields=["project", "name"], name="uniq_queue_name"),
+        ]
+        ordering = ["project", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.slug}"
+
+
 class QueueItem(models.Model):
     """A selected interaction waiting for ``overlap`` annotations.
 
@@ -231,12 +272,19 @@ class QueueItem(models.Model):
         DONE = "done"
         FLAGGED = "flagged"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="queue_items")
+    # Served by uniq_queue_item (project_id, interaction_id).
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="queue_items", db_index=False
+    )
     interaction = models.ForeignKey(
         Interaction, on_delete=models.CASCADE, related_name="queue_items"
     )
     # The sampling run that selected it (a plain id: labeling does not import sampling).
     sampling_run_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # The named queue it was routed to; null: the project's main queue.
+    queue = models.ForeignKey(
+        Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
+    )
     overlap = models.PositiveSmallIntegerField(default=1)
     priority = models.FloatField(default=0.0)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
@@ -275,9 +323,15 @@ class Assignment(models.Model):
         SKIPPED = "skipped"
         EXPIRED = "expired"
 
-    queue_item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="assignments")
+    # Served by uniq_assignment (queue_item_id, annotator_id) and ix_assignment_annotator.
+    queue_item = models.ForeignKey(
+        QueueItem, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     annotator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="assignments",
+        db_index=False,
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.LEASED)
     leased_at = models.DateTimeField()
@@ -303,6 +357,11 @@ class Assignment(models.Model):
         return f"assignment {self.pk} ({self.status})"
 
 
+class ReviewStatus(models.TextChoices):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
 class Annotation(models.Model):
     """Submitted values.
 
@@ -314,14 +373,19 @@ class Annotation(models.Model):
         ADJUDICATION = "adjudication"
 
     queue_item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="annotations")
+    # Served by ix_annotation_current (interaction_id, is_current).
     interaction = models.ForeignKey(
-        Interaction, on_delete=models.CASCADE, related_name="annotations"
+        Interaction, on_delete=models.CASCADE, related_name="annotations", db_index=False
     )
     assignment = models.ForeignKey(
         Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
     )
+    # Served by ix_annotation_by_user (annotator_id, created_at).
     annotator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="annotations",
+        db_index=False,
     )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.LABEL)
     values = models.JSONField()
@@ -332,6 +396,22 @@ class Annotation(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
     )
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    # The annotator was shown a suggestion (the primary judge's score) with this item.
+    saw_suggestion = models.BooleanField(default=False)
+    # A reviewer's decision on this version (labeling.services.review): accepted, or rejected with
+    # a note, which sends the label back to its annotator until they save a new version.
+    review_status = models.CharField(
+        max_length=10, choices=ReviewStatus.choices, blank=True, default=""
+    )
+    review_note = models.TextField(blank=True, default="")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reviewed_annotations",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -349,6 +429,40 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"annotation {self.pk} v{self.version}"
+
+
+class ItemComment(models.Model):
+    """A note on a queued item by an annotator or a reviewer; a flag asks a reviewer to look.
+
+    Reviewers see every comment (the review page); an annotator sees their own.
+    """
+
+    queue_item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="item_comments"
+    )
+    body = models.TextField(blank=True, default="")
+    is_flag = models.BooleanField(default=False)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="resolved_comments",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["queue_item"], name="ix_comment_open_flag", condition=Q(is_flag=True)
+            ),
+        ]
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{'flag' if self.is_flag else 'comment'} on {self.queue_item_id}"
 
 
 class AuditLog(models.Model):

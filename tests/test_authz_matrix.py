@@ -30,6 +30,7 @@ from labeling.models import (
     IngestToken,
     Membership,
     Project,
+    Queue,
     QueueItem,
     Role,
 )
@@ -51,7 +52,8 @@ MEMBER_ROLES = {
 class Route:
     """How a route is guarded.
 
-    ``need``: "public" (anyone), "auth" (any signed-in user), "staff" (staff users only), or a
+    ``need``: "public" (anyone), "auth" (any signed-in user), "staff" (staff users only), "token"
+    (ingestion tokens only: people get 403), or a
     capability from
     ``labeling.access.CAPABILITIES``; ``scoped``: the route names a project (or an object in one),
     so outsiders get 404; ``token``: an ingestion token of the project may call it; ``page``: a
@@ -93,6 +95,7 @@ ROUTES: dict[str, Route] = {
     "api-interactions": Route("read"),
     "api-interactions-bulk": Route("ingest", token=True),
     "api-events": Route("ingest", token=True),
+    "api-ingest-whoami": Route("token", scoped=False, token=True),
     # queue
     "api-queue-next": Route("label"),
     "api-queue-progress": Route("label"),
@@ -108,6 +111,11 @@ ROUTES: dict[str, Route] = {
     "api-gold-list": Route("review"),
     "api-annotation-edit": Route("label", owner=True),
     "api-my-labels": Route("label"),
+    "api-item-comments": Route("label"),
+    "api-annotation-review": Route("review"),
+    "api-queues": Route("label"),
+    "api-queue": Route("configure"),
+    "api-member-skills": Route("configure"),
     # exports
     "api-exports": Route("export"),
     "api-export": Route("export"),
@@ -164,6 +172,8 @@ ROUTES: dict[str, Route] = {
     "review-gold": Route("review", page=True),
     "review-gold-item": Route("review", page=True),
     "review-gold-rate": Route("configure", page=True, method="post"),
+    "review-labels": Route("review", page=True),
+    "project-queues": Route("configure", page=True),
     "project-exports": Route("export", page=True),
     "project-export-retry": Route("export", page=True, method="post"),
     "project-judges": Route("configure", page=True),
@@ -210,6 +220,8 @@ def expected(route: Route, caller: str) -> str:
         return "denied|hidden" if route.owner else "denied"  # owner lookups find nothing: 404
     if route.need == "staff":
         return "denied"  # no caller of the matrix is a staff user
+    if route.need == "token":
+        return "denied"  # only an ingestion token may call it
     if caller == "outsider":
         return "hidden" if route.scoped else "ok"
     if route.need == "auth":
@@ -265,6 +277,7 @@ def world(db: None) -> World:
     strategy = SamplingStrategy.objects.create(project=project, name="matrix")
     run = SamplingRun.objects.create(project=project, strategy=strategy)
     membership = Membership.objects.get(project=project, user=users["annotator"])
+    named_queue = Queue.objects.create(project=project, name="matrix", slug="matrix")
     judge = Judge.objects.create(
         project=project,
         name="matrix",
@@ -289,6 +302,7 @@ def world(db: None) -> World:
         "rule_id": str(AlertRule.objects.create(project=project, name="matrix").id),
         "section": "quality",
         "name": "quality",
+        "queue_id": str(named_queue.id),
     }
     return World(project=project, users=users, token_key=key, kwargs=kwargs)
 

@@ -12,7 +12,12 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import re_path
-from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
@@ -23,7 +28,7 @@ from rest_framework.views import APIView
 from labeling.access import IngestClient, acting_user, has_capability, project_access, role_in
 from labeling.errors import Invalid
 from labeling.models import Annotation, Assignment, Interaction, Project, QueueItem
-from labeling.schema import schema_for_display
+from labeling.schema import item_texts, schema_for_display, text_sha256
 from labeling.selectors.agreement import disagreements, project_agreement
 from labeling.selectors.queue import (
     annotation_history,
@@ -31,6 +36,8 @@ from labeling.selectors.queue import (
     queue_health,
     queue_progress,
 )
+from labeling.selectors.queues import earlier_answers, queue_payload
+from labeling.selectors.review import suggestion_for
 from labeling.services.annotations import annotation_adjudicate, annotation_edit
 from labeling.services.gold import gold_clear, gold_set
 from labeling.services.queue import (
@@ -93,19 +100,30 @@ def interaction_payload(interaction: Interaction) -> dict[str, Any]:
         "model_version": interaction.model_version,
         "alt_model_version": interaction.alt_model_version or None,
         "segment": interaction.segment,
+        # Span answers quote these: offsets are pinned to the exact text shown.
+        "text_sha256": {
+            field: text_sha256(text) for field, text in item_texts(interaction).items()
+        },
     }
 
 
 def assignment_payload(assignment: Assignment, project: Project) -> dict[str, Any]:
-    """The queue/next answer (docs/api.md); gold items look like any other item."""
+    """The queue/next answer (docs/api.md); gold items look like any other item. ``suggestion``
+    is null unless the project shows suggestions (then the submit records ``saw_suggestion``)."""
     interaction = assignment.queue_item.interaction  # loaded by assignment_claim
     return {
         "id": assignment.pk,
+        "queue_item_id": assignment.queue_item_id,
         "interaction": interaction_payload(interaction),
         "schema": schema_for_display(project.label_schema),
         "schema_version": project.schema_version,
         "lease_expires_at": assignment.lease_expires_at,
         "leased_at": assignment.leased_at,
+        "suggestion": suggestion_for(project=project, interaction=interaction),
+        "queue": queue_payload(assignment.queue_item),
+        "earlier_answers": earlier_answers(
+            queue_item=assignment.queue_item, annotator=assignment.annotator_id
+        ),
     }
 
 
@@ -117,12 +135,14 @@ class InteractionOutputSerializer(serializers.Serializer):
     model_version = serializers.CharField()
     alt_model_version = serializers.CharField(allow_null=True)
     segment = serializers.DictField()
+    text_sha256 = serializers.DictField(child=serializers.CharField())
 
 
 class ProgressOutputSerializer(serializers.Serializer):
     done_today = serializers.IntegerField()
     done_total = serializers.IntegerField()
     left = serializers.IntegerField()
+    returned = serializers.IntegerField()
 
 
 class QuestionAgreementSerializer(serializers.Serializer):
@@ -130,6 +150,7 @@ class QuestionAgreementSerializer(serializers.Serializer):
     type = serializers.CharField()
     alpha = serializers.FloatField(allow_null=True)
     kappa = serializers.FloatField(allow_null=True)
+    f1 = serializers.FloatField(allow_null=True, required=False)
     items = serializers.IntegerField()
 
 
@@ -155,22 +176,39 @@ def _status_serializer(name: str) -> Any:
     )
 
 
+QUEUE_PARAMETER = OpenApiParameter(
+    "queue", str, description="only this named queue (its slug, or 'main'); default: all yours"
+)
+
+
 class QueueNextApi(APIView):
     """Lease the next item to the caller: 200 with the assignment, or 204 when none is left."""
 
     @extend_schema_serializer(component_name="QueueNextOutput")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
+        queue_item_id = serializers.IntegerField()
         interaction = InteractionOutputSerializer()
         schema = serializers.DictField()
         schema_version = serializers.IntegerField()
         lease_expires_at = serializers.DateTimeField()
         leased_at = serializers.DateTimeField()
+        suggestion = serializers.DictField(allow_null=True)
+        queue = serializers.DictField(allow_null=True)
+        earlier_answers = serializers.ListField(child=serializers.DictField())
 
-    @extend_schema(request=None, responses={200: OutputSerializer, 204: None})
+    @extend_schema(
+        request=None,
+        parameters=[QUEUE_PARAMETER],
+        responses={200: OutputSerializer, 204: None},
+    )
     def post(self, request: Request, slug: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
-        assignment = assignment_claim(project=project, annotator=acting_user(request.user))
+        assignment = assignment_claim(
+            project=project,
+            annotator=acting_user(request.user),
+            queue=request.query_params.get("queue") or None,
+        )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         data = self.OutputSerializer(assignment_payload(assignment, project)).data
@@ -180,10 +218,11 @@ class QueueNextApi(APIView):
 class QueueProgressApi(APIView):
     """The caller's progress in a project: ``done_today``, ``done_total``, ``left``."""
 
-    @extend_schema(responses={200: ProgressOutputSerializer})
+    @extend_schema(parameters=[QUEUE_PARAMETER], responses={200: ProgressOutputSerializer})
     def get(self, request: Request, slug: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
-        return Response(queue_progress(project=project, user=request.user))
+        queue = request.query_params.get("queue") or None
+        return Response(queue_progress(project=project, user=request.user, queue=queue))
 
 
 class QueueHealthApi(APIView):
@@ -458,6 +497,9 @@ class AnnotationOutputSerializer(serializers.ModelSerializer):
             "supersedes",
             "schema_version",
             "time_spent_ms",
+            "saw_suggestion",
+            "review_status",
+            "review_note",
             "created_at",
         ]
 

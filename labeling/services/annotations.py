@@ -19,7 +19,7 @@ from labeling.models import (
     AuditLog,
     QueueItem,
 )
-from labeling.schema import values_validate
+from labeling.schema import item_texts, values_validate
 
 
 def _new_version(
@@ -48,6 +48,8 @@ def _new_version(
         supersedes=old,
         is_current=True,
         time_spent_ms=time_spent_ms,
+        # A suggestion seen when the label was first made keeps its influence on the edits.
+        saw_suggestion=old.saw_suggestion if old is not None else False,
     )
 
 
@@ -80,7 +82,10 @@ def annotation_edit(
         )
     project = old.queue_item.project
     cleaned = values_validate(
-        project.label_schema, values, has_alt_response=bool(old.interaction.alt_response)
+        project.label_schema,
+        values,
+        has_alt_response=bool(old.interaction.alt_response),
+        texts=item_texts(old.interaction),
     )
     new = _new_version(
         old=old,
@@ -120,6 +125,7 @@ def annotation_adjudicate(
         values,
         has_alt_response=bool(item.interaction.alt_response),
         partial=True,
+        texts=item_texts(item.interaction),
     )
     if not cleaned:
         raise Invalid({"values": "answer at least one question"})

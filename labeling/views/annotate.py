@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -31,6 +32,7 @@ from labeling.selectors.agreement import disagreements, project_agreement
 from labeling.selectors.history import PERIODS, my_labels
 from labeling.selectors.quality import annotator_quality
 from labeling.selectors.queue import annotator_stats, gold_candidates, queue_health, queue_progress
+from labeling.selectors.queues import MAIN, queues_for
 from labeling.services.annotations import annotation_adjudicate
 from labeling.services.gold import gold_clear, gold_set
 from labeling.services.projects import project_update
@@ -50,11 +52,16 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
         status=Assignment.Status.LEASED,
         lease_expires_at__gt=timezone.now(),
     ).exists()
+    queues = queues_for(project=project, user=request.user)
+    wanted = request.GET.get("queue", "")
+    chosen = wanted if wanted == MAIN or any(q.slug == wanted for q in queues) else None
+    only = f"?{urlencode({'queue': chosen})}" if chosen else ""
+    progress = queue_progress(project=project, user=request.user, queue=chosen)
     config = {
         "slug": project.slug,
         "csrfToken": get_token(request),
-        "nextUrl": reverse("api-queue-next", kwargs={"slug": project.slug}),
-        "progressUrl": reverse("api-queue-progress", kwargs={"slug": project.slug}),
+        "nextUrl": reverse("api-queue-next", kwargs={"slug": project.slug}) + only,
+        "progressUrl": reverse("api-queue-progress", kwargs={"slug": project.slug}) + only,
         "submitUrl": reverse("api-assignment-submit", kwargs={"assignment_id": 0}),
         "skipUrl": reverse("api-assignment-skip", kwargs={"assignment_id": 0}),
         "homeUrl": reverse("home"),
@@ -62,6 +69,8 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
         "myLabelsUrl": reverse("api-my-labels", kwargs={"slug": project.slug}),
         "editUrl": reverse("api-annotation-edit", kwargs={"annotation_id": 0}),
         "editAnnotation": edit if (edit := request.GET.get("edit", "")).isdigit() else None,
+        "commentsUrl": reverse("api-item-comments", kwargs={"slug": project.slug, "item_id": 0}),
+        "returned": progress["returned"],
     }
     return render(
         request,
@@ -69,10 +78,12 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "project": project,
             "config": config,
-            "progress": queue_progress(project=project, user=request.user),
+            "progress": progress,
             "can_review": _can_review(request.user, project),
             "role": role,
             "lease_minutes": max(1, round(project.lease_seconds / 60)),
+            "queues": queues,
+            "chosen_queue": chosen,
         },
     )
 
@@ -172,6 +183,9 @@ def _shown(value: Any) -> str | None:
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "none"
+    if isinstance(value, dict) and "spans" in value:  # a spans answer
+        marked = [f"{s.get('label')} “{s.get('text', '')}”" for s in value.get("spans") or []]
+        return ", ".join(marked) or "nothing marked"
     return None if value is None else str(value)
 
 

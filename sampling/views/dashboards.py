@@ -15,6 +15,7 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from labeling.access import project_access
+from sampling.judges.selectors import judges_dashboard
 from sampling.selectors.dashboard import (
     DashboardFilters,
     dashboard_data,
@@ -54,6 +55,7 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
                     "segment": filters.segment,
                 }
             ),
+            "judges_panel": judges_dashboard(project=project),
         },
     )
 

@@ -31,6 +31,11 @@
     skipDialog: byId("skip-dialog"), skipForm: byId("skip-form"), skipReason: byId("skip-reason"),
     skipCancel: byId("skip-cancel"), skipButton: byId("skip"), reload: byId("reload"),
     start: byId("start"), startButton: byId("start-button"), submitButton: byId("submit"),
+    suggestion: byId("suggestion"), earlier: byId("earlier"), returned: byId("returned"), returnedCount: byId("returned-count"),
+    returnedButton: byId("returned-button"), commentDialog: byId("comment-dialog"),
+    commentForm: byId("comment-form"), commentBody: byId("comment-body"),
+    commentFlag: byId("comment-flag"), commentCancel: byId("comment-cancel"),
+    commentButton: byId("comment"),
   };
 
   // The item on screen: {assignment, questions (shown ones), sections, startedAt, leaseEnds, closed}
@@ -116,8 +121,144 @@
       if (r.status === 200 && r.data) {
         ui.doneToday.textContent = r.data.done_today;
         ui.left.textContent = r.data.left;
+        showReturned(r.data.returned || 0);
       }
     }).catch(function () { /* progress is informative only */ });
+  }
+
+  // Labels a reviewer rejected go back to their annotator: a banner offers them (R opens one).
+  function showReturned(count) {
+    if (!ui.returned) return;
+    ui.returned.hidden = !count;
+    ui.returnedCount.textContent = count === 1 ? "1 of your labels was" : count + " of your labels were";
+    scheduleFit();
+  }
+
+  function openReturned() {
+    if (busy) return;
+    draftSave();
+    openLabel("&returned=1", "No label is waiting for you to revise.");
+  }
+
+  // Suggestions (off by default, a project setting): the primary judge's score, shown as such.
+  function renderSuggestion(suggestion) {
+    ui.suggestion.replaceChildren();
+    ui.suggestion.hidden = !suggestion;
+    if (!suggestion) return;
+    ui.suggestion.appendChild(el("strong", null, "Suggestion: "));
+    ui.suggestion.appendChild(document.createTextNode(
+      "the automatic judge " + suggestion.name + " scored this response " +
+      Number(suggestion.score).toFixed(2) + ". Judges are often wrong: label what you see."));
+  }
+
+  // An open queue shows later annotators the earlier answers (blind queues never do).
+  function renderEarlier(answers, schema) {
+    ui.earlier.replaceChildren();
+    ui.earlier.hidden = !(answers && answers.length);
+    if (ui.earlier.hidden) return;
+    var prompts = {};
+    ((schema && schema.questions) || []).forEach(function (q) { prompts[q.key] = q.prompt || q.key; });
+    ui.earlier.appendChild(el("h2", null, "Earlier answers (open review)"));
+    var list = el("ul");
+    answers.forEach(function (a) {
+      var li = el("li");
+      li.appendChild(el("strong", null, a.annotator + ": "));
+      li.appendChild(document.createTextNode(Object.keys(a.values || {}).map(function (k) {
+        var v = a.values[k];
+        var shown = Array.isArray(v) ? v.join(", ") : (typeof v === "string" && v.length > 80 ? v.slice(0, 80) + "…" : String(v));
+        if (v && typeof v === "object" && !Array.isArray(v)) {
+          shown = (v.spans || []).map(function (sp) { return sp.label + " “" + (sp.text || "") + "”"; }).join(", ") || "nothing marked";
+        }
+        return (prompts[k] || k) + " " + shown;
+      }).join(" · ")));
+      list.appendChild(li);
+    });
+    ui.earlier.appendChild(list);
+  }
+
+  // ---- span highlights ----------------------------------------------------------------------
+  // A spans question shows its text in a box that refuses edits: the annotator selects with Shift+arrows
+  // (or the mouse) and presses a label's key. Offsets are sent in Unicode code points of the
+  // exact text the server sent (its sha256 comes with the item), so the browser's UTF-16 indexes
+  // and a textarea's newline normalisation ("\r\n" -> "\n") are mapped back here.
+  function spanText(original) {
+    var shown = "";
+    var map = [];
+    var cp = 0;
+    for (var i = 0; i < original.length;) {
+      var code = original.codePointAt(i);
+      var ch = String.fromCodePoint(code);
+      i += ch.length;
+      if (ch === "\r") {
+        if (original.charAt(i) === "\n") { cp += 1; continue; } // "\r\n" shows as "\n"
+        ch = "\n";
+      }
+      for (var k = 0; k < ch.length; k += 1) map.push(cp);
+      shown += ch;
+      cp += 1;
+    }
+    map.push(cp);
+    return { shown: shown, map: map, chars: Array.from(original) };
+  }
+
+  function renderSpans(state) {
+    state.preview.replaceChildren();
+    state.list.replaceChildren();
+    var marks = state.chars.map(function () { return []; });
+    state.spans.forEach(function (sp) {
+      for (var i = sp.start; i < sp.end && i < marks.length; i += 1) marks[i].push(sp.label);
+    });
+    var run = "";
+    var runLabels = null;
+    function flush() {
+      if (!run) return;
+      if (runLabels && runLabels.length) {
+        var mark = el("mark", { "data-label": runLabels.join(" "), title: runLabels.join(", ") }, run);
+        state.preview.appendChild(mark);
+      } else {
+        state.preview.appendChild(document.createTextNode(run));
+      }
+      run = "";
+    }
+    state.chars.forEach(function (ch, i) {
+      var key = marks[i].join(" ");
+      if (runLabels === null || key !== runLabels.join(" ")) { flush(); runLabels = marks[i]; }
+      run += ch;
+    });
+    flush();
+    state.preview.hidden = !state.spans.length;
+    state.spans.forEach(function (sp, index) {
+      var li = el("li");
+      var button = el("button", { type: "button", className: "link-button span-remove", "aria-label": "Remove " + sp.label + " span" }, "×");
+      button.addEventListener("click", function () {
+        state.spans.splice(index, 1);
+        renderSpans(state);
+        draftSave();
+        state.area.focus();
+      });
+      li.appendChild(button);
+      li.appendChild(el("span", { className: "badge" }, sp.label));
+      li.appendChild(document.createTextNode(" “" + state.chars.slice(sp.start, sp.end).join("") + "”"));
+      state.list.appendChild(li);
+    });
+  }
+
+  function addSpan(state, labelIndex) {
+    var a = state.area.selectionStart;
+    var b = state.area.selectionEnd;
+    if (a === b) { say("Select some text in the box first (Shift+arrows or the mouse), then press a label's key.", "warn"); return; }
+    var sp = { start: state.mapped.map[a], end: state.mapped.map[b], label: state.labels[labelIndex] };
+    var exists = state.spans.some(function (x) { return x.start === sp.start && x.end === sp.end && x.label === sp.label; });
+    if (!exists) state.spans.push(sp);
+    state.spans.sort(function (x, y) { return x.start - y.start || x.end - y.end || (x.label < y.label ? -1 : 1); });
+    renderSpans(state);
+    state.area.setSelectionRange(b, b);
+    say("Marked “" + state.chars.slice(sp.start, sp.end).join("") + "” as " + sp.label + ".", "info");
+    draftSave();
+  }
+
+  function spanValue(state) {
+    return { text_sha256: state.sha, spans: state.spans.map(function (x) { return { start: x.start, end: x.end, label: x.label }; }) };
   }
 
   // ---- rendering ----------------------------------------------------------------------------
@@ -225,7 +366,37 @@
       section.appendChild(legend);
       if (q.help) section.appendChild(el("p", { className: "help" }, q.help));
       var name = "q-" + q.key;
-      if (q.type === "text") {
+      var spans = null;
+      if (q.type === "spans") {
+        var field = q.field || "response";
+        var source = String(interaction[field] || "");
+        var mapped = spanText(source);
+        // Not `readonly`: Chromium moves no caret in a read-only box, so Shift+arrows could not
+        // select. Every edit is refused instead (beforeinput), so the text stays exactly as sent.
+        var box = el("textarea", { name: name, id: name, rows: "6", "aria-readonly": "true", spellcheck: "false", className: "span-source", "aria-label": "Text to mark for " + (q.prompt || q.key) });
+        box.value = mapped.shown;
+        box.addEventListener("beforeinput", function (ev) { ev.preventDefault(); });
+        box.addEventListener("drop", function (ev) { ev.preventDefault(); });
+        section.appendChild(box);
+        var keysLine = el("div", { className: "span-labels" });
+        choices.forEach(function (c, i) {
+          var chip = el("span", { className: "span-label" });
+          if (keys[i]) chip.appendChild(el("kbd", null, keys[i]));
+          chip.appendChild(document.createTextNode(" " + c.label));
+          keysLine.appendChild(chip);
+        });
+        section.appendChild(keysLine);
+        spans = {
+          area: box, mapped: mapped, chars: mapped.chars, spans: [],
+          labels: choices.map(function (c) { return c.value; }),
+          sha: (interaction.text_sha256 || {})[field] || "",
+          preview: el("div", { className: "span-preview text" }), list: el("ul", { className: "span-list" }),
+        };
+        spans.preview.hidden = true;
+        section.appendChild(spans.preview);
+        section.appendChild(spans.list);
+        section.appendChild(el("p", { className: "help" }, "Select with Shift+arrows or the mouse, then press a label's key · × removes · Esc leaves the box · Enter submits"));
+      } else if (q.type === "text") {
         var prefill = q.prefill ? (interaction[q.prefill] || "") : "";
         var area = el("textarea", { name: name, id: name, rows: "6", "aria-label": q.prompt || q.key });
         area.value = prefill;
@@ -246,7 +417,7 @@
       }
       section.appendChild(el("p", { className: "q-error", role: "alert" }));
       ui.questions.appendChild(section);
-      shown.push({ q: q, choices: choices, keys: keys, prefill: q.type === "text" && q.prefill ? (interaction[q.prefill] || "") : null });
+      shown.push({ q: q, choices: choices, keys: keys, spans: spans, prefill: q.type === "text" && q.prefill ? (interaction[q.prefill] || "") : null });
       sections.push(section);
     });
     renderQuestionKeys(shown);
@@ -330,7 +501,9 @@
     var draft = { savedAt: Date.now(), answers: {} };
     current.shown.forEach(function (s, i) {
       var section = current.sections[i];
-      if (s.q.type === "text") {
+      if (s.spans) {
+        draft.answers[s.q.key] = { spans: s.spans.spans.slice() };
+      } else if (s.q.type === "text") {
         draft.answers[s.q.key] = { text: section.querySelector("textarea").value };
       } else {
         draft.answers[s.q.key] = {
@@ -363,6 +536,10 @@
       var saved = draft && draft.answers && draft.answers[s.q.key];
       if (!saved) return;
       var section = current.sections[i];
+      if (s.spans) {
+        if (Array.isArray(saved.spans) && saved.spans.length) { s.spans.spans = saved.spans.slice(); renderSpans(s.spans); restored = true; }
+        return;
+      }
       if (s.q.type === "text") {
         if (typeof saved.text === "string") { section.querySelector("textarea").value = saved.text; restored = true; }
         return;
@@ -396,6 +573,10 @@
     current.shown.forEach(function (s, i) {
       var section = current.sections[i];
       var key = s.q.key;
+      if (s.spans) {
+        values[key] = spanValue(s.spans);
+        return;
+      }
       if (s.q.type === "text") {
         var text = section.querySelector("textarea").value;
         // An untouched prefill is not a correction; say nothing unless the question is required.
@@ -501,6 +682,11 @@
     current.shown.forEach(function (s, i) {
       var value = values[s.q.key];
       var section = current.sections[i];
+      if (s.spans) {
+        s.spans.spans = ((value && value.spans) || []).map(function (x) { return { start: x.start, end: x.end, label: x.label }; });
+        renderSpans(s.spans);
+        return;
+      }
       if (s.q.type === "text") {
         section.querySelector("textarea").value = typeof value === "string" ? value : (s.prefill || "");
         return;
@@ -572,6 +758,40 @@
     });
   }
 
+  // C: a comment (optionally a flag for a reviewer) on the item on screen.
+  function openComment() {
+    if (!current || busy || !current.itemId) return;
+    ui.commentDialog.hidden = false;
+    ui.commentBody.value = "";
+    ui.commentFlag.checked = false;
+    ui.commentBody.focus();
+  }
+
+  function closeComment() {
+    ui.commentDialog.hidden = true;
+    setActive(active, true);
+  }
+
+  function sendComment() {
+    if (!current || busy) return;
+    var body = { body: ui.commentBody.value, flag: ui.commentFlag.checked };
+    if (!body.body.trim() && !body.flag) { say("Write a comment, or tick “Flag for a reviewer”.", "bad"); return; }
+    busy = true;
+    call("POST", assignmentUrl(cfg.commentsUrl, current.itemId), body).then(function (r) {
+      busy = false;
+      if (r.status === 201) {
+        closeComment();
+        say(body.flag ? "Flagged for a reviewer." : "Comment saved for the reviewers.", "ok");
+      } else {
+        var detail = (r.data && (r.data.errors && r.data.errors.body)) || (r.data && r.data.detail);
+        say("Could not save the comment: " + (detail || "HTTP " + r.status) + ".", "bad");
+      }
+    }).catch(function () {
+      busy = false;
+      say("Could not reach the server; the comment was not saved.", "bad");
+    });
+  }
+
   function openSkip() {
     if (!current || current.closed || busy || current.mode === "edit") return;
     ui.skipDialog.hidden = false;
@@ -618,7 +838,10 @@
     renderConversation(interaction);
     renderResponses(interaction);
     var rendered = renderQuestions(data.schema || { questions: [] }, interaction);
+    renderSuggestion(editRow ? null : data.suggestion);
+    renderEarlier(editRow ? null : data.earlier_answers, data.schema);
     current = {
+      itemId: editRow ? editRow.queue_item_id : data.queue_item_id,
       assignment: data,
       shown: rendered.shown,
       sections: rendered.sections,
@@ -633,12 +856,20 @@
     ui.item.hidden = false;
     ui.item.setAttribute("data-assignment", String(data.id));
     ui.item.setAttribute("data-external-id", interaction.external_id);
+    ui.item.setAttribute("data-queue", data.queue ? data.queue.slug : "main");
+    if (data.queue) ui.meta.textContent += " · queue " + data.queue.name;
     ui.item.setAttribute("data-mode", current.mode);
     ui.submitButton.firstChild.textContent = editRow ? "Save change " : "Submit ";
     ui.skipButton.hidden = !!editRow;
     unclampShort();
     fitAnswers();
-    if (editRow) {
+    var review = editRow && editRow.review;
+    if (review && review.status === "rejected") {
+      prefill(editRow.values || {});
+      say("Sent back by " + (review.reviewer || "a reviewer") + ": “" + review.note + "” Change your answer to " +
+        interaction.external_id + " and press Enter to save it; Esc returns to your current item.", "warn");
+      ui.item.setAttribute("data-mode", "revise");
+    } else if (editRow) {
       prefill(editRow.values || {});
       var when = editRow.submitted_at ? new Date(editRow.submitted_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
       say(editRow.editable
@@ -683,6 +914,10 @@
   ui.skipForm.addEventListener("submit", function (ev) { ev.preventDefault(); skip(ui.skipReason.value); });
   ui.skipCancel.addEventListener("click", closeSkip);
   ui.reload.addEventListener("click", loadNext);
+  ui.commentButton.addEventListener("click", openComment);
+  ui.commentForm.addEventListener("submit", function (ev) { ev.preventDefault(); sendComment(); });
+  ui.commentCancel.addEventListener("click", closeComment);
+  ui.returnedButton.addEventListener("click", openReturned);
   if (ui.startButton) ui.startButton.addEventListener("click", loadNext);
   ui.questions.addEventListener("input", draftSave);
 
@@ -703,11 +938,23 @@
       if (ev.key === "Escape") { ev.preventDefault(); closeSkip(); }
       return; // typing the reason; Enter submits the skip form
     }
+    if (!ui.commentDialog.hidden) {
+      if (ev.key === "Escape") { ev.preventDefault(); closeComment(); }
+      else if (ev.key === "Enter" && !ev.shiftKey && target && target.tagName !== "BUTTON") { ev.preventDefault(); sendComment(); }
+      return; // typing the comment; Shift+Enter is a new line
+    }
     if (!ui.help.hidden) {
       if (ev.key === "Escape" || ev.key === "?") { ev.preventDefault(); toggleHelp(false); }
       return;
     }
     var typing = target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text"));
+    var spanBox = typing && target.classList.contains("span-source") && current ? current.shown[active] : null;
+    if (spanBox && spanBox.spans && !ev.ctrlKey && !ev.metaKey && !ev.altKey) {
+      var labelIndex = spanBox.keys.indexOf(ev.key);
+      if (labelIndex !== -1) { ev.preventDefault(); addSpan(spanBox.spans, labelIndex); return; }
+      if (ev.key === "Enter") { ev.preventDefault(); submit(); return; }
+      if (ev.key === "Backspace" && !spanBox.spans.spans.length) { ev.preventDefault(); goBack(); return; }
+    }
     if (typing) {
       if (ev.key === "Escape") {
         ev.preventDefault();
@@ -731,9 +978,11 @@
       return;
     }
     if (ev.key === "Backspace") { ev.preventDefault(); goBack(); return; }
+    if (ev.key === "R") { ev.preventDefault(); openReturned(); return; }
     if (current && current.mode === "edit" && ev.key === "Escape") { ev.preventDefault(); say(""); loadNext(); return; }
     if (!current || current.closed) return;
     if (ev.key === "s" || ev.key === "S") { ev.preventDefault(); openSkip(); return; }
+    if (ev.key === "C") { ev.preventDefault(); openComment(); return; }
     var onChoice = target && target.tagName === "INPUT";
     if (ev.key === "j" || (ev.key === "ArrowDown" && !onChoice)) { ev.preventDefault(); setActive(active + 1, true); return; }
     if (ev.key === "k" || (ev.key === "ArrowUp" && !onChoice)) { ev.preventDefault(); setActive(active - 1, true); return; }
@@ -744,6 +993,7 @@
   });
 
   draftsPrune();
+  showReturned(cfg.returned || 0);
   // Annotators get their next item at once. Reviewers and admins who open the page only to look
   // take no lease until they press Start (a look must not take work away from annotators).
   if (cfg.editAnnotation) openLabel("&id=" + encodeURIComponent(cfg.editAnnotation), "That answer is not yours or no longer current.");
