@@ -96,6 +96,8 @@ ROUTES: dict[str, Route] = {
     "api-interactions-bulk": Route("ingest", token=True),
     "api-events": Route("ingest", token=True),
     "api-ingest-whoami": Route("token", scoped=False, token=True),
+    "otlp-traces": Route("token", scoped=False, token=True),
+    "api-import": Route("ingest", token=True),
     # queue
     "api-queue-next": Route("label"),
     "api-queue-progress": Route("label"),
