@@ -5,7 +5,8 @@ It answers deterministically from markers in the judged text (the prompt carries
 429 with ``Retry-After``; ``[[500x3]]`` the first 3 get 500; ``[[hang]]`` sleeps ``hang_s`` before
 answering; ``[[malformed]]`` a 200 whose body is not JSON; ``[[text:...]]`` that reply text
 verbatim (e.g. non-numeric); ``[[echo-auth]]`` a 400 whose error echoes the Authorization header
-(``[[echo-auth-reply]]``: a 200 reply that does). Every request is recorded (path, headers, body, time).
+(``[[echo-auth-reply]]``: a 200 reply that does). Every request is recorded (path, headers, body,
+time).
 
 For the benchmarks: ``scores`` maps a judged text to its score (texts without a marker), every
 request can wait ``delay_s`` first, ``record=False`` keeps only counts, and ``python -m
