@@ -30,6 +30,7 @@ from labeling.models import (
     IngestToken,
     Membership,
     Project,
+    Queue,
     QueueItem,
     Role,
 )
@@ -51,7 +52,8 @@ MEMBER_ROLES = {
 class Route:
     """How a route is guarded.
 
-    ``need``: "public" (anyone), "auth" (any signed-in user), "staff" (staff users only), or a
+    ``need``: "public" (anyone), "auth" (any signed-in user), "staff" (staff users only), "token"
+    (ingestion tokens only: people get 403), or a
     capability from
     ``labeling.access.CAPABILITIES``; ``scoped``: the route names a project (or an object in one),
     so outsiders get 404; ``token``: an ingestion token of the project may call it; ``page``: a
@@ -93,6 +95,7 @@ ROUTES: dict[str, Route] = {
     "api-interactions": Route("read"),
     "api-interactions-bulk": Route("ingest", token=True),
     "api-events": Route("ingest", token=True),
+    "api-ingest-whoami": Route("token", scoped=False, token=True),
     # queue
     "api-queue-next": Route("label"),
     "api-queue-progress": Route("label"),
@@ -110,6 +113,9 @@ ROUTES: dict[str, Route] = {
     "api-my-labels": Route("label"),
     "api-item-comments": Route("label"),
     "api-annotation-review": Route("review"),
+    "api-queues": Route("label"),
+    "api-queue": Route("configure"),
+    "api-member-skills": Route("configure"),
     # exports
     "api-exports": Route("export"),
     "api-export": Route("export"),
@@ -161,6 +167,7 @@ ROUTES: dict[str, Route] = {
     "review-gold-item": Route("review", page=True),
     "review-gold-rate": Route("configure", page=True, method="post"),
     "review-labels": Route("review", page=True),
+    "project-queues": Route("configure", page=True),
     "project-exports": Route("export", page=True),
     "project-export-retry": Route("export", page=True, method="post"),
     "project-judges": Route("configure", page=True),
@@ -207,6 +214,8 @@ def expected(route: Route, caller: str) -> str:
         return "denied|hidden" if route.owner else "denied"  # owner lookups find nothing: 404
     if route.need == "staff":
         return "denied"  # no caller of the matrix is a staff user
+    if route.need == "token":
+        return "denied"  # only an ingestion token may call it
     if caller == "outsider":
         return "hidden" if route.scoped else "ok"
     if route.need == "auth":
@@ -262,6 +271,7 @@ def world(db: None) -> World:
     strategy = SamplingStrategy.objects.create(project=project, name="matrix")
     run = SamplingRun.objects.create(project=project, strategy=strategy)
     membership = Membership.objects.get(project=project, user=users["annotator"])
+    named_queue = Queue.objects.create(project=project, name="matrix", slug="matrix")
     judge = Judge.objects.create(
         project=project,
         name="matrix",
@@ -283,6 +293,7 @@ def world(db: None) -> World:
         "run_id": str(run.id),
         "membership_id": str(membership.id),
         "judge_id": str(judge.id),
+        "queue_id": str(named_queue.id),
     }
     return World(project=project, users=users, token_key=key, kwargs=kwargs)
 
