@@ -18,6 +18,7 @@ from django.utils import timezone
 from labeling.models import Project
 from sampling.models import ProxyModel, SamplingRun, SamplingStrategy
 from sampling.selectors.pool import proxy_current
+from sampling.services import alerts as alert_services
 from sampling.services import proxy as proxy_services
 from sampling.services import scoring
 from sampling.services.runs import run_stale_after, sampling_run_create, sampling_run_execute
@@ -197,3 +198,12 @@ def demo_bootstrap(project_id: int) -> int | None:
         "demo project %s: first sampling run %s at %s", project.slug, run.pk, timezone.now()
     )
     return run.pk
+
+
+@shared_task(name="sampling.evaluate_alerts", ignore_result=True)
+def evaluate_alerts(project_id: int | None = None) -> int:
+    """Run the alert rules (one project, or every project with an active rule); idempotent."""
+    if project_id is None:
+        return alert_services.alerts_evaluate_all()
+    project = _project(project_id)
+    return 0 if project is None else len(alert_services.alerts_evaluate(project=project))

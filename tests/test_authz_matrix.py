@@ -35,7 +35,7 @@ from labeling.models import (
     Role,
 )
 from sampling.judges.models import Judge
-from sampling.models import SamplingRun, SamplingStrategy
+from sampling.models import AlertRule, SamplingRun, SamplingStrategy
 from tests.conftest import client_for
 from tests.factories import InteractionFactory, MembershipFactory, ProjectFactory, UserFactory
 
@@ -131,6 +131,11 @@ ROUTES: dict[str, Route] = {
     "api-report-bias": Route("read"),
     "api-report-power": Route("read"),
     "api-report-regression": Route("read"),
+    "api-monitoring": Route("read"),
+    "api-alert-rules": Route("read"),
+    "api-alert-rules-evaluate": Route("configure"),
+    "api-alert-rule": Route("configure"),
+    "api-alerts": Route("read"),
     # judges
     "api-judges": Route("read"),
     "api-judge": Route("read"),
@@ -293,6 +298,7 @@ def world(db: None) -> World:
         "run_id": str(run.id),
         "membership_id": str(membership.id),
         "judge_id": str(judge.id),
+        "rule_id": str(AlertRule.objects.create(project=project, name="matrix").id),
         "queue_id": str(named_queue.id),
     }
     return World(project=project, users=users, token_key=key, kwargs=kwargs)
