@@ -162,6 +162,7 @@ ROUTES: dict[str, Route] = {
     "project-strategy-new": Route("configure", page=True),
     "project-strategy": Route("configure", page=True),
     "project-dashboard": Route("read", page=True),
+    "project-dashboard-plot": Route("read", page=True),
     "data-browser": Route("read", page=True),
     "data-item": Route("read", page=True),
     "data-enqueue": Route("configure", page=True, method="post"),
@@ -301,6 +302,8 @@ def world(db: None) -> World:
         "membership_id": str(membership.id),
         "judge_id": str(judge.id),
         "rule_id": str(AlertRule.objects.create(project=project, name="matrix").id),
+        "section": "quality",
+        "name": "quality",
         "queue_id": str(named_queue.id),
     }
     return World(project=project, users=users, token_key=key, kwargs=kwargs)
