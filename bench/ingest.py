@@ -144,7 +144,7 @@ class Server:
         # The tables are created from the models (no migration files needed).
         settings.write_text(
             "from flywheel_site.settings import *  # noqa\n"
-            "MIGRATION_MODULES = {'labeling': None, 'sampling': None}\n"
+            "MIGRATION_MODULES = {'labeling': None, 'sampling': None, 'judges': None}\n"
         )
         if db == "postgres":
             base = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
