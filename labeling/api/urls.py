@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("labeling.api.queue")),
     path("", include("labeling.api.history")),
     path("", include("labeling.api.exports")),
+    path("", include("labeling.api.webhooks")),
 ]

@@ -36,10 +36,11 @@ from django.utils.dateparse import parse_date, parse_datetime
 from flywheel_site.app_settings import setting
 from labeling import dispatch
 from labeling.errors import Invalid
-from labeling.models import Annotation, Export, Project
+from labeling.models import Annotation, Export, Project, WebhookEvent
 from labeling.selectors.exports import ExportScan, export_scan_install, export_scan_uninstall
 from labeling.services import export_rows  # noqa: F401  (registers the training kinds)
 from labeling.services.export_kinds import export_kind_get, export_kinds
+from labeling.services.webhooks import webhook_emit
 
 logger = logging.getLogger(__name__)
 
@@ -507,18 +508,32 @@ def _write(export: Export, path: Path, progress: ProgressCallback | None) -> Non
         finished=finished,
     )
     _write_atomic(manifest_path_for(path), orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    Export.objects.filter(id=export.id).update(
-        status=Export.Status.DONE,
-        progress=1.0,
-        rows=n_rows,
-        bytes=hashing.size,
-        sha256=manifest["sha256"],
-        manifest=manifest,
-        file_path=str(path),
-        error="",
-        finished_at=finished,
-        heartbeat_at=finished,
-    )
+    with transaction.atomic():
+        Export.objects.filter(id=export.id).update(
+            status=Export.Status.DONE,
+            progress=1.0,
+            rows=n_rows,
+            bytes=hashing.size,
+            sha256=manifest["sha256"],
+            manifest=manifest,
+            file_path=str(path),
+            error="",
+            finished_at=finished,
+            heartbeat_at=finished,
+        )
+        webhook_emit(
+            export.project,
+            WebhookEvent.EXPORT_READY,
+            {
+                "export_id": export.id,
+                "kind": export.kind,
+                "rows": n_rows,
+                "bytes": hashing.size,
+                "sha256": manifest["sha256"],
+                "files": {"data": path.name, "manifest": manifest_path_for(path).name},
+                "download_url": f"/api/exports/{export.id}/download",
+            },
+        )
     if progress is not None:
         export.rows, export.progress = n_rows, 1.0
         progress(export, scan, n_rows)

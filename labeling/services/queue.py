@@ -36,8 +36,10 @@ from labeling.models import (
     Membership,
     Project,
     QueueItem,
+    WebhookEvent,
 )
 from labeling.schema import values_validate
+from labeling.services.webhooks import webhook_emit
 
 
 @transaction.atomic
@@ -292,9 +294,36 @@ def assignment_submit(
         item.status = QueueItem.Status.DONE
         fields.append("status")
     item.save(update_fields=fields)
+    _emit_submitted(annotation=annotation, item=item, annotator=annotator)
     project_id = project.pk
     transaction.on_commit(lambda: hooks.fire("labels_submitted", project_id=project_id, count=1))
     return annotation
+
+
+def _emit_submitted(*, annotation: Annotation, item: QueueItem, annotator: User) -> None:
+    """``label.submitted`` and, when this label completes the item, ``item.completed`` (in the
+    submit's transaction: the outbox rows commit with the label)."""
+    project, interaction = item.project, item.interaction
+    common = {
+        "queue_item_id": item.pk,
+        "interaction_id": interaction.pk,
+        "external_id": interaction.external_id,
+        "done_count": item.done_count,
+        "overlap": item.overlap,
+    }
+    webhook_emit(
+        project,
+        WebhookEvent.LABEL_SUBMITTED,
+        {
+            "annotation_id": annotation.pk,
+            "annotator": annotator.get_username(),
+            "values": annotation.values,
+            "schema_version": annotation.schema_version,
+            **common,
+        },
+    )
+    if item.status == QueueItem.Status.DONE and item.done_count == item.overlap:
+        webhook_emit(project, WebhookEvent.ITEM_COMPLETED, {"reason": "overlap_done", **common})
 
 
 @transaction.atomic
