@@ -34,12 +34,17 @@ Two paths:
   database (``manage.py runserver --noreload`` with ``bench.replay_settings``): ingest with events
   and scores, POST strategies and sampling runs, annotators answer ``queue/next`` + ``submit`` from
   the truth, and ``GET /estimates`` gives the answer; scoring and retraining run through the
-  project's own hooks and (eager) Celery tasks.
+  project's own hooks and (eager) Celery tasks. With ``--judge-server`` the judge score is not
+  ingested: Flywheel's own LLM judge (``sampling.judges``, configured through the API as the
+  primary judge of the active projects) scores every arrival against an OpenAI-compatible stub on
+  loopback (``tests/judge_server.py``) that answers each response with its simulated score, and
+  the trust report (``GET .../judges/<id>/calibration/``) gives its calibrated R².
 
 Usage::
 
     .venv/bin/python bench/replay.py core --reps 400
     .venv/bin/python bench/replay.py e2e --reps 3 --scenario judge0.5
+    .venv/bin/python bench/replay.py e2e --reps 3 --scenarios judge0.5 judge0 --judge-server
 """
 
 from __future__ import annotations
@@ -60,7 +65,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless" / "harmless-base-test.jsonl.gz"
+DATA = Path(
+    os.environ.get("REPLAY_DATA", "/work/shared/data/hh-rlhf-harmless/harmless-base-test.jsonl.gz")
+)
 ACTIVE_MIX = {"uncertainty": 0.6, "coverage": 0.2, "random": 0.2}
 UNIFORM_MIX = {"uncertainty": 0.0, "coverage": 0.0, "random": 1.0}
 JUDGE = "judge"
@@ -206,7 +213,8 @@ def simulate(
     if judge_r2 is not None:
         a = judge_strength(judge_r2)
         s = a * (2 * y - 1) + rng.normal(size=n)
-        judge = 1 / (1 + np.exp(-(1.6 * a * s - 0.3)))
+        # R² 0 (a = 0): a judge of pure noise, spread like a weak judge's scores.
+        judge = 1 / (1 + np.exp(-(max(1.6 * a, 1.0) * s - 0.3)))
         judge_bayes = 1 / (1 + np.exp(-2 * a * s))
     for i, r in enumerate(rows):
         r["segment"] = {"tier": str(tier[i]), "locale": str(locale[i])}
@@ -556,14 +564,26 @@ def _wait_up(api: Api, proc: Any) -> None:
 
 def e2e_rep(api: Api, annotators: list[Api], pop: Population, *, slug: str, mix: dict[str, float],
             budget: int, waves: int, nonresponse: float, rng: np.random.Generator,
-            method: str) -> RepResult:  # fmt: skip
-    """One repetition through the API: a fresh project, ``waves`` days of ingest + run + label."""
+            method: str, judge_url: str | None = None) -> RepResult:  # fmt: skip
+    """One repetition through the API: a fresh project, ``waves`` days of ingest + run + label.
+
+    With ``judge_url`` the judge score is not ingested: a Flywheel judge configured through the
+    API (the primary judge) scores each arrival against the stub at ``judge_url``."""
+    ingest_scores = pop.judge is not None and judge_url is None
     status, body = api.call("POST", "/api/projects/", {
         "slug": slug, "name": slug, "label_schema": BINARY_SCHEMA,
         "segment_keys": ["tier", "locale"],
-        **({"primary_judge": JUDGE} if pop.judge is not None else {}),
+        **({"primary_judge": JUDGE} if ingest_scores else {}),
     })  # fmt: skip
     assert status == 201, (status, body)
+    judge_id = None
+    if judge_url is not None and pop.judge is not None:
+        status, body = api.call("POST", f"/api/projects/{slug}/judges/", {
+            "name": "replay", "base_url": judge_url, "model": "stub", "score_min": 0.0,
+            "score_max": 1.0, "concurrency": 32, "batch_size": 500, "is_primary": True,
+        })  # fmt: skip
+        assert status == 201, (status, body)
+        judge_id = body["id"]
     for user in annotators:  # members are added by the admin through the API
         status, body = api.call("POST", f"/api/projects/{slug}/members/",
                                 {"username": user.username, "role": "annotator"})  # type: ignore[attr-defined]  # fmt: skip
@@ -580,7 +600,7 @@ def e2e_rep(api: Api, annotators: list[Api], pop: Population, *, slug: str, mix:
                 "external_id": ext, "conversation_id": f"{slug}-pair-{r['pair']}",
                 "occurred_at": f"2026-11-{2 + wave:02d}T12:00:00Z", "model_version": "hh-rlhf",
                 "messages": r["messages"], "response": r["response"], "segment": r["segment"],
-                "scores": {JUDGE: float(pop.judge[i])} if pop.judge is not None else {},
+                "scores": {JUDGE: float(pop.judge[i])} if ingest_scores else {},  # type: ignore[index]
                 "events": pop.events[i],
             })  # fmt: skip
         for start in range(0, len(batch), 500):
@@ -624,8 +644,17 @@ def e2e_rep(api: Api, annotators: list[Api], pop: Population, *, slug: str, mix:
     status, est = api.call("GET", f"/api/projects/{slug}/estimates/?method={method}")
     assert status == 200, (status, est)
     g = est["groups"][0]
+    judge_r2 = None
+    if judge_id is not None:
+        status, trust = api.call("GET", f"/api/projects/{slug}/judges/{judge_id}/calibration/")
+        assert status == 200, (status, trust)
+        judge_r2 = trust["r2"]
+        print(f"    judge: {trust['judged']} judged, {trust['unparseable']} unparseable, "
+              f"{trust['failed']} failed; calibrated R² {trust['r2']:.3f} on "
+              f"{trust['n_labels']} labels, weight {trust['weight']}, AUC {trust['auc']:.3f}",
+              flush=True)  # fmt: skip
     return RepResult(estimate=g["estimate"], ci_low=g["ci_low"], ci_high=g["ci_high"],
-                     n_labels=g["n_labels"], lam=g.get("lam"))  # fmt: skip
+                     n_labels=g["n_labels"], lam=g.get("lam"), proxy_r2=judge_r2)  # fmt: skip
 
 
 def run_e2e(args: argparse.Namespace) -> list[ScenarioStats]:
@@ -659,6 +688,11 @@ def run_e2e(args: argparse.Namespace) -> list[ScenarioStats]:
         a.username = username  # type: ignore[attr-defined]
         annotators.append(a)
     out: list[ScenarioStats] = []
+    stub = None
+    if args.judge_server:
+        from tests.judge_server import StubJudge
+
+        stub = StubJudge(record=False).start()
     try:
         _wait_up(api, proc)
         rows_all = load_hh(limit=args.pairs)
@@ -670,6 +704,13 @@ def run_e2e(args: argparse.Namespace) -> list[ScenarioStats]:
                            waves=args.waves, seed=args.seed)  # fmt: skip
             stats = ScenarioStats(name=scenario, truth=float(pop.y.mean()),
                                   thumbs_only=pop.thumbs_only)  # fmt: skip
+            if stub is not None and pop.judge is not None:
+                # The stub answers each judged response with its simulated score.
+                stub.scores = {str(r["response"]).strip(): float(pop.judge[i])
+                               for i, r in enumerate(pop.rows)}  # fmt: skip
+                clashes = len(pop.rows) - len(stub.scores)
+                print(f"  judge stub: {len(stub.scores)} distinct responses "
+                      f"({clashes} repeated texts share one score)", flush=True)  # fmt: skip
             for rep in range(args.reps):
                 for mix, method, bucket, tag in (
                     (ACTIVE_MIX, "ppi_pp", stats.active, "a"),
@@ -681,6 +722,7 @@ def run_e2e(args: argparse.Namespace) -> list[ScenarioStats]:
                         api, annotators, pop, slug=slug,
                         mix=mix, budget=args.budget, waves=args.waves,
                         nonresponse=args.nonresponse, rng=rng, method=method,
+                        judge_url=stub.url if stub is not None and tag == "a" else None,
                     ))  # fmt: skip
                 print(f"  rep {rep}: active {stats.active[-1].estimate:.4f} "
                       f"[{stats.active[-1].ci_low:.4f}, {stats.active[-1].ci_high:.4f}] "
@@ -691,6 +733,8 @@ def run_e2e(args: argparse.Namespace) -> list[ScenarioStats]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if stub is not None:
+            stub.stop()
     return out
 
 
@@ -719,6 +763,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--skip-product", action="store_true", help="only the --oracle comparison rows"
     )
     parser.add_argument("--markdown", action="store_true", help="print a RESULTS.md table")
+    parser.add_argument(
+        "--judge-server", action="store_true",
+        help="e2e: Flywheel's own judge scores the arrivals against a loopback stub (not ingested)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.path == "core":
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flywheel_site.settings")

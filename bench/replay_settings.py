@@ -19,4 +19,4 @@ os.environ["DATABASE_URL"] = f"sqlite:///{_DB}"
 
 from flywheel_site.settings import *  # noqa: E402,F403
 
-MIGRATION_MODULES = {"labeling": None, "sampling": None}
+MIGRATION_MODULES = {"labeling": None, "sampling": None, "judges": None}

@@ -266,4 +266,6 @@ CELERY_BEAT_SCHEDULE = {
     "sampling-retrain-sweep": {"task": "sampling.retrain_sweep", "schedule": 900.0},
     # Judges: lift budget pauses on a new day, queue pool-scope work, resume killed batches.
     "judges-sweep": {"task": "judges.sweep", "schedule": 60.0},
+    # Judges: trust reports (and weights) of judges whose labels changed or that are a day old.
+    "judges-calibrate-sweep": {"task": "judges.calibrate_sweep", "schedule": 900.0},
 }

@@ -172,6 +172,12 @@ class ProjectSettingsForm(forms.Form):
         max_length=100,
         help_text="the name of an ingested score the proxy should calibrate (optional)",
     )
+    show_suggestions = forms.BooleanField(
+        required=False,
+        label="Show the primary judge's score to annotators",
+        help_text="off by default: a shown score anchors the labels (annotators drift towards it); "
+        "each label records whether it was shown",
+    )
 
     @classmethod
     def initial_for(cls, project: Any) -> dict[str, Any]:
@@ -184,6 +190,7 @@ class ProjectSettingsForm(forms.Form):
             "gold_percent": round(project.gold_rate * 100, 2),
             "retrain_every": project.retrain_every,
             "primary_judge": project.primary_judge,
+            "show_suggestions": project.show_suggestions,
         }
 
     def update_data(self) -> dict[str, Any]:
@@ -198,6 +205,7 @@ class ProjectSettingsForm(forms.Form):
             "gold_rate": d["gold_percent"] / 100,
             "retrain_every": d["retrain_every"],
             "primary_judge": d["primary_judge"],
+            "show_suggestions": d["show_suggestions"],
         }
 
 

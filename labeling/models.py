@@ -42,6 +42,9 @@ class Project(models.Model):
     gold_rate = models.FloatField(default=0.0)
     retrain_every = models.PositiveIntegerField(default=50)
     redact_pii = models.BooleanField(default=False)
+    # Show annotators the primary judge's score as a suggestion (off by default: anchoring bias,
+    # docs/labeling.md "Suggestions"). Every annotation records whether one was shown.
+    show_suggestions = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -303,6 +306,11 @@ class Assignment(models.Model):
         return f"assignment {self.pk} ({self.status})"
 
 
+class ReviewStatus(models.TextChoices):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
 class Annotation(models.Model):
     """Submitted values.
 
@@ -332,6 +340,22 @@ class Annotation(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
     )
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    # The annotator was shown a suggestion (the primary judge's score) with this item.
+    saw_suggestion = models.BooleanField(default=False)
+    # A reviewer's decision on this version (labeling.services.review): accepted, or rejected with
+    # a note, which sends the label back to its annotator until they save a new version.
+    review_status = models.CharField(
+        max_length=10, choices=ReviewStatus.choices, blank=True, default=""
+    )
+    review_note = models.TextField(blank=True, default="")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reviewed_annotations",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -349,6 +373,40 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"annotation {self.pk} v{self.version}"
+
+
+class ItemComment(models.Model):
+    """A note on a queued item by an annotator or a reviewer; a flag asks a reviewer to look.
+
+    Reviewers see every comment (the review page); an annotator sees their own.
+    """
+
+    queue_item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="item_comments"
+    )
+    body = models.TextField(blank=True, default="")
+    is_flag = models.BooleanField(default=False)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="resolved_comments",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["queue_item"], name="ix_comment_open_flag", condition=Q(is_flag=True)
+            ),
+        ]
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{'flag' if self.is_flag else 'comment'} on {self.queue_item_id}"
 
 
 class AuditLog(models.Model):

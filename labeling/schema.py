@@ -24,7 +24,7 @@ PAIRWISE_CHOICES = ("a", "b", "tie")
 TEXT_PREFILLS = ("response", "alt_response")
 TEXT_MAX_CHARS = 100_000
 # Keys the annotator page uses for itself; a question's shortcuts may not take them.
-RESERVED_KEYS = frozenset({"s", "S", "?", "j", "k", " "})
+RESERVED_KEYS = frozenset({"s", "S", "?", "j", "k", " ", "C", "R"})
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 COMMON_FIELDS = frozenset({"key", "type", "prompt", "required", "help", "shortcuts"})

@@ -5,6 +5,10 @@ It answers deterministically from markers in the judged text (the prompt carries
 429 with ``Retry-After``; ``[[500x3]]`` the first 3 get 500; ``[[hang]]`` sleeps ``hang_s`` before
 answering; ``[[malformed]]`` a 200 whose body is not JSON; ``[[text:...]]`` that reply text
 verbatim (e.g. non-numeric). Every request is recorded (path, headers, body, time).
+
+For the benchmarks: ``scores`` maps a judged text to its score (texts without a marker), every
+request can wait ``delay_s`` first, ``record=False`` keeps only counts, and ``python -m
+tests.judge_server PORT`` serves it from its own process.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ class StubJudge:
     hang_s: float = 2.0
     always_status: int | None = None  # every request answers this status (an outage)
     logprobs_spread: bool = True
+    scores: dict[str, float] = field(default_factory=dict)  # judged text -> score
+    delay_s: float = 0.0  # every request waits this long (a slow endpoint)
+    record: bool = True
+    served: int = 0
     requests: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     counts: dict[str, int] = field(default_factory=dict)
@@ -48,7 +56,7 @@ class StubJudge:
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def start(self) -> StubJudge:
+    def start(self, port: int = 0) -> StubJudge:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,7 +74,11 @@ class StubJudge:
                     body = {}
                 seen = Seen(self.path, dict(self.headers.items()), body, time.monotonic())
                 with stub.lock:
-                    stub.requests.append(seen)
+                    stub.served += 1
+                    if stub.record:
+                        stub.requests.append(seen)
+                if stub.delay_s:
+                    time.sleep(stub.delay_s)
                 status, payload, headers = stub.answer(self.path, body)
                 seen.status = status
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -81,7 +93,8 @@ class StubJudge:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.request_queue_size = 256
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
@@ -123,7 +136,11 @@ class StubJudge:
             content = custom.group(1)
         else:
             score_match = _SCORE.search(text)
-            score = float(score_match.group(1)) if score_match else 5.0
+            score = (
+                float(score_match.group(1))
+                if score_match
+                else float(self.scores.get(text.strip(), 5.0))
+            )
             shown = int(score) if score.is_integer() else score
             content = json.dumps({"score": shown, "reason": f"stub judged it {shown}"})
         choice: dict[str, Any] = {
@@ -162,3 +179,12 @@ class StubJudge:
                 ]
             out.append(entry)
         return out
+
+
+if __name__ == "__main__":  # a stub in its own process: python -m tests.judge_server PORT [DELAY]
+    import sys
+
+    server = StubJudge(record=False, delay_s=float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)
+    server.start(int(sys.argv[1]))
+    print(server.url, flush=True)
+    threading.Event().wait()

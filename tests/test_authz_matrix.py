@@ -110,6 +110,8 @@ ROUTES: dict[str, Route] = {
     "api-gold-list": Route("review"),
     "api-annotation-edit": Route("label", owner=True),
     "api-my-labels": Route("label"),
+    "api-item-comments": Route("label"),
+    "api-annotation-review": Route("review"),
     # exports
     "api-exports": Route("export"),
     "api-export": Route("export"),
@@ -167,6 +169,7 @@ ROUTES: dict[str, Route] = {
     "review-gold": Route("review", page=True),
     "review-gold-item": Route("review", page=True),
     "review-gold-rate": Route("configure", page=True, method="post"),
+    "review-labels": Route("review", page=True),
     "project-exports": Route("export", page=True),
     "project-export-retry": Route("export", page=True, method="post"),
     "project-webhooks": Route("configure", page=True),

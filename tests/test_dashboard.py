@@ -183,6 +183,10 @@ def test_bias_and_power_numbers_come_from_the_reports(
     sentence = html.split('data-testid="power-sentence"><strong>', 1)[1].split("<", 1)[0]
     assert sentence.startswith(f"To detect a 5-point drop: {power['labels_needed']:,} labels")
     assert "with the queue at its current pace" in sentence
+    # The labels-per-day figure names the window it was measured over.
+    window = html.split('data-testid="labels-window">', 1)[1].split("</span>", 1)[0]
+    assert f"({power['labels_window']['labels']} labels)" in window
+    assert window.startswith("over ")
     for testid in ("plot-bias-share-tier", "plot-bias-rates-tier", "plot-power-latency"):
         assert "<svg" in html.split(f'data-testid="{testid}"', 1)[1][:300]
 

@@ -319,10 +319,14 @@ def test_power_report_counts_only_labels_that_enter_the_estimate(project: Projec
         if it.labelled and it.pi is not None and it.model_version == "model-a"
     ]
     assert report["n_labels"] == len(counted)
-    # Every label was made just now, so the window is its one-hour floor: per day = 24 x count.
-    assert report["labels_per_day"] == pytest.approx(24 * len(counted))
+    # Every label was made just now: the window is minutes long, and the rate divides by one day
+    # (never an extrapolation from minutes to a day).
+    assert report["labels_per_day"] == pytest.approx(len(counted))
+    assert report["labels_window"]["labels"] == len(counted)
+    assert report["labels_window"]["days"] < 0.1
+    assert "counted as one day" in report["labels_window"]["note"]
     everything = power_report(project=project)
-    assert everything["labels_per_day"] == pytest.approx(24 * everything["n_labels"])
+    assert everything["labels_per_day"] == pytest.approx(everything["n_labels"])
 
 
 def test_dashboard_names_the_runs_it_covers(project: Project, member: Any) -> None:

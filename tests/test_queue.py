@@ -322,7 +322,7 @@ def test_progress_and_health(project: Project, member: Callable) -> None:
     body = next_item(client).json()
     submit(client, body["id"], {"quality": 3})
     progress = client.get("/api/projects/support-bot/queue/progress").json()
-    assert progress == {"done_today": 1, "done_total": 1, "left": 2}
+    assert progress == {"done_today": 1, "done_total": 1, "left": 2, "returned": 0}
     next_item(client)
     # The item on the annotator's screen (their live lease) is still left to do.
     assert queue_progress(project=project, user=user)["left"] == 2

@@ -92,6 +92,58 @@ def test_power_report(project, api_as) -> None:
     assert api_as("engineer").get(BASE + "power/", {"delta": 2}).status_code == 400
 
 
+def test_label_window_is_first_label_to_now_at_most_seven_days() -> None:
+    import datetime as dt
+
+    from sampling.selectors.reports import label_window
+
+    now = dt.datetime(2026, 12, 3, 12, tzinfo=dt.UTC)
+    # 38 labels within the first hour: 38 per day, not 38 x 24.
+    window = label_window(dated=[now - dt.timedelta(minutes=m) for m in range(38)], now=now)
+    assert window["labels"] == 38
+    assert window["rate_days"] == 1.0
+    assert window["days"] == pytest.approx(37 / 1440)
+    assert "0.6 hours ago" in window["note"]
+    # Three days of labels: the window starts at the first one.
+    dated = [now - dt.timedelta(hours=h) for h in range(0, 72, 2)]
+    window = label_window(dated=dated, now=now)
+    assert window["days"] == pytest.approx(70 / 24)
+    assert window["labels"] == 36
+    assert window["note"] is None
+    assert window["start"] == (now - dt.timedelta(hours=70)).isoformat()
+    # Older than a week: only the last 7 days count.
+    dated = [now - dt.timedelta(days=d) for d in range(30)]
+    window = label_window(dated=dated, now=now)
+    assert window["days"] == pytest.approx(7.0)
+    assert window["labels"] == 8  # days 0..7, the one exactly 7 days ago included
+    empty = label_window(dated=[], now=now)
+    assert empty["labels"] == 0
+    assert empty["start"] is None
+
+
+def test_power_report_rate_over_days_of_labels(project, api_as) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labeling.models import Annotation
+
+    seed_project(project, seed=14)
+    annotations = list(Annotation.objects.filter(is_current=True).order_by("id"))
+    now = timezone.now()
+    # Spread the labels over the last 5 days, one after another.
+    for i, a in enumerate(annotations):
+        Annotation.objects.filter(pk=a.pk).update(
+            created_at=now - timedelta(days=5) + timedelta(seconds=i * 5 * 86400 / len(annotations))
+        )
+    body = api_as("engineer").get(BASE + "power/").json()
+    window = body["labels_window"]
+    assert window["days"] == pytest.approx(5.0, abs=0.01)
+    assert window["note"] is None
+    assert body["labels_per_day"] == pytest.approx(window["labels"] / window["days"], rel=1e-6)
+    assert window["labels"] == body["n_labels"]
+
+
 def test_regression_flags_a_worse_version(project, api_as) -> None:
     seed_project(
         project, seed=13, n_items=800, bad_rate_by_version={"model-a": 0.1, "model-b": 0.5}

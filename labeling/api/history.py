@@ -1,6 +1,7 @@
 """API: the caller's own submitted labels (history and undo on the labelling page).
 
-``GET /api/projects/{slug}/my-labels/?period=today|week|all&before=<id>&id=<id>`` lists them,
+``GET /api/projects/{slug}/my-labels/?period=today|week|all&before=<id>&id=<id>&returned=1``
+lists them (``returned``: only those a reviewer sent back, with the reviewer's note),
 newest submission first, each with its item (as ``queue/next`` shows it) and whether it may still
 be edited; the edit itself is ``POST /api/annotations/{id}/edit`` (a new version, history kept).
 """
@@ -35,6 +36,12 @@ def label_row(annotation: Any, schema: dict[str, Any]) -> dict[str, Any]:
         "changed_at": annotation.created_at,
         "adjudicated": annotation.adjudicated,
         "editable": not annotation.adjudicated,
+        "review": {
+            "status": annotation.review_status or None,
+            "note": annotation.review_note,
+            "reviewer": annotation.reviewed_by.get_username() if annotation.reviewed_by else None,
+            "reviewed_at": annotation.reviewed_at,
+        },
         "interaction": interaction_payload(annotation.interaction),
         "schema": schema,
     }
@@ -52,6 +59,7 @@ class MyLabelsApi(APIView):
         changed_at = serializers.DateTimeField()
         adjudicated = serializers.BooleanField()
         editable = serializers.BooleanField()
+        review = serializers.DictField()
         interaction = InteractionOutputSerializer()
         schema = serializers.DictField()
 
@@ -60,6 +68,9 @@ class MyLabelsApi(APIView):
             OpenApiParameter("period", str, enum=list(PERIODS)),
             OpenApiParameter("before", int, description="an annotation id: labels before it"),
             OpenApiParameter("id", int, description="an annotation id: just that label"),
+            OpenApiParameter(
+                "returned", bool, description="only labels a reviewer sent back (oldest first)"
+            ),
         ],
         responses={200: OutputSerializer(many=True)},
     )
@@ -80,6 +91,7 @@ class MyLabelsApi(APIView):
             period=period,  # type: ignore[arg-type]
             before=ids["before"],
             only=ids["id"],
+            returned=request.query_params.get("returned") in ("1", "true"),
         )
         paginator = LimitOffsetPagination()
         page: list[Annotation] = paginator.paginate_queryset(labels, request, view=self) or []

@@ -71,6 +71,7 @@ class ProjectOutputSerializer(serializers.Serializer):
     gold_rate = serializers.FloatField()
     retrain_every = serializers.IntegerField()
     redact_pii = serializers.BooleanField()
+    show_suggestions = serializers.BooleanField()
     created_at = serializers.DateTimeField()
     role = serializers.SerializerMethodField()
 
@@ -143,6 +144,7 @@ class ProjectDetailApi(APIView):
         gold_rate = serializers.FloatField(min_value=0, max_value=1, required=False)
         retrain_every = serializers.IntegerField(min_value=1, required=False)
         redact_pii = serializers.BooleanField(required=False)
+        show_suggestions = serializers.BooleanField(required=False)
 
     @extend_schema(responses=ProjectOutputSerializer, summary="Get a project")
     def get(self, request: Request, slug: str) -> Response:

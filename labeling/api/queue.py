@@ -31,6 +31,7 @@ from labeling.selectors.queue import (
     queue_health,
     queue_progress,
 )
+from labeling.selectors.review import suggestion_for
 from labeling.services.annotations import annotation_adjudicate, annotation_edit
 from labeling.services.gold import gold_clear, gold_set
 from labeling.services.queue import (
@@ -97,15 +98,18 @@ def interaction_payload(interaction: Interaction) -> dict[str, Any]:
 
 
 def assignment_payload(assignment: Assignment, project: Project) -> dict[str, Any]:
-    """The queue/next answer (docs/api.md); gold items look like any other item."""
+    """The queue/next answer (docs/api.md); gold items look like any other item. ``suggestion``
+    is null unless the project shows suggestions (then the submit records ``saw_suggestion``)."""
     interaction = assignment.queue_item.interaction  # loaded by assignment_claim
     return {
         "id": assignment.pk,
+        "queue_item_id": assignment.queue_item_id,
         "interaction": interaction_payload(interaction),
         "schema": schema_for_display(project.label_schema),
         "schema_version": project.schema_version,
         "lease_expires_at": assignment.lease_expires_at,
         "leased_at": assignment.leased_at,
+        "suggestion": suggestion_for(project=project, interaction=interaction),
     }
 
 
@@ -123,6 +127,7 @@ class ProgressOutputSerializer(serializers.Serializer):
     done_today = serializers.IntegerField()
     done_total = serializers.IntegerField()
     left = serializers.IntegerField()
+    returned = serializers.IntegerField()
 
 
 class QuestionAgreementSerializer(serializers.Serializer):
@@ -161,11 +166,13 @@ class QueueNextApi(APIView):
     @extend_schema_serializer(component_name="QueueNextOutput")
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
+        queue_item_id = serializers.IntegerField()
         interaction = InteractionOutputSerializer()
         schema = serializers.DictField()
         schema_version = serializers.IntegerField()
         lease_expires_at = serializers.DateTimeField()
         leased_at = serializers.DateTimeField()
+        suggestion = serializers.DictField(allow_null=True)
 
     @extend_schema(request=None, responses={200: OutputSerializer, 204: None})
     def post(self, request: Request, slug: str) -> Response:
@@ -458,6 +465,9 @@ class AnnotationOutputSerializer(serializers.ModelSerializer):
             "supersedes",
             "schema_version",
             "time_spent_ms",
+            "saw_suggestion",
+            "review_status",
+            "review_note",
             "created_at",
         ]
 

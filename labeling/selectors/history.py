@@ -9,7 +9,7 @@ from typing import Any, Literal
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from labeling.models import Annotation, Project
+from labeling.models import Annotation, Project, ReviewStatus
 
 Period = Literal["today", "week", "all"]
 PERIODS: tuple[Period, ...] = ("today", "week", "all")
@@ -32,6 +32,7 @@ def my_labels(
     period: Period = "all",
     before: int | None = None,
     only: int | None = None,
+    returned: bool = False,
     now: datetime | None = None,
 ) -> QuerySet[Annotation]:
     """The user's current label versions in the project, newest submission first.
@@ -40,7 +41,8 @@ def my_labels(
     does not move it to the top and undo walks back one submitted item at a time. Each row
     carries ``adjudicated`` (a reviewer settled the item: no more edits). ``before``: only labels
     submitted before the item of that annotation (the next step back); ``only``: just the
-    label whose current version is that annotation (a history page's Edit link).
+    label whose current version is that annotation (a history page's Edit link); ``returned``:
+    only labels a reviewer rejected (sent back to the annotator), oldest submission first.
     """
     adjudicated = Annotation.objects.filter(
         queue_item=OuterRef("queue_item"), kind=Annotation.Kind.ADJUDICATION, is_current=True
@@ -52,10 +54,14 @@ def my_labels(
             kind=Annotation.Kind.LABEL,
             is_current=True,
         )
-        .select_related("interaction", "assignment")
+        .select_related("interaction", "assignment", "reviewed_by")
         .annotate(adjudicated=Exists(adjudicated))
         .order_by("-assignment__finished_at", "-id")
     )
+    if returned:
+        labels = labels.filter(review_status=ReviewStatus.REJECTED).order_by(
+            "assignment__finished_at", "id"
+        )
     if only is not None:
         labels = labels.filter(pk=only)
     start = period_start(period, now)

@@ -15,6 +15,7 @@ from django.utils import timezone
 from labeling.access import projects_for
 from labeling.models import Annotation, Assignment, Project, QueueItem
 from labeling.schema import gold_matches
+from labeling.selectors.review import returned_labels
 
 
 def _start_of_day(now: datetime) -> datetime:
@@ -39,7 +40,8 @@ def items_left_for(*, project: Project, user: Any) -> QuerySet[QueueItem]:
 
 
 def queue_progress(*, project: Project, user: Any, now: datetime | None = None) -> dict[str, int]:
-    """``done_today`` (submitted since local midnight), ``done_total`` and ``left`` for the user."""
+    """``done_today`` (submitted since local midnight), ``done_total``, ``left`` and ``returned``
+    (labels a reviewer sent back to the user) for the user."""
     now = now or timezone.now()
     submitted = Assignment.objects.filter(
         queue_item__project=project, annotator=user, status=Assignment.Status.SUBMITTED
@@ -51,6 +53,7 @@ def queue_progress(*, project: Project, user: Any, now: datetime | None = None) 
         "done_today": counts["today"],
         "done_total": counts["total"],
         "left": items_left_for(project=project, user=user).count(),
+        "returned": returned_labels(project=project, user=user).count(),
     }
 
 

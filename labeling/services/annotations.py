@@ -50,6 +50,8 @@ def _new_version(
         supersedes=old,
         is_current=True,
         time_spent_ms=time_spent_ms,
+        # A suggestion seen when the label was first made keeps its influence on the edits.
+        saw_suggestion=old.saw_suggestion if old is not None else False,
     )
 
 

@@ -42,6 +42,7 @@ UPDATABLE_FIELDS = (
     "gold_rate",
     "retrain_every",
     "redact_pii",
+    "show_suggestions",
 )
 
 

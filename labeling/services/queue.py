@@ -39,6 +39,7 @@ from labeling.models import (
     WebhookEvent,
 )
 from labeling.schema import values_validate
+from labeling.selectors.review import suggestion_for
 from labeling.services.webhooks import webhook_emit
 
 
@@ -282,6 +283,8 @@ def assignment_submit(
         values=cleaned,
         schema_version=project.schema_version,
         time_spent_ms=time_spent_ms,
+        # queue/next showed the same suggestion (labeling.selectors.review.suggestion_for)
+        saw_suggestion=suggestion_for(project=project, interaction=interaction) is not None,
     )
     assignment.status = Assignment.Status.SUBMITTED
     assignment.finished_at = now

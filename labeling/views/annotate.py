@@ -50,6 +50,7 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
         status=Assignment.Status.LEASED,
         lease_expires_at__gt=timezone.now(),
     ).exists()
+    progress = queue_progress(project=project, user=request.user)
     config = {
         "slug": project.slug,
         "csrfToken": get_token(request),
@@ -62,6 +63,8 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
         "myLabelsUrl": reverse("api-my-labels", kwargs={"slug": project.slug}),
         "editUrl": reverse("api-annotation-edit", kwargs={"annotation_id": 0}),
         "editAnnotation": edit if (edit := request.GET.get("edit", "")).isdigit() else None,
+        "commentsUrl": reverse("api-item-comments", kwargs={"slug": project.slug, "item_id": 0}),
+        "returned": progress["returned"],
     }
     return render(
         request,
@@ -69,7 +72,7 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "project": project,
             "config": config,
-            "progress": queue_progress(project=project, user=request.user),
+            "progress": progress,
             "can_review": _can_review(request.user, project),
             "role": role,
             "lease_minutes": max(1, round(project.lease_seconds / 60)),

@@ -8,18 +8,20 @@ Computing the report also sets the judge's weight (0 once its calibrated R^2 <= 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import numpy as np
 from django.utils import timezone
 
-from labeling.models import Interaction
+from labeling.models import Annotation, Interaction
 from sampling.judges import calibration
 from sampling.judges.config import judge_version_current, primary_judge_sync
 from sampling.judges.models import Judge, JudgeResult, JudgeVersion
 from sampling.selectors.estimates import estimates_compute
 from sampling.services.proxy import training_labels
 
+STALE_AFTER = dt.timedelta(hours=24)
 HALF_WIDTH = 0.03  # "a +-3-point interval needs N labels instead of M"
 
 
@@ -114,3 +116,34 @@ def _weight_update(*, judge: Judge, report: dict[str, Any]) -> None:
         judge.weight = weight
         Judge.objects.filter(pk=judge.pk).update(weight=weight)
     primary_judge_sync(project=judge.project)
+
+
+def calibration_due(*, judge: Judge) -> bool:
+    """True when the judge's current version has results and no calibration, a calibration older
+    than ``STALE_AFTER`` (new scores, adjudications), or human labels changed since (a new or
+    edited annotation is a new row)."""
+    version = judge_version_current(judge=judge)
+    if not JudgeResult.objects.filter(version=version, status=JudgeResult.Status.DONE).exists():
+        return False
+    if version.calibrated_at is None or version.calibrated_at < timezone.now() - STALE_AFTER:
+        return True
+    return Annotation.objects.filter(
+        queue_item__project_id=judge.project_id, created_at__gt=version.calibrated_at
+    ).exists()
+
+
+def judges_calibrate(*, project_id: int, force: bool = False) -> dict[str, float | None]:
+    """Recompute the trust report of every judge of the project whose labels changed (all with
+    ``force``): stores it on the version and sets the judge's weight (0 once R^2 <= 0, so the
+    proxy stops reading it and the sampler's uncertainty flattens towards random).
+
+    Returns {judge name: calibrated R^2} of the judges calibrated.
+    """
+    done: dict[str, float | None] = {}
+    for judge in Judge.objects.filter(project_id=project_id).select_related("project"):
+        if not force and not calibration_due(judge=judge):
+            continue
+        report = judge_trust(judge=judge)
+        if report is not None:
+            done[judge.name] = report["r2"]
+    return done

@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -410,6 +410,80 @@ def _run_batch(judge: Judge) -> Outcome:
     return outcome
 
 
+# The columns a finished result sets (with their PostgreSQL types for the VALUES list).
+_RESULT_COLUMNS = (
+    ("status", "varchar"),
+    ("score", "double precision"),
+    ("method", "varchar"),
+    ("reason", "text"),
+    ("raw_reply", "text"),
+    ("error", "text"),
+    ("attempts", "integer"),
+    ("latency_ms", "integer"),
+    ("prompt_tokens", "integer"),
+    ("completion_tokens", "integer"),
+)
+WRITE_CHUNK = 200
+
+
+def _results_write(rows: list[JudgeResult], now: dt.datetime) -> None:
+    """Finish many result rows, ``WRITE_CHUNK`` per ``UPDATE ... FROM (VALUES ...)`` statement
+    (PostgreSQL, SQLite >= 3.33): ``bulk_update``'s CASE expressions cost seconds per batch."""
+    if not rows:
+        return
+    table = connection.ops.quote_name(JudgeResult._meta.db_table)
+    stamp = JudgeResult._meta.get_field("finished_at").get_db_prep_save(now, connection)
+    names = [name for name, _ in _RESULT_COLUMNS]
+    one = "(" + ", ".join(["%s"] * (len(names) + 1)) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), WRITE_CHUNK):
+            chunk = rows[start : start + WRITE_CHUNK]
+            params: list[Any] = [stamp]
+            for row in chunk:
+                params += [row.pk, *(getattr(row, name) for name in names)]
+            values = ", ".join([one] * len(chunk))
+            if connection.vendor == "postgresql":
+                sets = ", ".join(f"{n} = v.{n}::{t}" for n, t in _RESULT_COLUMNS)
+                sql = (
+                    f"UPDATE {table} AS t SET {sets}, finished_at = %s, claimed_at = NULL "
+                    f"FROM (VALUES {values}) AS v(id, {', '.join(names)}) WHERE t.id = v.id"
+                )
+            else:
+                sets = ", ".join(f"{n} = v.column{i + 2}" for i, n in enumerate(names))
+                sql = (
+                    f"UPDATE {table} SET {sets}, finished_at = %s, claimed_at = NULL "
+                    f"FROM (VALUES {values}) AS v WHERE {table}.id = v.column1"
+                )
+            cursor.execute(sql, params)
+
+
+def _scores_write(key: str, scores: dict[int, float]) -> None:
+    """Set ``Interaction.scores[key]`` of many interactions in the database (a merge, so another
+    key written at the same time is kept)."""
+    table = connection.ops.quote_name(Interaction._meta.db_table)
+    items = sorted(scores.items())
+    with connection.cursor() as cursor:
+        for start in range(0, len(items), WRITE_CHUNK):
+            chunk = items[start : start + WRITE_CHUNK]
+            params: list[Any] = [key]
+            for pk, value in chunk:
+                params += [pk, float(value)]
+            values = ", ".join(["(%s, %s)"] * len(chunk))
+            if connection.vendor == "postgresql":
+                sql = (
+                    f"UPDATE {table} AS t SET scores = COALESCE(t.scores, '{{}}'::jsonb) || "
+                    "jsonb_build_object(%s::text, v.score::double precision) "
+                    f"FROM (VALUES {values}) AS v(id, score) WHERE t.id = v.id"
+                )
+            else:
+                params[0] = '$."' + key + '"'
+                sql = (
+                    f"UPDATE {table} SET scores = json_set(COALESCE({table}.scores, '{{}}'), "
+                    f"%s, v.column2) FROM (VALUES {values}) AS v WHERE {table}.id = v.column1"
+                )
+            cursor.execute(sql, params)
+
+
 @transaction.atomic
 def _store(*, judge: Judge, calls: list[_Call], outcome: Outcome) -> None:
     """Write the batch: each row leaves pending once; scores go to ``Interaction.scores``."""
@@ -475,33 +549,9 @@ def _store(*, judge: Judge, calls: list[_Call], outcome: Outcome) -> None:
     if release:
         JudgeResult.objects.filter(id__in=release).update(claimed_at=None)
         outcome.released += len(release)
-    JudgeResult.objects.bulk_update(
-        updates,
-        [
-            "status",
-            "score",
-            "method",
-            "reason",
-            "raw_reply",
-            "error",
-            "attempts",
-            "latency_ms",
-            "prompt_tokens",
-            "completion_tokens",
-            "finished_at",
-            "claimed_at",
-        ],
-        batch_size=500,
-    )
+    _results_write(updates, now)
     if scores:
-        key = judge.score_key
-        rows = list(
-            Interaction.objects.select_for_update().filter(id__in=list(scores)).only("id", "scores")
-        )
-        for interaction in rows:
-            current = interaction.scores if isinstance(interaction.scores, dict) else {}
-            interaction.scores = {**current, key: scores[interaction.pk]}
-        Interaction.objects.bulk_update(rows, ["scores"], batch_size=500)
+        _scores_write(judge.score_key, scores)
         outcome.judged_ids = sorted(scores)
     _usage_add(judge=judge, requests=requests, tokens=tokens)
 

@@ -1,4 +1,5 @@
-"""Judge new arrivals: on ``interactions_processed`` enqueue ``judges.schedule`` after commit.
+"""Judge new arrivals: on ``interactions_processed`` enqueue ``judges.schedule`` after commit;
+on ``labels_submitted`` recalibrate the project's judges (``judges.calibrate``, debounced).
 
 Cheap and robust like every hook receiver: a broker that is down is logged, never raised into
 ingest; ``judges.sweep`` queues whatever a lost hand-over left out.
@@ -27,4 +28,14 @@ def on_interactions_processed(*, project_id: int, interaction_ids: list[int], **
     transaction.on_commit(partial(schedule_arrivals.delay, project_id, ids), robust=True)
 
 
+def on_labels_submitted(*, project_id: int, **_: object) -> None:
+    """New labels: recalibrate the project's judges (debounced; the weights follow the report)."""
+    if not Judge.objects.filter(project_id=project_id).exists():
+        return
+    from sampling.judges.tasks import calibrate_soon
+
+    calibrate_soon(project_id)
+
+
 hooks.connect("interactions_processed", on_interactions_processed)
+hooks.connect("labels_submitted", on_labels_submitted)

@@ -45,3 +45,73 @@ def judge_results(*, judge: Judge, status: str | None = None) -> QuerySet[JudgeR
     if status:
         qs = qs.filter(status=status)
     return qs.order_by("-id")
+
+
+def _pct(value: float | None) -> str:
+    return "\u2013" if value is None else f"{100 * value:.1f}%"
+
+
+def _judge_panel_row(judge: Judge) -> dict[str, Any]:
+    """One judge on the dashboard, from its latest stored trust report (judges.calibrate)."""
+    version = judge_version_current(judge=judge)
+    report: dict[str, Any] = version.calibration or {}
+    row: dict[str, Any] = {
+        "judge": judge,
+        "version": version.hash[:12],
+        "calibrated_at": version.calibrated_at,
+        "report": report,
+        "warnings": [],
+    }
+    warnings: list[str] = row["warnings"]
+    if judge.status != Judge.Status.ACTIVE:
+        warnings.append(f"paused: {judge.pause_reason or 'by an admin'}")
+    if not report:
+        return row
+    if report.get("warning"):
+        warnings.append(f"the agreement {report['warning']}")
+    if judge.weight == 0:
+        warnings.append(
+            "calibrated R² ≤ 0: weight 0, the proxy ignores this judge and the sampler "
+            "falls back towards random"
+        )
+    if report.get("unparseable"):
+        warnings.append(f"{report['unparseable']} unparseable replies (never stored as a score)")
+    judge_share = report.get("judge_share_good_all")
+    unbiased = report.get("unbiased_estimate") or {}
+    lo, hi = unbiased.get("ci_low"), unbiased.get("ci_high")
+    row["judge_share_pct"] = _pct(judge_share)
+    row["unbiased_pct"] = _pct(unbiased.get("estimate"))
+    row["unbiased_interval"] = f"{_pct(lo)} \u2013 {_pct(hi)}" if lo is not None else ""
+    row["human_good_pct"] = _pct(report.get("human_good"))
+    if (
+        judge_share is not None
+        and lo is not None
+        and hi is not None
+        and not float(lo) <= float(judge_share) <= float(hi)
+    ):
+        gap = 100 * (float(judge_share) - float(unbiased.get("estimate") or 0.0))
+        warnings.append(
+            f"the judge's share of good lies outside the unbiased interval ({gap:+.1f} "
+            "points): it is a biased estimator, the estimate stays PPI++"
+        )
+    power = report.get("power") or {}
+    if power.get("uniform"):
+        points = round(100 * float(power.get("half_width", 0.03)))
+        row["power_sentence"] = (
+            f"With this judge, a ±{points}-point interval needs about {power['with_judge']:,} "
+            f"labels instead of {power['uniform']:,}."
+        )
+    return row
+
+
+def judges_dashboard(*, project: Project) -> dict[str, Any] | None:
+    """The dashboard's judge panel: per judge (primary first) agreement with human labels, the
+    judge's share of good next to the unbiased PPI++ estimate, warnings and what it saves.
+
+    Reads the trust reports ``judges.calibrate`` stored (cheap); None when the project has no
+    judge, so a project without judges shows no panel.
+    """
+    judges = sorted(judge_list(project=project), key=lambda j: (not j.is_primary, j.name))
+    if not judges:
+        return None
+    return {"rows": [_judge_panel_row(j) for j in judges]}

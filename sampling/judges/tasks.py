@@ -3,6 +3,8 @@
 ``judges.run`` judges one batch and re-enqueues itself while work is left; ``judges.sweep``
 (Celery beat) lifts budget pauses on a new day, queues the unconsidered pool of pool-scope judges
 and re-enqueues judges with pending work (a lost message, a killed worker's expired lease).
+``judges.calibrate`` recomputes a project's trust reports (and judge weights) after labels arrive
+(debounced) and from ``judges.calibrate_sweep`` (beat) for what a lost message left out.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 
 from celery import current_app, shared_task
 
-from sampling.judges import execution
+from sampling.judges import calibration_report, execution
 from sampling.judges.models import Judge, JudgeResult
 
 logger = logging.getLogger(__name__)
@@ -81,5 +83,35 @@ def sweep() -> int:
     )
     for judge_id in sorted(set(pending)):
         run_judge.delay(judge_id)
+        started += 1
+    return started
+
+
+CALIBRATE_DEBOUNCE_S = 60
+
+
+def calibrate_soon(project_id: int) -> bool:
+    """Enqueue one ``judges.calibrate`` per project per ``CALIBRATE_DEBOUNCE_S`` (labels arrive one
+    at a time; the report is recomputed once for the burst). Returns whether one was enqueued."""
+    from django.core.cache import cache
+
+    if not cache.add(f"judges:calibrate-soon:{project_id}", 1, timeout=CALIBRATE_DEBOUNCE_S):
+        return False
+    calibrate.apply_async((project_id,), countdown=CALIBRATE_DEBOUNCE_S, queue=QUEUE)
+    return True
+
+
+@shared_task(name="judges.calibrate", ignore_result=True)
+def calibrate(project_id: int, force: bool = False) -> dict[str, float | None]:
+    """Trust reports of the project's judges whose labels changed; sets weights (R^2 <= 0: 0)."""
+    return calibration_report.judges_calibrate(project_id=project_id, force=force)
+
+
+@shared_task(name="judges.calibrate_sweep", ignore_result=True)
+def calibrate_sweep() -> int:
+    """Calibrate every project with a judge whose calibration is due."""
+    started = 0
+    for project_id in sorted(set(Judge.objects.values_list("project_id", flat=True))):
+        calibrate.delay(project_id)
         started += 1
     return started

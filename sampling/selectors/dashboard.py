@@ -421,6 +421,19 @@ def _days(value: float | None) -> str:
     return f"{value:,.0f} days" if value >= 10 else f"{value:.1f} days"
 
 
+def window_words(window: dict[str, Any]) -> str:
+    """``labels_window`` of the power report in words: "over 5.0 days since Nov 28 09:14"."""
+    if not window.get("start"):
+        return "no labels yet"
+    start = dt.datetime.fromisoformat(window["start"])
+    days = window["days"]
+    span = f"{days * 24:.1f} hours" if days < 1 else f"{days:.1f} days"
+    text = f"over {span} since {start:%b} {start.day} {start:%H:%M} UTC ({window['labels']} labels)"
+    if window.get("note"):
+        text += f"; {window['note']}"
+    return text
+
+
 def _power(*, project: Project, filters: DashboardFilters) -> Section:
     if message := _no_runs_message(project):
         return Section(empty=message)
@@ -447,6 +460,7 @@ def _power(*, project: Project, filters: DashboardFilters) -> Section:
             "report": report,
             "sentence": sentence,
             "labels_per_day": report["labels_per_day"],
+            "labels_window": window_words(report["labels_window"]),
             "ratings_per_day": report["explicit_ratings_per_day"],
             "design_effect": report["design_effect"],
             "feedback_latency": None if feedback is None else round(feedback, 1),

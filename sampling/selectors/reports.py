@@ -188,9 +188,10 @@ def power_report(
 
     The design effect is ``n_labels / ess`` of the current overall estimate (below 1 when the
     proxy and the design save labels). Explicit ratings per day are measured over the time span of
-    the considered interactions; labelling throughput over the last 7 days (or the whole history
-    when younger), counting only the labels that enter this estimate, in the same domain: one per
-    sampled item of the filtered domain with a usable label, dated by its first annotation.
+    the considered interactions; labelling throughput over ``labels_window`` (first label to now,
+    at most the last 7 days, never less than one day in the divisor: :func:`label_window`),
+    counting only the labels that enter this estimate, in the same domain: one per sampled item of
+    the filtered domain with a usable label, dated by its first annotation.
     Feedback latency: median hours from an interaction to its
     explicit rating event.
     """
@@ -228,12 +229,8 @@ def power_report(
         .order_by()
         if interaction_id in in_estimate and first is not None
     ]
-    window_days = 7.0
-    if dated:
-        window_days = min(7.0, max((now - min(dated)).total_seconds() / 86400, 1 / 24))
-    since = now - dt.timedelta(days=window_days)
-    recent = sum(1 for first in dated if first >= since)
-    labels_per_day = recent / window_days if recent else 0.0
+    window = label_window(dated=dated, now=now)
+    labels_per_day = window["labels"] / window["rate_days"] if window["labels"] else 0.0
 
     return {
         "target": target,
@@ -248,6 +245,7 @@ def power_report(
         "labels_needed": n_design,
         "explicit_ratings_per_day": ratings_per_day,
         "labels_per_day": labels_per_day,
+        "labels_window": window,
         "days_by_explicit_feedback": n_uniform / ratings_per_day if ratings_per_day else None,
         "days_by_labelling": n_design / labels_per_day if labels_per_day else None,
         "feedback_latency_hours_median": _feedback_latency_hours(project=project),
@@ -255,6 +253,39 @@ def power_report(
             "labels_needed is per period compared (before/after); explicit feedback also needs "
             "labels_needed_uniform ratings and stays biased by who clicks (see the bias report)."
         ),
+    }
+
+
+LABEL_WINDOW_MAX_DAYS = 7.0
+LABEL_WINDOW_MIN_DAYS = 1.0
+
+
+def label_window(*, dated: list[dt.datetime], now: dt.datetime) -> dict[str, Any]:
+    """The window labels per day are measured over: from the first label to ``now``, at most the
+    last 7 days. The rate divides by at least one day, so labels made in the last minutes are
+    never extrapolated to a day (38 labels in the first hour read 38 per day, not 912); ``note``
+    says so while the window is younger than a day.
+    """
+    if not dated:
+        return {"start": None, "end": now.isoformat(), "days": 0.0, "rate_days": 1.0,
+                "labels": 0, "note": "no labels yet"}  # fmt: skip
+    start = max(min(dated), now - dt.timedelta(days=LABEL_WINDOW_MAX_DAYS))
+    days = max((now - start).total_seconds() / 86400, 0.0)
+    labels = sum(1 for first in dated if first >= start)
+    note = None
+    if days < LABEL_WINDOW_MIN_DAYS:
+        hours = days * 24
+        note = (
+            f"labelling began {hours:.1f} hours ago: the {labels} labels so far are counted "
+            "as one day's work until a full day has passed"
+        )
+    return {
+        "start": start.isoformat(),
+        "end": now.isoformat(),
+        "days": days,
+        "rate_days": max(days, LABEL_WINDOW_MIN_DAYS),
+        "labels": labels,
+        "note": note,
     }
 
 

@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.urls import path
 
 from labeling.access import project_access
+from sampling.judges.selectors import judges_dashboard
 from sampling.selectors.dashboard import DashboardFilters, dashboard_data, filter_choices
 
 
@@ -41,6 +42,7 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
             "choices": filter_choices(project=project),
             "data": data,
             "api_links": api_links,
+            "judges_panel": judges_dashboard(project=project),
         },
     )
 

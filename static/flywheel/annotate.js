@@ -31,6 +31,11 @@
     skipDialog: byId("skip-dialog"), skipForm: byId("skip-form"), skipReason: byId("skip-reason"),
     skipCancel: byId("skip-cancel"), skipButton: byId("skip"), reload: byId("reload"),
     start: byId("start"), startButton: byId("start-button"), submitButton: byId("submit"),
+    suggestion: byId("suggestion"), returned: byId("returned"), returnedCount: byId("returned-count"),
+    returnedButton: byId("returned-button"), commentDialog: byId("comment-dialog"),
+    commentForm: byId("comment-form"), commentBody: byId("comment-body"),
+    commentFlag: byId("comment-flag"), commentCancel: byId("comment-cancel"),
+    commentButton: byId("comment"),
   };
 
   // The item on screen: {assignment, questions (shown ones), sections, startedAt, leaseEnds, closed}
@@ -116,8 +121,34 @@
       if (r.status === 200 && r.data) {
         ui.doneToday.textContent = r.data.done_today;
         ui.left.textContent = r.data.left;
+        showReturned(r.data.returned || 0);
       }
     }).catch(function () { /* progress is informative only */ });
+  }
+
+  // Labels a reviewer rejected go back to their annotator: a banner offers them (R opens one).
+  function showReturned(count) {
+    if (!ui.returned) return;
+    ui.returned.hidden = !count;
+    ui.returnedCount.textContent = count === 1 ? "1 of your labels was" : count + " of your labels were";
+    scheduleFit();
+  }
+
+  function openReturned() {
+    if (busy) return;
+    draftSave();
+    openLabel("&returned=1", "No label is waiting for you to revise.");
+  }
+
+  // Suggestions (off by default, a project setting): the primary judge's score, shown as such.
+  function renderSuggestion(suggestion) {
+    ui.suggestion.replaceChildren();
+    ui.suggestion.hidden = !suggestion;
+    if (!suggestion) return;
+    ui.suggestion.appendChild(el("strong", null, "Suggestion: "));
+    ui.suggestion.appendChild(document.createTextNode(
+      "the automatic judge " + suggestion.name + " scored this response " +
+      Number(suggestion.score).toFixed(2) + ". Judges are often wrong: label what you see."));
   }
 
   // ---- rendering ----------------------------------------------------------------------------
@@ -572,6 +603,40 @@
     });
   }
 
+  // C: a comment (optionally a flag for a reviewer) on the item on screen.
+  function openComment() {
+    if (!current || busy || !current.itemId) return;
+    ui.commentDialog.hidden = false;
+    ui.commentBody.value = "";
+    ui.commentFlag.checked = false;
+    ui.commentBody.focus();
+  }
+
+  function closeComment() {
+    ui.commentDialog.hidden = true;
+    setActive(active, true);
+  }
+
+  function sendComment() {
+    if (!current || busy) return;
+    var body = { body: ui.commentBody.value, flag: ui.commentFlag.checked };
+    if (!body.body.trim() && !body.flag) { say("Write a comment, or tick “Flag for a reviewer”.", "bad"); return; }
+    busy = true;
+    call("POST", assignmentUrl(cfg.commentsUrl, current.itemId), body).then(function (r) {
+      busy = false;
+      if (r.status === 201) {
+        closeComment();
+        say(body.flag ? "Flagged for a reviewer." : "Comment saved for the reviewers.", "ok");
+      } else {
+        var detail = (r.data && (r.data.errors && r.data.errors.body)) || (r.data && r.data.detail);
+        say("Could not save the comment: " + (detail || "HTTP " + r.status) + ".", "bad");
+      }
+    }).catch(function () {
+      busy = false;
+      say("Could not reach the server; the comment was not saved.", "bad");
+    });
+  }
+
   function openSkip() {
     if (!current || current.closed || busy || current.mode === "edit") return;
     ui.skipDialog.hidden = false;
@@ -618,7 +683,9 @@
     renderConversation(interaction);
     renderResponses(interaction);
     var rendered = renderQuestions(data.schema || { questions: [] }, interaction);
+    renderSuggestion(editRow ? null : data.suggestion);
     current = {
+      itemId: editRow ? editRow.queue_item_id : data.queue_item_id,
       assignment: data,
       shown: rendered.shown,
       sections: rendered.sections,
@@ -638,7 +705,13 @@
     ui.skipButton.hidden = !!editRow;
     unclampShort();
     fitAnswers();
-    if (editRow) {
+    var review = editRow && editRow.review;
+    if (review && review.status === "rejected") {
+      prefill(editRow.values || {});
+      say("Sent back by " + (review.reviewer || "a reviewer") + ": “" + review.note + "” Change your answer to " +
+        interaction.external_id + " and press Enter to save it; Esc returns to your current item.", "warn");
+      ui.item.setAttribute("data-mode", "revise");
+    } else if (editRow) {
       prefill(editRow.values || {});
       var when = editRow.submitted_at ? new Date(editRow.submitted_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
       say(editRow.editable
@@ -683,6 +756,10 @@
   ui.skipForm.addEventListener("submit", function (ev) { ev.preventDefault(); skip(ui.skipReason.value); });
   ui.skipCancel.addEventListener("click", closeSkip);
   ui.reload.addEventListener("click", loadNext);
+  ui.commentButton.addEventListener("click", openComment);
+  ui.commentForm.addEventListener("submit", function (ev) { ev.preventDefault(); sendComment(); });
+  ui.commentCancel.addEventListener("click", closeComment);
+  ui.returnedButton.addEventListener("click", openReturned);
   if (ui.startButton) ui.startButton.addEventListener("click", loadNext);
   ui.questions.addEventListener("input", draftSave);
 
@@ -702,6 +779,11 @@
     if (!ui.skipDialog.hidden) {
       if (ev.key === "Escape") { ev.preventDefault(); closeSkip(); }
       return; // typing the reason; Enter submits the skip form
+    }
+    if (!ui.commentDialog.hidden) {
+      if (ev.key === "Escape") { ev.preventDefault(); closeComment(); }
+      else if (ev.key === "Enter" && !ev.shiftKey && target && target.tagName !== "BUTTON") { ev.preventDefault(); sendComment(); }
+      return; // typing the comment; Shift+Enter is a new line
     }
     if (!ui.help.hidden) {
       if (ev.key === "Escape" || ev.key === "?") { ev.preventDefault(); toggleHelp(false); }
@@ -731,9 +813,11 @@
       return;
     }
     if (ev.key === "Backspace") { ev.preventDefault(); goBack(); return; }
+    if (ev.key === "R") { ev.preventDefault(); openReturned(); return; }
     if (current && current.mode === "edit" && ev.key === "Escape") { ev.preventDefault(); say(""); loadNext(); return; }
     if (!current || current.closed) return;
     if (ev.key === "s" || ev.key === "S") { ev.preventDefault(); openSkip(); return; }
+    if (ev.key === "C") { ev.preventDefault(); openComment(); return; }
     var onChoice = target && target.tagName === "INPUT";
     if (ev.key === "j" || (ev.key === "ArrowDown" && !onChoice)) { ev.preventDefault(); setActive(active + 1, true); return; }
     if (ev.key === "k" || (ev.key === "ArrowUp" && !onChoice)) { ev.preventDefault(); setActive(active - 1, true); return; }
@@ -744,6 +828,7 @@
   });
 
   draftsPrune();
+  showReturned(cfg.returned || 0);
   // Annotators get their next item at once. Reviewers and admins who open the page only to look
   // take no lease until they press Start (a look must not take work away from annotators).
   if (cfg.editAnnotation) openLabel("&id=" + encodeURIComponent(cfg.editAnnotation), "That answer is not yours or no longer current.");
