@@ -122,7 +122,10 @@ class IngestToken(models.Model):
 
 
 class Interaction(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="interactions")
+    # No index of its own: every (project_id, ...) index below serves project_id lookups.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="interactions", db_index=False
+    )
     external_id = models.CharField(max_length=200)
     conversation_id = models.CharField(max_length=200, blank=True, default="")
     occurred_at = models.DateTimeField()
@@ -234,7 +237,10 @@ class QueueItem(models.Model):
         DONE = "done"
         FLAGGED = "flagged"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="queue_items")
+    # Served by uniq_queue_item (project_id, interaction_id).
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="queue_items", db_index=False
+    )
     interaction = models.ForeignKey(
         Interaction, on_delete=models.CASCADE, related_name="queue_items"
     )
@@ -278,9 +284,15 @@ class Assignment(models.Model):
         SKIPPED = "skipped"
         EXPIRED = "expired"
 
-    queue_item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="assignments")
+    # Served by uniq_assignment (queue_item_id, annotator_id) and ix_assignment_annotator.
+    queue_item = models.ForeignKey(
+        QueueItem, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     annotator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="assignments",
+        db_index=False,
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.LEASED)
     leased_at = models.DateTimeField()
@@ -322,14 +334,19 @@ class Annotation(models.Model):
         ADJUDICATION = "adjudication"
 
     queue_item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="annotations")
+    # Served by ix_annotation_current (interaction_id, is_current).
     interaction = models.ForeignKey(
-        Interaction, on_delete=models.CASCADE, related_name="annotations"
+        Interaction, on_delete=models.CASCADE, related_name="annotations", db_index=False
     )
     assignment = models.ForeignKey(
         Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
     )
+    # Served by ix_annotation_by_user (annotator_id, created_at).
     annotator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="annotations",
+        db_index=False,
     )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.LABEL)
     values = models.JSONField()

@@ -39,6 +39,7 @@ from labeling.errors import Invalid
 from labeling.models import Annotation, Export, Project, WebhookEvent
 from labeling.selectors.exports import ExportScan, export_scan_install, export_scan_uninstall
 from labeling.services import export_rows  # noqa: F401  (registers the training kinds)
+from labeling.services.export_dedupe import DuplicateFilter
 from labeling.services.export_kinds import export_kind_get, export_kinds
 from labeling.services.export_parquet import parquet_write
 from labeling.services.webhooks import webhook_emit
@@ -396,28 +397,42 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _lines(
-    rows: Iterator[dict[str, Any]], *, dedupe: bool, counts: dict[str, int]
+    rows: Iterator[dict[str, Any]],
+    *,
+    dedupe: bool,
+    counts: dict[str, int],
+    workdir: Path | None = None,
+    prefix: str = "flywheel-dedupe-",
 ) -> Iterator[bytes]:
     """Serialise rows to JSONL lines; drop exact duplicates (ignoring ``split``) when asked.
 
-    The duplicate check keeps an 8-byte hash per distinct row (about 60 bytes of memory per row).
+    The duplicate check keeps its hashes on disk in ``workdir``
+    (:class:`~labeling.services.export_dedupe.DuplicateFilter`), so memory stays flat at any size.
     """
-    seen: set[int] = set()
     dumps = orjson.dumps
-    for row in rows:
-        split = row.pop("split", None)
-        body = dumps(row)
-        if dedupe:
-            key = int.from_bytes(hashlib.blake2b(body, digest_size=8).digest(), "big")
-            if key in seen:
-                counts["duplicates_removed"] += 1
-                continue
-            seen.add(key)
-        if split is not None:
-            counts[split] += 1
-            yield body[:-1] + b',"split":' + dumps(split) + b"}\n"
-        else:
-            yield body + b"\n"
+
+    def pairs() -> Iterator[tuple[Any, bytes]]:
+        for row in rows:
+            split = row.pop("split", None)
+            yield split, dumps(row)
+
+    def line(split: Any, body: bytes) -> bytes:
+        if split is None:
+            return body + b"\n"
+        counts[split] += 1
+        return body[:-1] + b',"split":' + dumps(split) + b"}\n"
+
+    if not dedupe:
+        for split, body in pairs():
+            yield line(split, body)
+        return
+    with DuplicateFilter(workdir, prefix) as unique:
+        try:
+            for split, body in unique.filter(pairs()):
+                yield line(split, body)
+        finally:
+            if unique.duplicates:
+                counts["duplicates_removed"] += unique.duplicates
 
 
 ProgressCallback = Callable[[Export, ExportScan, int], None]
@@ -483,7 +498,13 @@ def _write(export: Export, path: Path, progress: ProgressCallback | None) -> Non
             )
             buffer: list[bytes] = []
             dedupe = bool(export.options.get("dedupe", False))
-            for line in _lines(kind.rows(export), dedupe=dedupe, counts=counts):
+            for line in _lines(
+                kind.rows(export),
+                dedupe=dedupe,
+                counts=counts,
+                workdir=path.parent,
+                prefix=_temp_prefix(path),
+            ):
                 content_sha.update(line)
                 buffer.append(line)
                 n_rows += 1
