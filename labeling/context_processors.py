@@ -36,6 +36,7 @@ PROJECT_NAV: list[ProjectPage] = [
     ProjectPage("Label", "label", "annotate", 10),
     ProjectPage("Review", "review", "review", 20),
     ProjectPage("Schema", "configure", "project-schema", 50),
+    ProjectPage("Queues", "configure", "project-queues", 55),
     ProjectPage("Members", "configure", "project-members", 60),
     # Engineers create ingestion tokens through the API too (need "ingest"): the page matches.
     ProjectPage("Tokens", "ingest", "project-tokens", 70),

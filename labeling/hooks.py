@@ -7,6 +7,10 @@ Events:
 - ``interactions_processed(project_id: int, interaction_ids: list[int])`` — new or changed
   interactions whose signal aggregates are up to date (score them).
 - ``labels_submitted(project_id: int, count: int)`` — annotations were submitted (maybe retrain).
+
+Providers answer questions labeling cannot answer itself (``provide`` / ``ask``):
+- ``strategy_names(project_id: int) -> dict[int, str]`` — the project's sampling strategies (the
+  queues page lists them as the strategies that may feed a queue).
 """
 
 from __future__ import annotations
@@ -24,6 +28,19 @@ _receivers: dict[str, list[Callable[..., Any]]] = defaultdict(list)
 def connect(event: str, receiver: Callable[..., Any]) -> None:
     if receiver not in _receivers[event]:
         _receivers[event].append(receiver)
+
+
+_providers: dict[str, Callable[..., Any]] = {}
+
+
+def provide(question: str, provider: Callable[..., Any]) -> None:
+    _providers[question] = provider
+
+
+def ask(question: str, default: Any, **kwargs: Any) -> Any:
+    """The registered provider's answer, or ``default`` when no app provides one."""
+    provider = _providers.get(question)
+    return default if provider is None else provider(**kwargs)
 
 
 def fire(event: str, **kwargs: Any) -> None:

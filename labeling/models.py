@@ -90,6 +90,8 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
+    # Skill tags (e.g. ["de", "safety"]): a named queue with a skill serves only members having it.
+    skills = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -225,6 +227,39 @@ class Event(models.Model):
         return f"{self.type} on {self.external_id}"
 
 
+class Queue(models.Model):
+    """A named queue of a project ("safety review", "German"); items not routed to one are in the
+    project's main queue (``QueueItem.queue`` null). Rules: labeling.services.queues."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="queues")
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=64)
+    description = models.TextField(blank=True, default="")
+    # Routing order: a new item goes to the first active queue (lowest position) that takes it.
+    position = models.PositiveIntegerField(default=0)
+    # Fed by these sampling strategies (plain ids: labeling does not import sampling); empty: any
+    # strategy and deliberate batches.
+    strategy_ids = models.JSONField(default=list, blank=True)
+    # {"locale": ["de", "at"]}: the interaction's segment must have one of the values for every key.
+    segment = models.JSONField(default=dict, blank=True)
+    # Only members with this skill tag label the queue (blank: every labelling member).
+    skill = models.CharField(max_length=64, blank=True, default="")
+    # Blind (default): annotators never see earlier answers; open: later annotators see them.
+    blind = models.BooleanField(default=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "slug"], name="uniq_queue_slug"),
+            models.UniqueConstraint(fields=["project", "name"], name="uniq_queue_name"),
+        ]
+        ordering = ["project", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.slug}"
+
+
 class QueueItem(models.Model):
     """A selected interaction waiting for ``overlap`` annotations.
 
@@ -246,6 +281,10 @@ class QueueItem(models.Model):
     )
     # The sampling run that selected it (a plain id: labeling does not import sampling).
     sampling_run_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # The named queue it was routed to; null: the project's main queue.
+    queue = models.ForeignKey(
+        Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
+    )
     overlap = models.PositiveSmallIntegerField(default=1)
     priority = models.FloatField(default=0.0)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)

@@ -15,3 +15,12 @@ class SamplingConfig(AppConfig):
         register_project_page("Dashboard", "read", "project-dashboard", position=30)
         register_project_page("Strategies", "configure", "project-strategies", position=40)
         register_project_page("Data", "read", "data-browser", position=35)
+        from labeling import hooks
+
+        hooks.provide("strategy_names", _strategy_names)
+
+
+def _strategy_names(*, project_id: int) -> dict[int, str]:
+    from sampling.models import SamplingStrategy
+
+    return dict(SamplingStrategy.objects.filter(project_id=project_id).values_list("id", "name"))

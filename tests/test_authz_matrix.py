@@ -30,6 +30,7 @@ from labeling.models import (
     IngestToken,
     Membership,
     Project,
+    Queue,
     QueueItem,
     Role,
     WebhookDelivery,
@@ -112,6 +113,9 @@ ROUTES: dict[str, Route] = {
     "api-my-labels": Route("label"),
     "api-item-comments": Route("label"),
     "api-annotation-review": Route("review"),
+    "api-queues": Route("label"),
+    "api-queue": Route("configure"),
+    "api-member-skills": Route("configure"),
     # exports
     "api-exports": Route("export"),
     "api-export": Route("export"),
@@ -170,6 +174,7 @@ ROUTES: dict[str, Route] = {
     "review-gold-item": Route("review", page=True),
     "review-gold-rate": Route("configure", page=True, method="post"),
     "review-labels": Route("review", page=True),
+    "project-queues": Route("configure", page=True),
     "project-exports": Route("export", page=True),
     "project-export-retry": Route("export", page=True, method="post"),
     "project-webhooks": Route("configure", page=True),
@@ -274,6 +279,7 @@ def world(db: None) -> World:
     strategy = SamplingStrategy.objects.create(project=project, name="matrix")
     run = SamplingRun.objects.create(project=project, strategy=strategy)
     membership = Membership.objects.get(project=project, user=users["annotator"])
+    named_queue = Queue.objects.create(project=project, name="matrix", slug="matrix")
     judge = Judge.objects.create(
         project=project,
         name="matrix",
@@ -307,6 +313,7 @@ def world(db: None) -> World:
         "run_id": str(run.id),
         "membership_id": str(membership.id),
         "judge_id": str(judge.id),
+        "queue_id": str(named_queue.id),
     }
     return World(project=project, users=users, token_key=key, kwargs=kwargs)
 

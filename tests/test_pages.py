@@ -136,6 +136,7 @@ def test_empty_states_say_what_to_do_next(project: Project, member: Callable[...
                 "Strategies",
                 "Judges",
                 "Schema",
+                "Queues",
                 "Members",
                 "Tokens",
                 "Settings",

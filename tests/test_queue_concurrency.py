@@ -125,3 +125,71 @@ def test_one_annotator_claiming_in_parallel_gets_one_lease() -> None:
     assert len(set(leases)) == 1
     assert Assignment.objects.filter(annotator=user).count() == 1
     assert QueueItem.objects.filter(project=project, leased_count=1).count() == 1
+
+
+def test_sixteen_claimers_across_named_queues_respect_skills_overlap_and_finish() -> None:
+    """Named queues narrow what a claim may take, nothing else: with a skill queue, half of the
+    annotators skilled, every item still ends done, never beyond overlap or twice per annotator,
+    and no unskilled annotator ever holds an item of the skill queue."""
+    from labeling.services.queue import queue_items_enqueue
+    from labeling.services.queues import member_skills_set, queue_create
+
+    project = ProjectFactory(slug="race-queues")
+    project.max_skips = 0
+    project.save()
+    queue_create(
+        project=project,
+        actor=None,
+        data={"name": "German", "segment": {"locale": ["de"]}, "skill": "de"},
+    )
+    users = [UserFactory(username=f"qracer{i}") for i in range(WORKERS)]
+    for i, user in enumerate(users):
+        MembershipFactory(project=project, user=user, role=Role.ANNOTATOR)
+        if i % 2 == 0:
+            member_skills_set(project=project, user=user, skills=["de"], actor=None)
+    skilled = {u.pk for i, u in enumerate(users) if i % 2 == 0}
+    ids = [
+        InteractionFactory(project=project, segment={"locale": "de" if n % 2 else "en"}).pk
+        for n in range(60)
+    ]
+    queue_items_enqueue(
+        project=project, interaction_ids=ids, overlap_by_id={i: 1 + (i % 3) for i in ids}
+    )
+    assert QueueItem.objects.filter(project=project, queue__isnull=False).count() == 30
+    barrier = threading.Barrier(WORKERS)
+    errors: list[BaseException] = []
+
+    def work(user: Any) -> None:
+        try:
+            barrier.wait(timeout=30)
+            while True:
+                lease = assignment_claim(project=project, annotator=user)
+                if lease is None:
+                    return
+                assignment_submit(assignment_id=lease.pk, annotator=user, values={"quality": 3})
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(u,)) for u in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    dupes = (
+        Assignment.objects.values("queue_item", "annotator").annotate(n=Count("id")).filter(n__gt=1)
+    )
+    assert not dupes.exists()
+    items = list(QueueItem.objects.filter(project=project))
+    assert {i.status for i in items} == {"done"}
+    for item in items:
+        assert item.done_count == item.overlap
+        assert item.leased_count == 0
+    german_annotators = set(
+        Assignment.objects.filter(queue_item__queue__isnull=False).values_list(
+            "annotator_id", flat=True
+        )
+    )
+    assert german_annotators <= skilled

@@ -12,7 +12,12 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import re_path
-from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
@@ -31,6 +36,7 @@ from labeling.selectors.queue import (
     queue_health,
     queue_progress,
 )
+from labeling.selectors.queues import earlier_answers, queue_payload
 from labeling.selectors.review import suggestion_for
 from labeling.services.annotations import annotation_adjudicate, annotation_edit
 from labeling.services.gold import gold_clear, gold_set
@@ -110,6 +116,10 @@ def assignment_payload(assignment: Assignment, project: Project) -> dict[str, An
         "lease_expires_at": assignment.lease_expires_at,
         "leased_at": assignment.leased_at,
         "suggestion": suggestion_for(project=project, interaction=interaction),
+        "queue": queue_payload(assignment.queue_item),
+        "earlier_answers": earlier_answers(
+            queue_item=assignment.queue_item, annotator=assignment.annotator_id
+        ),
     }
 
 
@@ -160,6 +170,11 @@ def _status_serializer(name: str) -> Any:
     )
 
 
+QUEUE_PARAMETER = OpenApiParameter(
+    "queue", str, description="only this named queue (its slug, or 'main'); default: all yours"
+)
+
+
 class QueueNextApi(APIView):
     """Lease the next item to the caller: 200 with the assignment, or 204 when none is left."""
 
@@ -173,11 +188,21 @@ class QueueNextApi(APIView):
         lease_expires_at = serializers.DateTimeField()
         leased_at = serializers.DateTimeField()
         suggestion = serializers.DictField(allow_null=True)
+        queue = serializers.DictField(allow_null=True)
+        earlier_answers = serializers.ListField(child=serializers.DictField())
 
-    @extend_schema(request=None, responses={200: OutputSerializer, 204: None})
+    @extend_schema(
+        request=None,
+        parameters=[QUEUE_PARAMETER],
+        responses={200: OutputSerializer, 204: None},
+    )
     def post(self, request: Request, slug: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
-        assignment = assignment_claim(project=project, annotator=acting_user(request.user))
+        assignment = assignment_claim(
+            project=project,
+            annotator=acting_user(request.user),
+            queue=request.query_params.get("queue") or None,
+        )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         data = self.OutputSerializer(assignment_payload(assignment, project)).data
@@ -187,10 +212,11 @@ class QueueNextApi(APIView):
 class QueueProgressApi(APIView):
     """The caller's progress in a project: ``done_today``, ``done_total``, ``left``."""
 
-    @extend_schema(responses={200: ProgressOutputSerializer})
+    @extend_schema(parameters=[QUEUE_PARAMETER], responses={200: ProgressOutputSerializer})
     def get(self, request: Request, slug: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
-        return Response(queue_progress(project=project, user=request.user))
+        queue = request.query_params.get("queue") or None
+        return Response(queue_progress(project=project, user=request.user, queue=queue))
 
 
 class QueueHealthApi(APIView):

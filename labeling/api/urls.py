@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("labeling.api.queue")),
     path("", include("labeling.api.history")),
     path("", include("labeling.api.review")),
+    path("", include("labeling.api.queues")),
     path("", include("labeling.api.exports")),
     path("", include("labeling.api.webhooks")),
 ]

@@ -15,6 +15,7 @@ from django.utils import timezone
 from labeling.access import projects_for
 from labeling.models import Annotation, Assignment, Project, QueueItem
 from labeling.schema import gold_matches
+from labeling.selectors.queues import member_skills, queue_filter
 from labeling.selectors.review import returned_labels
 
 
@@ -23,9 +24,13 @@ def _start_of_day(now: datetime) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def items_left_for(*, project: Project, user: Any) -> QuerySet[QueueItem]:
-    """Open items with a free slot that ``user`` has not held (or only let expire), plus the item
-    the user holds a lease on: the one on their screen is still left to do."""
+def items_left_for(*, project: Project, user: Any, queue: str | None = None) -> QuerySet[QueueItem]:
+    """Open items with a free slot that ``user`` has not held (or only let expire) in the queues
+    they may label (or in ``queue``: a named queue's slug or "main"), plus the item the user holds
+    a lease on: the one on their screen is still left to do."""
+    where = queue_filter(
+        project=project, skills=member_skills(project=project, user=user), queue=queue
+    )
     mine = Assignment.objects.filter(queue_item=OuterRef("pk"), annotator=user).exclude(
         status=Assignment.Status.EXPIRED
     )
@@ -35,11 +40,13 @@ def items_left_for(*, project: Project, user: Any) -> QuerySet[QueueItem]:
     return (
         QueueItem.objects.filter(project=project, status=QueueItem.Status.OPEN)
         .alias(used=F("leased_count") + F("done_count"))
-        .filter((Q(used__lt=F("overlap")) & ~Exists(mine)) | Exists(holding))
+        .filter((where & Q(used__lt=F("overlap")) & ~Exists(mine)) | Exists(holding))
     )
 
 
-def queue_progress(*, project: Project, user: Any, now: datetime | None = None) -> dict[str, int]:
+def queue_progress(
+    *, project: Project, user: Any, now: datetime | None = None, queue: str | None = None
+) -> dict[str, int]:
     """``done_today`` (submitted since local midnight), ``done_total``, ``left`` and ``returned``
     (labels a reviewer sent back to the user) for the user."""
     now = now or timezone.now()
@@ -52,7 +59,7 @@ def queue_progress(*, project: Project, user: Any, now: datetime | None = None) 
     return {
         "done_today": counts["today"],
         "done_total": counts["total"],
-        "left": items_left_for(project=project, user=user).count(),
+        "left": items_left_for(project=project, user=user, queue=queue).count(),
         "returned": returned_labels(project=project, user=user).count(),
     }
 

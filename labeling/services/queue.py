@@ -12,6 +12,9 @@ Invariants (every function here keeps them; nothing else writes these fields):
   twice. An annotator's own *expired* lease may be re-leased to them (same row).
 - Lock order: membership (claim only) -> assignment -> queue item. Claims take queue items with
   ``SKIP LOCKED`` so concurrent annotators never wait for each other's item.
+- Named queues (labeling.services.queues) only narrow which items a claim may take (the main
+  queue plus the queues whose skill the annotator has, or one queue asked for); the counters, the
+  locks and the one-assignment-per-annotator rule are the same for every queue.
 """
 
 from __future__ import annotations
@@ -33,13 +36,17 @@ from labeling.models import (
     Annotation,
     Assignment,
     AuditLog,
+    Interaction,
     Membership,
     Project,
+    Queue,
     QueueItem,
     WebhookEvent,
 )
 from labeling.schema import values_validate
+from labeling.selectors.queues import project_queues, queue_filter
 from labeling.selectors.review import suggestion_for
+from labeling.services.queues import queue_route
 from labeling.services.webhooks import webhook_emit
 
 
@@ -53,10 +60,14 @@ def queue_items_enqueue(
     holdout_ids: Iterable[int] = (),
     sampling_run_id: int | None = None,
     default_overlap: int = 1,
+    strategy_id: int | None = None,
+    queue: Queue | None = None,
 ) -> int:
     """Put interactions in the project's queue; an interaction already queued is left as it is.
 
-    Returns the number of new queue items.
+    Each new item goes to ``queue`` when given, otherwise to the named queue the routing rules
+    pick (``labeling.services.queues.queue_route``: by the selecting strategy and the
+    interaction's segment), or to the main queue. Returns the number of new queue items.
     """
     overlap_by_id = overlap_by_id or {}
     priority_by_id = priority_by_id or {}
@@ -67,10 +78,21 @@ def queue_items_enqueue(
             "interaction_id", flat=True
         )
     )
+    named = [] if queue is not None else list(project_queues(project=project))
+    segments: dict[int, Any] = {}
+    if named:
+        segments = dict(
+            Interaction.objects.filter(pk__in=[i for i in ids if i not in existing]).values_list(
+                "id", "segment"
+            )
+        )
     rows = [
         QueueItem(
             project=project,
             interaction_id=i,
+            queue=queue
+            if queue is not None
+            else queue_route(queues=named, segment=segments.get(i), strategy_id=strategy_id),
             sampling_run_id=sampling_run_id,
             overlap=max(1, int(overlap_by_id.get(i, default_overlap))),
             priority=float(priority_by_id.get(i, 0.0)),
@@ -117,14 +139,16 @@ def assignments_expire(
     return _expire_locked(project=project, now=now or timezone.now(), limit=limit)
 
 
-def _claimable(*, project: Project, annotator: User, gold: bool) -> Any:
+def _claimable(*, project: Project, annotator: User, gold: bool, where: Q) -> Any:
     """Open items with a free slot the annotator never held (except their own expired lease), in
-    serving order. Walks the partial index ``ix_queue_open`` (project, is_gold, -priority, id)."""
+    serving order, among the queues ``where`` allows. Walks the partial index ``ix_queue_open``
+    (project, is_gold, -priority, id)."""
     mine = Assignment.objects.filter(queue_item=OuterRef("pk"), annotator=annotator).exclude(
         status=Assignment.Status.EXPIRED
     )
     return (
         QueueItem.objects.filter(project=project, status=QueueItem.Status.OPEN, is_gold=gold)
+        .filter(where)
         .alias(used=F("leased_count") + F("done_count"))
         .filter(used__lt=F("overlap"))
         .exclude(Exists(mine))
@@ -138,8 +162,13 @@ def assignment_claim(
     annotator: User,
     now: datetime | None = None,
     rng: random.Random | None = None,
+    queue: str | None = None,
 ) -> Assignment | None:
     """Lease the next item to ``annotator``; None when nothing is left for them.
+
+    Items come from the main queue and the named queues open to the annotator's skills, or only
+    from ``queue`` (a named queue's slug, or ``"main"``) when given: an unknown slug is
+    ``NotFound``, a queue needing a skill they lack is ``Forbidden``.
 
     A still-valid lease the annotator holds in this project is returned again (a reload does not
     burn items). Overdue leases are expired first (lazily; the periodic task does the same). Gold
@@ -156,10 +185,13 @@ def assignment_claim(
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
         # Serialise one annotator's own claims in a project (a double click must not take 2 items).
-        list(
+        skills = list(
             Membership.objects.select_for_update()
             .filter(project=project, user=annotator)
-            .values_list("id", flat=True)
+            .values_list("skills", flat=True)
+        )
+        where = queue_filter(
+            project=project, skills=list(skills[0] or []) if skills else [], queue=queue
         )
         # One query finds both the caller's live lease and any overdue lease in the project.
         leases = list(
@@ -171,7 +203,9 @@ def assignment_claim(
         )
         mine = [a for a, user_id, ends in leases if user_id == annotator.pk and ends > now]
         if mine:
-            return Assignment.objects.select_related("queue_item__interaction").get(pk=mine[0])
+            return Assignment.objects.select_related(
+                "queue_item__interaction", "queue_item__queue"
+            ).get(pk=mine[0])
         if any(ends <= now for _, _, ends in leases):
             _expire_locked(project=project, now=now, limit=200)
         gold_first = project.gold_rate > 0 and draw() < project.gold_rate
@@ -183,9 +217,9 @@ def assignment_claim(
         item = None
         for gold in (gold_first, not gold_first):
             item = (
-                _claimable(project=project, annotator=annotator, gold=gold)
+                _claimable(project=project, annotator=annotator, gold=gold, where=where)
                 .annotate(renew=Exists(own_expired))
-                .select_related("interaction")
+                .select_related("interaction", "queue")
                 .select_for_update(skip_locked=True, of=("self",))
                 .first()
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -31,6 +32,7 @@ from labeling.selectors.agreement import disagreements, project_agreement
 from labeling.selectors.history import PERIODS, my_labels
 from labeling.selectors.quality import annotator_quality
 from labeling.selectors.queue import annotator_stats, gold_candidates, queue_health, queue_progress
+from labeling.selectors.queues import MAIN, queues_for
 from labeling.services.annotations import annotation_adjudicate
 from labeling.services.gold import gold_clear, gold_set
 from labeling.services.projects import project_update
@@ -50,12 +52,16 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
         status=Assignment.Status.LEASED,
         lease_expires_at__gt=timezone.now(),
     ).exists()
-    progress = queue_progress(project=project, user=request.user)
+    queues = queues_for(project=project, user=request.user)
+    wanted = request.GET.get("queue", "")
+    chosen = wanted if wanted == MAIN or any(q.slug == wanted for q in queues) else None
+    only = f"?{urlencode({'queue': chosen})}" if chosen else ""
+    progress = queue_progress(project=project, user=request.user, queue=chosen)
     config = {
         "slug": project.slug,
         "csrfToken": get_token(request),
-        "nextUrl": reverse("api-queue-next", kwargs={"slug": project.slug}),
-        "progressUrl": reverse("api-queue-progress", kwargs={"slug": project.slug}),
+        "nextUrl": reverse("api-queue-next", kwargs={"slug": project.slug}) + only,
+        "progressUrl": reverse("api-queue-progress", kwargs={"slug": project.slug}) + only,
         "submitUrl": reverse("api-assignment-submit", kwargs={"assignment_id": 0}),
         "skipUrl": reverse("api-assignment-skip", kwargs={"assignment_id": 0}),
         "homeUrl": reverse("home"),
@@ -76,6 +82,8 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
             "can_review": _can_review(request.user, project),
             "role": role,
             "lease_minutes": max(1, round(project.lease_seconds / 60)),
+            "queues": queues,
+            "chosen_queue": chosen,
         },
     )
 

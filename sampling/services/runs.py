@@ -177,6 +177,7 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
         priority_by_id={int(i): float(p) for i, p in zip(selected_ids, priorities, strict=True)},
         holdout_ids=[int(i) for i in pool.ids[draw.holdout]],
         sampling_run_id=run.pk,
+        strategy_id=run.strategy_id,
     )
     t_enqueue = time.perf_counter()
     webhook_emit(

@@ -31,7 +31,7 @@
     skipDialog: byId("skip-dialog"), skipForm: byId("skip-form"), skipReason: byId("skip-reason"),
     skipCancel: byId("skip-cancel"), skipButton: byId("skip"), reload: byId("reload"),
     start: byId("start"), startButton: byId("start-button"), submitButton: byId("submit"),
-    suggestion: byId("suggestion"), returned: byId("returned"), returnedCount: byId("returned-count"),
+    suggestion: byId("suggestion"), earlier: byId("earlier"), returned: byId("returned"), returnedCount: byId("returned-count"),
     returnedButton: byId("returned-button"), commentDialog: byId("comment-dialog"),
     commentForm: byId("comment-form"), commentBody: byId("comment-body"),
     commentFlag: byId("comment-flag"), commentCancel: byId("comment-cancel"),
@@ -149,6 +149,28 @@
     ui.suggestion.appendChild(document.createTextNode(
       "the automatic judge " + suggestion.name + " scored this response " +
       Number(suggestion.score).toFixed(2) + ". Judges are often wrong: label what you see."));
+  }
+
+  // An open queue shows later annotators the earlier answers (blind queues never do).
+  function renderEarlier(answers, schema) {
+    ui.earlier.replaceChildren();
+    ui.earlier.hidden = !(answers && answers.length);
+    if (ui.earlier.hidden) return;
+    var prompts = {};
+    ((schema && schema.questions) || []).forEach(function (q) { prompts[q.key] = q.prompt || q.key; });
+    ui.earlier.appendChild(el("h2", null, "Earlier answers (open review)"));
+    var list = el("ul");
+    answers.forEach(function (a) {
+      var li = el("li");
+      li.appendChild(el("strong", null, a.annotator + ": "));
+      li.appendChild(document.createTextNode(Object.keys(a.values || {}).map(function (k) {
+        var v = a.values[k];
+        var shown = Array.isArray(v) ? v.join(", ") : (typeof v === "string" && v.length > 80 ? v.slice(0, 80) + "…" : String(v));
+        return (prompts[k] || k) + " " + shown;
+      }).join(" · ")));
+      list.appendChild(li);
+    });
+    ui.earlier.appendChild(list);
   }
 
   // ---- rendering ----------------------------------------------------------------------------
@@ -684,6 +706,7 @@
     renderResponses(interaction);
     var rendered = renderQuestions(data.schema || { questions: [] }, interaction);
     renderSuggestion(editRow ? null : data.suggestion);
+    renderEarlier(editRow ? null : data.earlier_answers, data.schema);
     current = {
       itemId: editRow ? editRow.queue_item_id : data.queue_item_id,
       assignment: data,
@@ -700,6 +723,8 @@
     ui.item.hidden = false;
     ui.item.setAttribute("data-assignment", String(data.id));
     ui.item.setAttribute("data-external-id", interaction.external_id);
+    ui.item.setAttribute("data-queue", data.queue ? data.queue.slug : "main");
+    if (data.queue) ui.meta.textContent += " · queue " + data.queue.name;
     ui.item.setAttribute("data-mode", current.mode);
     ui.submitButton.firstChild.textContent = editRow ? "Save change " : "Submit ";
     ui.skipButton.hidden = !!editRow;

@@ -62,6 +62,7 @@ def test_every_page_fits_the_window(page: Any, live_server: Any) -> None:
         "gold": f"{base}/review/gold/",
         "gold-item": f"{base}/review/gold/{item.pk}/",
         "review-labels": f"{base}/review/labels/?show=all",
+        "queues": f"{base}/queues/",
         "data": f"{base}/data/",
         "data-item": f"{base}/data/{item.interaction_id}/",
         "dashboard": f"{base}/dashboard/",
