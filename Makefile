@@ -7,11 +7,11 @@ PORT ?= 8000
 
 .PHONY: install run test lint fmt bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e sdk/python
 	touch $@
 
 install: $(VENV)/.installed
@@ -27,12 +27,13 @@ run: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# ruff, mypy (zero errors on flywheel_site, labeling, sampling) and the import contracts in
+# ruff, mypy (zero errors on flywheel_site, labeling, sampling, and the SDK in sdk/python) and the import contracts in
 # pyproject.toml; docs/development.md says how to keep each green.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --config-file sdk/python/pyproject.toml sdk/python/flywheel_sdk
 	$(VENV)/bin/lint-imports
 
 fmt: install

@@ -13,16 +13,27 @@ multi-choice answers deduplicated in option order, unanswered optional questions
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from typing import Any
 
 from labeling.errors import Invalid
 
-QUESTION_TYPES = ("binary", "rating", "single_choice", "multi_choice", "text", "pairwise")
+QUESTION_TYPES = (
+    "binary",
+    "rating",
+    "single_choice",
+    "multi_choice",
+    "text",
+    "pairwise",
+    "spans",
+)
 PAIRWISE_CHOICES = ("a", "b", "tie")
 TEXT_PREFILLS = ("response", "alt_response")
 TEXT_MAX_CHARS = 100_000
+SPANS_MAX = 500  # spans one annotator may mark in one text
+SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 # Keys the annotator page uses for itself; a question's shortcuts may not take them.
 RESERVED_KEYS = frozenset({"s", "S", "?", "j", "k", " ", "C", "R"})
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -35,6 +46,7 @@ TYPE_FIELDS: dict[str, frozenset[str]] = {
     "multi_choice": frozenset({"options"}),
     "text": frozenset({"prefill", "max_length"}),
     "pairwise": frozenset({"allow_tie"}),
+    "spans": frozenset({"labels", "field"}),
 }
 
 DEFAULT_SCHEMA: dict[str, Any] = {
@@ -86,6 +98,8 @@ def question_choices(question: dict[str, Any]) -> list[Any]:
         return [item["value"] for item in question["scale"]]
     if qtype in ("single_choice", "multi_choice"):
         return list(question["options"])
+    if qtype == "spans":
+        return list(question["labels"])
     if qtype == "pairwise":
         return list(PAIRWISE_CHOICES if question.get("allow_tie", True) else PAIRWISE_CHOICES[:2])
     return []
@@ -176,6 +190,22 @@ def _question_validate(
         if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
             errors[f"{where}.max_length"] = "must be a positive integer"
         out["max_length"] = max_length
+    elif qtype == "spans":
+        labels = question.get("labels")
+        if (
+            not isinstance(labels, list)
+            or not labels
+            or not all(isinstance(o, str) and o.strip() for o in labels)
+        ):
+            errors[f"{where}.labels"] = "must be a non-empty list of non-empty strings"
+            return None
+        if len(set(labels)) != len(labels):
+            errors[f"{where}.labels"] = "labels must be distinct"
+        out["labels"] = list(labels)
+        field = question.get("field", "response")
+        if field not in TEXT_PREFILLS:
+            errors[f"{where}.field"] = f"must be one of {', '.join(TEXT_PREFILLS)}"
+        out["field"] = field
     elif qtype == "pairwise":
         allow_tie = question.get("allow_tie", True)
         if not isinstance(allow_tie, bool):
@@ -220,8 +250,10 @@ def _target_validate(
     if question is None:
         errors["target.question"] = f"{key!r} is not a question of this schema"
         return None
-    if question["type"] == "text":
-        errors["target.question"] = f"{key!r} is a text question and cannot be the target"
+    if question["type"] in ("text", "spans"):
+        errors["target.question"] = (
+            f"{key!r} is a {question['type']} question and cannot be the target"
+        )
         return None
     good = target.get("good")
     if not isinstance(good, list) or not good:
@@ -292,8 +324,13 @@ def values_validate(
     *,
     has_alt_response: bool = True,
     partial: bool = False,
+    texts: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Validate submitted values against the schema; raise Invalid keyed by question.
+
+    ``texts``: the item's ``response`` and ``alt_response``; a ``spans`` answer is checked against
+    the text it marks (offsets within it, and the ``text_sha256`` the page was shown must be its
+    current hash) and each span gets its ``text``. Without ``texts`` only the form is checked.
 
     ``has_alt_response``: whether the item has a second response (a ``pairwise`` question then
     applies; without one it must stay unanswered and is never required). ``partial``: required
@@ -310,7 +347,9 @@ def values_validate(
     for key, question in questions.items():
         qtype = question["type"]
         value = values.get(key)
-        applies = qtype != "pairwise" or has_alt_response
+        applies = (qtype != "pairwise" and question.get("field") != "alt_response") or (
+            has_alt_response
+        )
         if _is_blank(value):
             if question.get("required") and applies and not partial:
                 errors[key] = "this question is required"
@@ -318,7 +357,10 @@ def values_validate(
         if not applies:
             errors[key] = "this item has no alternative response to compare"
             continue
-        error, clean = _value_check(question, value)
+        if qtype == "spans":
+            error, clean = _spans_check(question, value, texts)
+        else:
+            error, clean = _value_check(question, value)
         if error:
             errors[key] = error
         else:
@@ -363,10 +405,72 @@ def _value_check(question: dict[str, Any], value: Any) -> tuple[str | None, Any]
     return None, value
 
 
+def item_texts(interaction: Any) -> dict[str, str]:
+    """The texts a ``spans`` question may mark, by field."""
+    return {"response": interaction.response or "", "alt_response": interaction.alt_response or ""}
+
+
+def text_sha256(text: str) -> str:
+    """The hash that pins span offsets to one exact text (UTF-8 bytes)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _spans_check(
+    question: dict[str, Any], value: Any, texts: dict[str, str] | None
+) -> tuple[str | None, Any]:
+    """``{"text_sha256", "spans": [{"start", "end", "label"}]}`` with offsets in Unicode code
+    points of the marked text (``field``), ``start < end``; sorted and deduplicated."""
+    if not isinstance(value, dict) or set(value) - {"text_sha256", "spans"}:
+        return 'must be {"text_sha256": ..., "spans": [{"start", "end", "label"}]}', None
+    sha, spans = value.get("text_sha256"), value.get("spans")
+    if not isinstance(sha, str) or not SHA_RE.match(sha):
+        return "text_sha256 must be the sha256 (hex) of the text the spans are marked in", None
+    if not isinstance(spans, list) or len(spans) > SPANS_MAX:
+        return f"spans must be a list of at most {SPANS_MAX} spans", None
+    text = None if texts is None else texts.get(question.get("field", "response")) or ""
+    if text is not None and text_sha256(text) != sha:
+        return "the text changed since it was shown: reload the item and mark it again", None
+    labels = question_choices(question)
+    clean: dict[tuple[int, int, str], dict[str, Any]] = {}
+    for span in spans:
+        if (
+            not isinstance(span, dict)
+            or set(span) - {"start", "end", "label", "text"}
+            or not all(
+                isinstance(span.get(k), int) and not isinstance(span.get(k), bool)
+                for k in ("start", "end")
+            )
+        ):
+            return "each span must be {start: integer, end: integer, label}", None
+        start, end, label = span["start"], span["end"], span.get("label")
+        if not isinstance(label, str) or label not in labels:
+            return f"{label!r} is not a label: choose one of {', '.join(labels)}", None
+        if not 0 <= start < end or (text is not None and end > len(text)):
+            return f"span {start}-{end} is outside the text or empty", None
+        row: dict[str, Any] = {"start": start, "end": end, "label": label}
+        if text is not None:
+            row["text"] = text[start:end]
+        clean[(start, end, label)] = row
+    return None, {"text_sha256": sha, "spans": [clean[k] for k in sorted(clean)]}
+
+
+def span_set(value: Any) -> frozenset[tuple[int, int, str]]:
+    """A spans answer as a set of (start, end, label) (empty for a blank answer)."""
+    if not isinstance(value, dict):
+        return frozenset()
+    return frozenset(
+        (int(s["start"]), int(s["end"]), str(s["label"]))
+        for s in value.get("spans") or []
+        if isinstance(s, dict)
+    )
+
+
 def gold_matches(*, question: dict[str, Any], expected: Any, given: Any) -> bool:
     """Whether an annotator's answer equals a gold answer for one question (sets for multi)."""
     if question["type"] == "multi_choice":
         return set(expected or []) == set(given or [])
+    if question["type"] == "spans":
+        return span_set(expected) == span_set(given)
     if question["type"] == "text":
         return str(expected).strip() == str(given or "").strip()
     if question["type"] == "binary":

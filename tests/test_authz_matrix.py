@@ -54,7 +54,8 @@ MEMBER_ROLES = {
 class Route:
     """How a route is guarded.
 
-    ``need``: "public" (anyone), "auth" (any signed-in user), "staff" (staff users only), or a
+    ``need``: "public" (anyone), "auth" (any signed-in user), "staff" (staff users only), "token"
+    (ingestion tokens only: people get 403), or a
     capability from
     ``labeling.access.CAPABILITIES``; ``scoped``: the route names a project (or an object in one),
     so outsiders get 404; ``token``: an ingestion token of the project may call it; ``page``: a
@@ -96,6 +97,7 @@ ROUTES: dict[str, Route] = {
     "api-interactions": Route("read"),
     "api-interactions-bulk": Route("ingest", token=True),
     "api-events": Route("ingest", token=True),
+    "api-ingest-whoami": Route("token", scoped=False, token=True),
     # queue
     "api-queue-next": Route("label"),
     "api-queue-progress": Route("label"),
@@ -224,6 +226,8 @@ def expected(route: Route, caller: str) -> str:
         return "denied|hidden" if route.owner else "denied"  # owner lookups find nothing: 404
     if route.need == "staff":
         return "denied"  # no caller of the matrix is a staff user
+    if route.need == "token":
+        return "denied"  # only an ingestion token may call it
     if caller == "outsider":
         return "hidden" if route.scoped else "ok"
     if route.need == "auth":

@@ -6,6 +6,7 @@ annotators and reviewers 403.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,11 +140,24 @@ def _gzip_stream(path: Path, chunk: int = 1 << 16) -> Iterator[bytes]:
     yield compressor.flush()
 
 
+def _range_start(request: Request, *, size: int) -> int | None:
+    """Where a resumed download starts: ``Range: bytes=N-`` gives N (0 without the header or for
+    a form this server does not serve, which then answers the whole file); None when N is past
+    the end (416)."""
+    match = re.fullmatch(r"bytes=(\d+)-", request.headers.get("Range", "").strip())
+    if match is None:
+        return 0
+    start = int(match.group(1))
+    return start if start < size or start == 0 else None
+
+
 class ExportDownloadApi(APIView):
     """``GET``: the JSONL file, streamed. ``?gzip=1`` compresses an uncompressed export on the
     fly; an export written with ``options.gzip`` is always served compressed. The stored file's
-    sha256 is in the ``X-Export-SHA256`` header. ``?file=parquet``: the Parquet file of the same
-    rows (its sha256 is ``manifest.parquet.sha256``)."""
+    sha256 is in the ``X-Export-SHA256`` header. A stored file is served from an offset with
+    ``Range: bytes=N-`` (206 and ``Content-Range``), so an interrupted download resumes.
+    ``?file=parquet``: the Parquet file of the same rows (its sha256 is
+    ``manifest.parquet.sha256``)."""
 
     @extend_schema(
         parameters=[
@@ -174,7 +188,26 @@ class ExportDownloadApi(APIView):
             name = f"{name}.gz"
         else:
             content_type = "application/gzip" if stored_gzip else "application/x-ndjson"
-            response = FileResponse(open(path, "rb"), content_type=content_type)  # noqa: SIM115
+            handle = open(path, "rb")  # noqa: SIM115 - FileResponse closes it
+            start = _range_start(request, size=path.stat().st_size)
+            if start is None:
+                handle.close()
+                response = Response(
+                    {
+                        "detail": "The requested range starts beyond the end of the file.",
+                        "errors": {"range": request.headers.get("Range", "")},
+                    },
+                    status=status.HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE,
+                )
+                response["Content-Range"] = f"bytes */{path.stat().st_size}"
+                return response
+            handle.seek(start)
+            response = FileResponse(handle, content_type=content_type)
+            response["Accept-Ranges"] = "bytes"
+            if start:
+                size = path.stat().st_size
+                response.status_code = status.HTTP_206_PARTIAL_CONTENT
+                response["Content-Range"] = f"bytes {start}-{size - 1}/{size}"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         response["X-Export-SHA256"] = export.sha256
         return response

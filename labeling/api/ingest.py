@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 
 from labeling.access import IngestClient, project_access
 from labeling.api.errors import PayloadTooLarge
+from labeling.errors import Forbidden
 from labeling.limits import Limits, current_limits
 from labeling.selectors.interactions import interactions_list
 from labeling.services.events import events_ingest
@@ -342,7 +343,28 @@ class EventsApi(APIView):
         return Response(result.as_dict(), status=code)
 
 
+class IngestWhoamiApi(APIView):
+    """``GET``: the project of the calling ingestion token, so an SDK configured with only a URL
+    and a key knows where to send (a person's token gets 403: it has no single project)."""
+
+    @extend_schema_serializer(component_name="IngestWhoami")
+    class OutputSerializer(serializers.Serializer):
+        project = serializers.CharField()
+        token = serializers.CharField()
+
+    @extend_schema(responses=OutputSerializer, summary="The project of an ingestion token")
+    def get(self, request: Request) -> Response:
+        user = request.user
+        if not isinstance(user, IngestClient):
+            raise Forbidden(
+                "Only an ingestion token (Authorization: Ingest fwi_...) has one project."
+            )
+        data = {"project": user.token.project.slug, "token": user.token.prefix}
+        return Response(self.OutputSerializer(data).data)
+
+
 urlpatterns = [
+    path("ingest/whoami", IngestWhoamiApi.as_view(), name="api-ingest-whoami"),
     path("projects/<slug:slug>/interactions/", InteractionsApi.as_view(), name="api-interactions"),
     path(
         "projects/<slug:slug>/interactions/bulk",

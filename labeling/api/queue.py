@@ -28,7 +28,7 @@ from rest_framework.views import APIView
 from labeling.access import IngestClient, acting_user, has_capability, project_access, role_in
 from labeling.errors import Invalid
 from labeling.models import Annotation, Assignment, Interaction, Project, QueueItem
-from labeling.schema import schema_for_display
+from labeling.schema import item_texts, schema_for_display, text_sha256
 from labeling.selectors.agreement import disagreements, project_agreement
 from labeling.selectors.queue import (
     annotation_history,
@@ -100,6 +100,10 @@ def interaction_payload(interaction: Interaction) -> dict[str, Any]:
         "model_version": interaction.model_version,
         "alt_model_version": interaction.alt_model_version or None,
         "segment": interaction.segment,
+        # Span answers quote these: offsets are pinned to the exact text shown.
+        "text_sha256": {
+            field: text_sha256(text) for field, text in item_texts(interaction).items()
+        },
     }
 
 
@@ -131,6 +135,7 @@ class InteractionOutputSerializer(serializers.Serializer):
     model_version = serializers.CharField()
     alt_model_version = serializers.CharField(allow_null=True)
     segment = serializers.DictField()
+    text_sha256 = serializers.DictField(child=serializers.CharField())
 
 
 class ProgressOutputSerializer(serializers.Serializer):
@@ -145,6 +150,7 @@ class QuestionAgreementSerializer(serializers.Serializer):
     type = serializers.CharField()
     alpha = serializers.FloatField(allow_null=True)
     kappa = serializers.FloatField(allow_null=True)
+    f1 = serializers.FloatField(allow_null=True, required=False)
     items = serializers.IntegerField()
 
 

@@ -21,6 +21,7 @@ import krippendorff
 import numpy as np
 
 from labeling.models import Annotation, Project
+from labeling.schema import span_set
 from labeling.selectors.labels import target_good
 
 LEVELS = {"rating": "ordinal", "binary": "nominal", "single_choice": "nominal",
@@ -122,15 +123,51 @@ def _matrix(units: dict[Any, dict[int, Any]], *, numeric: bool) -> np.ndarray:
     return data
 
 
+def span_f1(a: Any, b: Any) -> float:
+    """F1 of two annotators' spans, exact matches of (start, end, label); 1.0 when both marked
+    nothing (they agree there is nothing to mark)."""
+    left, right = span_set(a), span_set(b)
+    if not left and not right:
+        return 1.0
+    return 2 * len(left & right) / (len(left) + len(right))
+
+
+def mean_span_f1(units: dict[Any, dict[int, Any]]) -> float | None:
+    """Span-level F1 averaged over every pair of annotators on every item (each pair of an item
+    counts once): ``None`` without an item answered by two annotators."""
+    scores = [
+        span_f1(answers[x], answers[y])
+        for answers in units.values()
+        for x, y in itertools.combinations(sorted(answers), 2)
+    ]
+    return sum(scores) / len(scores) if scores else None
+
+
 def project_agreement(*, project: Project) -> dict[str, Any]:
-    """``{"questions": [{"key", "type", "alpha", "kappa", "items"}]}`` for the current schema.
+    """``{"questions": [{"key", "type", "alpha", "kappa", "items"}]}`` for the current schema;
+    ``spans`` questions carry ``f1`` (span-level F1 between annotators, ``mean_span_f1``) and no
+    alpha or kappa.
 
     ``items``: how many items at least two annotators answered that question.
     """
     labels = _current_labels(project)
-    out = []
+    out: list[dict[str, Any]] = []
     for question in project.label_schema.get("questions", []):
         qtype = question["type"]
+        if qtype == "spans":
+            units = _question_units(question, labels)
+            f1 = mean_span_f1(units)
+            out.append(
+                {
+                    "key": question["key"],
+                    "type": qtype,
+                    "alpha": None,
+                    "kappa": None,
+                    "f1": None if f1 is None else round(f1, 4),
+                    "items": len(units),
+                }
+            )
+            continue
         if qtype not in LEVELS:
             continue
         units = _question_units(question, labels)
@@ -167,6 +204,8 @@ def _disputed(question: dict[str, Any], answers: list[Any], schema: dict[str, An
         return False
     if qtype == "multi_choice":
         return len({tuple(sorted(a)) for a in answers}) > 1
+    if qtype == "spans":
+        return len({span_set(a) for a in answers}) > 1
     return len({repr(a) for a in answers}) > 1
 
 

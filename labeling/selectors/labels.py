@@ -6,7 +6,9 @@ Rules, per question (``final_values``):
 - ``binary``, ``single_choice``, ``pairwise``: the majority answer; a tie gives ``None``
   (unresolved: it goes to adjudication and is left out of estimates until then);
 - ``multi_choice``: each option chosen by at least half of the annotators;
-- ``text``: the most recent non-empty answer.
+- ``text``: the most recent non-empty answer;
+- ``spans``: the spans (start, end, label) marked by at least half of the annotators who
+  answered, against the text most of them saw (``text_sha256``).
 Only current annotation versions count (an edit supersedes the earlier version).
 """
 
@@ -41,9 +43,37 @@ def final_values(
         elif qtype == "multi_choice":
             votes = Counter(option for a in answers for option in set(a))
             result[key] = sorted(o for o, c in votes.items() if 2 * c >= len(answers))
+        elif qtype == "spans":
+            result[key] = _majority_spans([a for a in answers if isinstance(a, dict)])
         else:  # text
             result[key] = answers[-1]
     return result
+
+
+def _majority_spans(answers: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Spans marked by at least half of the annotators who marked the same text version."""
+    if not answers:
+        return None
+    sha = Counter(a.get("text_sha256") for a in answers).most_common(1)[0][0]
+    same = [a for a in answers if a.get("text_sha256") == sha]
+    votes: Counter[tuple[int, int, str]] = Counter()
+    text: dict[tuple[int, int, str], Any] = {}
+    for answer in same:
+        for span in answer.get("spans") or []:
+            triple = (int(span["start"]), int(span["end"]), str(span["label"]))
+            votes[triple] += 1
+            text.setdefault(triple, span.get("text"))
+    kept = sorted(t for t, c in votes.items() if 2 * c >= len(same))
+    spans = [
+        {
+            "start": s,
+            "end": e,
+            "label": lbl,
+            **({"text": text[(s, e, lbl)]} if text[(s, e, lbl)] is not None else {}),
+        }
+        for s, e, lbl in kept
+    ]
+    return {"text_sha256": sha, "spans": spans}
 
 
 def _hashable(value: Any) -> Any:

@@ -20,7 +20,7 @@ from labeling.models import (
     QueueItem,
     WebhookEvent,
 )
-from labeling.schema import values_validate
+from labeling.schema import item_texts, values_validate
 from labeling.services.webhooks import webhook_emit
 
 
@@ -84,7 +84,10 @@ def annotation_edit(
         )
     project = old.queue_item.project
     cleaned = values_validate(
-        project.label_schema, values, has_alt_response=bool(old.interaction.alt_response)
+        project.label_schema,
+        values,
+        has_alt_response=bool(old.interaction.alt_response),
+        texts=item_texts(old.interaction),
     )
     new = _new_version(
         old=old,
@@ -124,6 +127,7 @@ def annotation_adjudicate(
         values,
         has_alt_response=bool(item.interaction.alt_response),
         partial=True,
+        texts=item_texts(item.interaction),
     )
     if not cleaned:
         raise Invalid({"values": "answer at least one question"})

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from labeling.errors import Invalid
 from labeling.models import AuditLog, QueueItem
-from labeling.schema import values_validate
+from labeling.schema import item_texts, values_validate
 
 
 @transaction.atomic
@@ -35,6 +35,7 @@ def gold_set(
         answer,
         has_alt_response=bool(item.interaction.alt_response),
         partial=True,
+        texts=item_texts(item.interaction),
     )
     if not cleaned:
         raise Invalid({"answer": "give the expected answer of at least one question"})

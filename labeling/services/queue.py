@@ -43,7 +43,7 @@ from labeling.models import (
     QueueItem,
     WebhookEvent,
 )
-from labeling.schema import values_validate
+from labeling.schema import item_texts, values_validate
 from labeling.selectors.queues import project_queues, queue_filter
 from labeling.selectors.review import suggestion_for
 from labeling.services.queues import queue_route
@@ -306,7 +306,10 @@ def assignment_submit(
             code="lease_expired",
         )
     cleaned = values_validate(
-        project.label_schema, values, has_alt_response=bool(interaction.alt_response)
+        project.label_schema,
+        values,
+        has_alt_response=bool(interaction.alt_response),
+        texts=item_texts(interaction),
     )
     annotation = Annotation.objects.create(
         queue_item=item,

@@ -183,6 +183,9 @@ def _shown(value: Any) -> str | None:
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(map(str, value)) or "none"
+    if isinstance(value, dict) and "spans" in value:  # a spans answer
+        marked = [f"{s.get('label')} “{s.get('text', '')}”" for s in value.get("spans") or []]
+        return ", ".join(marked) or "nothing marked"
     return None if value is None else str(value)
 
 

@@ -166,11 +166,99 @@
       li.appendChild(document.createTextNode(Object.keys(a.values || {}).map(function (k) {
         var v = a.values[k];
         var shown = Array.isArray(v) ? v.join(", ") : (typeof v === "string" && v.length > 80 ? v.slice(0, 80) + "…" : String(v));
+        if (v && typeof v === "object" && !Array.isArray(v)) {
+          shown = (v.spans || []).map(function (sp) { return sp.label + " “" + (sp.text || "") + "”"; }).join(", ") || "nothing marked";
+        }
         return (prompts[k] || k) + " " + shown;
       }).join(" · ")));
       list.appendChild(li);
     });
     ui.earlier.appendChild(list);
+  }
+
+  // ---- span highlights ----------------------------------------------------------------------
+  // A spans question shows its text in a box that refuses edits: the annotator selects with Shift+arrows
+  // (or the mouse) and presses a label's key. Offsets are sent in Unicode code points of the
+  // exact text the server sent (its sha256 comes with the item), so the browser's UTF-16 indexes
+  // and a textarea's newline normalisation ("\r\n" -> "\n") are mapped back here.
+  function spanText(original) {
+    var shown = "";
+    var map = [];
+    var cp = 0;
+    for (var i = 0; i < original.length;) {
+      var code = original.codePointAt(i);
+      var ch = String.fromCodePoint(code);
+      i += ch.length;
+      if (ch === "\r") {
+        if (original.charAt(i) === "\n") { cp += 1; continue; } // "\r\n" shows as "\n"
+        ch = "\n";
+      }
+      for (var k = 0; k < ch.length; k += 1) map.push(cp);
+      shown += ch;
+      cp += 1;
+    }
+    map.push(cp);
+    return { shown: shown, map: map, chars: Array.from(original) };
+  }
+
+  function renderSpans(state) {
+    state.preview.replaceChildren();
+    state.list.replaceChildren();
+    var marks = state.chars.map(function () { return []; });
+    state.spans.forEach(function (sp) {
+      for (var i = sp.start; i < sp.end && i < marks.length; i += 1) marks[i].push(sp.label);
+    });
+    var run = "";
+    var runLabels = null;
+    function flush() {
+      if (!run) return;
+      if (runLabels && runLabels.length) {
+        var mark = el("mark", { "data-label": runLabels.join(" "), title: runLabels.join(", ") }, run);
+        state.preview.appendChild(mark);
+      } else {
+        state.preview.appendChild(document.createTextNode(run));
+      }
+      run = "";
+    }
+    state.chars.forEach(function (ch, i) {
+      var key = marks[i].join(" ");
+      if (runLabels === null || key !== runLabels.join(" ")) { flush(); runLabels = marks[i]; }
+      run += ch;
+    });
+    flush();
+    state.preview.hidden = !state.spans.length;
+    state.spans.forEach(function (sp, index) {
+      var li = el("li");
+      var button = el("button", { type: "button", className: "link-button span-remove", "aria-label": "Remove " + sp.label + " span" }, "×");
+      button.addEventListener("click", function () {
+        state.spans.splice(index, 1);
+        renderSpans(state);
+        draftSave();
+        state.area.focus();
+      });
+      li.appendChild(button);
+      li.appendChild(el("span", { className: "badge" }, sp.label));
+      li.appendChild(document.createTextNode(" “" + state.chars.slice(sp.start, sp.end).join("") + "”"));
+      state.list.appendChild(li);
+    });
+  }
+
+  function addSpan(state, labelIndex) {
+    var a = state.area.selectionStart;
+    var b = state.area.selectionEnd;
+    if (a === b) { say("Select some text in the box first (Shift+arrows or the mouse), then press a label's key.", "warn"); return; }
+    var sp = { start: state.mapped.map[a], end: state.mapped.map[b], label: state.labels[labelIndex] };
+    var exists = state.spans.some(function (x) { return x.start === sp.start && x.end === sp.end && x.label === sp.label; });
+    if (!exists) state.spans.push(sp);
+    state.spans.sort(function (x, y) { return x.start - y.start || x.end - y.end || (x.label < y.label ? -1 : 1); });
+    renderSpans(state);
+    state.area.setSelectionRange(b, b);
+    say("Marked “" + state.chars.slice(sp.start, sp.end).join("") + "” as " + sp.label + ".", "info");
+    draftSave();
+  }
+
+  function spanValue(state) {
+    return { text_sha256: state.sha, spans: state.spans.map(function (x) { return { start: x.start, end: x.end, label: x.label }; }) };
   }
 
   // ---- rendering ----------------------------------------------------------------------------
@@ -278,7 +366,37 @@
       section.appendChild(legend);
       if (q.help) section.appendChild(el("p", { className: "help" }, q.help));
       var name = "q-" + q.key;
-      if (q.type === "text") {
+      var spans = null;
+      if (q.type === "spans") {
+        var field = q.field || "response";
+        var source = String(interaction[field] || "");
+        var mapped = spanText(source);
+        // Not `readonly`: Chromium moves no caret in a read-only box, so Shift+arrows could not
+        // select. Every edit is refused instead (beforeinput), so the text stays exactly as sent.
+        var box = el("textarea", { name: name, id: name, rows: "6", "aria-readonly": "true", spellcheck: "false", className: "span-source", "aria-label": "Text to mark for " + (q.prompt || q.key) });
+        box.value = mapped.shown;
+        box.addEventListener("beforeinput", function (ev) { ev.preventDefault(); });
+        box.addEventListener("drop", function (ev) { ev.preventDefault(); });
+        section.appendChild(box);
+        var keysLine = el("div", { className: "span-labels" });
+        choices.forEach(function (c, i) {
+          var chip = el("span", { className: "span-label" });
+          if (keys[i]) chip.appendChild(el("kbd", null, keys[i]));
+          chip.appendChild(document.createTextNode(" " + c.label));
+          keysLine.appendChild(chip);
+        });
+        section.appendChild(keysLine);
+        spans = {
+          area: box, mapped: mapped, chars: mapped.chars, spans: [],
+          labels: choices.map(function (c) { return c.value; }),
+          sha: (interaction.text_sha256 || {})[field] || "",
+          preview: el("div", { className: "span-preview text" }), list: el("ul", { className: "span-list" }),
+        };
+        spans.preview.hidden = true;
+        section.appendChild(spans.preview);
+        section.appendChild(spans.list);
+        section.appendChild(el("p", { className: "help" }, "Select with Shift+arrows or the mouse, then press a label's key · × removes · Esc leaves the box · Enter submits"));
+      } else if (q.type === "text") {
         var prefill = q.prefill ? (interaction[q.prefill] || "") : "";
         var area = el("textarea", { name: name, id: name, rows: "6", "aria-label": q.prompt || q.key });
         area.value = prefill;
@@ -299,7 +417,7 @@
       }
       section.appendChild(el("p", { className: "q-error", role: "alert" }));
       ui.questions.appendChild(section);
-      shown.push({ q: q, choices: choices, keys: keys, prefill: q.type === "text" && q.prefill ? (interaction[q.prefill] || "") : null });
+      shown.push({ q: q, choices: choices, keys: keys, spans: spans, prefill: q.type === "text" && q.prefill ? (interaction[q.prefill] || "") : null });
       sections.push(section);
     });
     renderQuestionKeys(shown);
@@ -383,7 +501,9 @@
     var draft = { savedAt: Date.now(), answers: {} };
     current.shown.forEach(function (s, i) {
       var section = current.sections[i];
-      if (s.q.type === "text") {
+      if (s.spans) {
+        draft.answers[s.q.key] = { spans: s.spans.spans.slice() };
+      } else if (s.q.type === "text") {
         draft.answers[s.q.key] = { text: section.querySelector("textarea").value };
       } else {
         draft.answers[s.q.key] = {
@@ -416,6 +536,10 @@
       var saved = draft && draft.answers && draft.answers[s.q.key];
       if (!saved) return;
       var section = current.sections[i];
+      if (s.spans) {
+        if (Array.isArray(saved.spans) && saved.spans.length) { s.spans.spans = saved.spans.slice(); renderSpans(s.spans); restored = true; }
+        return;
+      }
       if (s.q.type === "text") {
         if (typeof saved.text === "string") { section.querySelector("textarea").value = saved.text; restored = true; }
         return;
@@ -449,6 +573,10 @@
     current.shown.forEach(function (s, i) {
       var section = current.sections[i];
       var key = s.q.key;
+      if (s.spans) {
+        values[key] = spanValue(s.spans);
+        return;
+      }
       if (s.q.type === "text") {
         var text = section.querySelector("textarea").value;
         // An untouched prefill is not a correction; say nothing unless the question is required.
@@ -554,6 +682,11 @@
     current.shown.forEach(function (s, i) {
       var value = values[s.q.key];
       var section = current.sections[i];
+      if (s.spans) {
+        s.spans.spans = ((value && value.spans) || []).map(function (x) { return { start: x.start, end: x.end, label: x.label }; });
+        renderSpans(s.spans);
+        return;
+      }
       if (s.q.type === "text") {
         section.querySelector("textarea").value = typeof value === "string" ? value : (s.prefill || "");
         return;
@@ -815,6 +948,13 @@
       return;
     }
     var typing = target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text"));
+    var spanBox = typing && target.classList.contains("span-source") && current ? current.shown[active] : null;
+    if (spanBox && spanBox.spans && !ev.ctrlKey && !ev.metaKey && !ev.altKey) {
+      var labelIndex = spanBox.keys.indexOf(ev.key);
+      if (labelIndex !== -1) { ev.preventDefault(); addSpan(spanBox.spans, labelIndex); return; }
+      if (ev.key === "Enter") { ev.preventDefault(); submit(); return; }
+      if (ev.key === "Backspace" && !spanBox.spans.spans.length) { ev.preventDefault(); goBack(); return; }
+    }
     if (typing) {
       if (ev.key === "Escape") {
         ev.preventDefault();

@@ -23,6 +23,9 @@
       if (q.allow_tie !== false) c.push({ value: "tie", label: "Tie" });
       return c;
     }
+    if (q.type === "spans") {
+      return (Array.isArray(q.labels) ? q.labels : []).map(function (o) { return { value: o, label: String(o) }; });
+    }
     if (q.type === "single_choice" || q.type === "multi_choice") {
       return (Array.isArray(q.options) ? q.options : []).map(function (o) { return { value: o, label: String(o) }; });
     }
@@ -48,6 +51,7 @@
   // them: ratings and choices about the judged response (A), a prefilled text about its source.
   function about(q, isPair) {
     if (!isPair || q.type === "pairwise") return "";
+    if (q.type === "spans") return q.field === "alt_response" ? "Response B" : "Response A";
     if (q.type === "text") {
       if (q.prefill === "alt_response") return "Response B";
       if (q.prefill === "response") return "Response A";

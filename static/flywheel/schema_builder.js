@@ -9,7 +9,7 @@
   "use strict";
 
   var el = window.flywheel.el;
-  var TYPES = ["rating", "binary", "single_choice", "multi_choice", "text", "pairwise"];
+  var TYPES = ["rating", "binary", "single_choice", "multi_choice", "text", "pairwise", "spans"];
   var SCALE_5 = [
     { value: 1, label: "unusable" }, { value: 2, label: "poor" }, { value: 3, label: "ok" },
     { value: 4, label: "good" }, { value: 5, label: "great" },
@@ -107,7 +107,8 @@
 
     function typeDefaults(q) {
       // Keep only the fields the type takes; give new choices something to show.
-      ["scale", "options", "prefill", "max_length", "allow_tie"].forEach(function (k) { delete q[k]; });
+      ["scale", "options", "prefill", "max_length", "allow_tie", "labels", "field"].forEach(function (k) { delete q[k]; });
+      if (q.type === "spans") q.labels = ["label 1", "label 2"];
       if (q.type === "rating") q.scale = SCALE_5.slice();
       if (q.type === "single_choice" || q.type === "multi_choice") q.options = ["option 1", "option 2"];
       if (q.type === "text") delete q.shortcuts;
@@ -136,6 +137,17 @@
       }
       if (q.type === "single_choice" || q.type === "multi_choice") {
         row.appendChild(field("Options (comma-separated)", textInput(listText(q.options), function (v) { q.options = splitList(v); }, { "data-f": "options" }), "wide"));
+      }
+      if (q.type === "spans") {
+        row.appendChild(field("Span labels (comma-separated)", textInput(listText(q.labels), function (v) { q.labels = splitList(v); }, { "data-f": "labels" }), "wide"));
+        var marked = el("select", { "data-f": "field" });
+        [["response", "the response"], ["alt_response", "response B"]].forEach(function (p) {
+          var option = el("option", { value: p[0] }, [p[1]]);
+          if ((q.field || "response") === p[0]) option.selected = true;
+          marked.appendChild(option);
+        });
+        marked.addEventListener("change", function () { q.field = marked.value; write(); });
+        row.appendChild(field("Marks spans in", marked));
       }
       if (q.type === "text") {
         var prefill = el("select", { "data-f": "prefill" });
