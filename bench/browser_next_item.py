@@ -111,8 +111,25 @@ def main() -> None:
 
     db_name = connection.settings_dict["NAME"]
     tokens = ql.build(args.items, 16)
+    # The test settings hash passwords with a fast hasher production does not accept: give the
+    # browser's annotator a password the served (production) settings can check.
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    hasher = PBKDF2PasswordHasher()
+    get_user_model().objects.filter(username="annotator0").update(
+        password=hasher.encode("x" * 12, hasher.salt())
+    )
     collectstatic(db_name)
-    server = ql.start_gunicorn(args.port, args.workers, args.threads, db_name)
+    # Plain http on loopback: the session and CSRF cookies may not be "Secure" or the browser
+    # never sends them back (production settings otherwise; nothing else differs).
+    server = ql.start_gunicorn(
+        args.port,
+        args.workers,
+        args.threads,
+        db_name,
+        extra_env={"SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0"},
+    )
     try:
         import threading
 

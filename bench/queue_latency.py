@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DB = "flywheel_queue_bench"
+# Another session may run this bench at the same time: BENCH_DB names its own database.
+DB = os.environ.get("BENCH_DB", "flywheel_queue_bench")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/3")
 
@@ -109,7 +110,9 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"gunicorn did not listen on {port}")
 
 
-def start_gunicorn(port: int, workers: int, threads: int, db_name: str) -> subprocess.Popen:
+def start_gunicorn(
+    port: int, workers: int, threads: int, db_name: str, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     env = dict(os.environ)
     env.update(
         {
@@ -127,6 +130,7 @@ def start_gunicorn(port: int, workers: int, threads: int, db_name: str) -> subpr
     # broker, not run inside the request. Nothing consumes them here; the Redis DB is flushed after.
     env["REDIS_URL"] = REDIS
     env.pop("CELERY_BROKER_URL", None)
+    env.update(extra_env or {})
     cmd = [
         str(ROOT / ".venv" / "bin" / "gunicorn"),
         "flywheel_site.wsgi",

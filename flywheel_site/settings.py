@@ -90,6 +90,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "labeling.context_processors.flywheel",
+                "sampling.context_processors.alerts",
             ],
         },
     },
@@ -229,6 +230,21 @@ CELERY_TASK_ROUTES = {"judges.*": {"queue": "judges"}}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
+# --- Email (alerts) ----------------------------------------------------------------------------
+# Development prints emails on the console; production sends through SMTP (EMAIL_HOST etc.).
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "flywheel@localhost")
+
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING: dict[str, Any] = {
     "version": 1,
@@ -266,6 +282,8 @@ CELERY_BEAT_SCHEDULE = {
     "sampling-retrain-sweep": {"task": "sampling.retrain_sweep", "schedule": 900.0},
     # Judges: lift budget pauses on a new day, queue pool-scope work, resume killed batches.
     "judges-sweep": {"task": "judges.sweep", "schedule": 60.0},
+    # Alert rules: confirmed regressions (always-valid monitoring) -> alerts, email, webhooks.
+    "sampling-evaluate-alerts": {"task": "sampling.evaluate_alerts", "schedule": 3600.0},
     # Judges: trust reports (and weights) of judges whose labels changed or that are a day old.
     "judges-calibrate-sweep": {"task": "judges.calibrate_sweep", "schedule": 900.0},
 }

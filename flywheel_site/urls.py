@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("labeling.api.urls")),
+    path("", include("labeling.api.otlp")),  # OTLP/HTTP: /v1/traces
     path("api/", include("sampling.api.urls")),
     path("api/", include("sampling.judges.api")),
     path("", include("sampling.urls")),

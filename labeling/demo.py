@@ -2,19 +2,26 @@
 
 Each of the 2,312 conversations (``labeling/demo_data``, MIT, Anthropic) becomes **one**
 interaction: the shared prompt turns as ``messages`` and one of the two final assistant turns as
-``response``. Which one is served depends on the model version, so versions differ in quality:
+``response``. Which one is served depends on the model version, so versions differ in quality
+(the story the demo tells, docs/dashboards.md "The demo"):
 
-- ``support-bot-2026-10`` (traffic older than 14 days): serves the human-preferred ("chosen")
-  answer with probability 0.60;
-- ``support-bot-2026-11`` (the last 14 days): 0.70;
-- ``support-bot-2026-11-canary`` (15% of the last 7 days): 0.45 — a regression to find.
+- ``support-bot-2026-10`` (the stable version, all 35 days): serves the human-preferred
+  ("chosen") answer with probability 0.68;
+- ``support-bot-2026-11`` (a new version rolled out to 45% of traffic for the last 21 days): 0.76
+  on web and api, but 0.42 on ``surface=mobile`` — better overall at first sight, a regression in
+  one segment that always-valid monitoring confirms and an alert reports.
 
 ``metadata.truth`` records which answer was served (``"chosen"`` = good); ``metadata.simulated``
 is true. About 20% of interactions are shadow comparisons: ``alt_response`` holds the other answer
 (``alt_model_version = "support-bot-shadow"``) for the optional pairwise question.
 
 Segments: tier (free 60% / pro 30% / enterprise 10%), locale (en, de, fr, es, ja) and surface
-(web / mobile / api), occurred_at uniform over the last 28 days.
+(web / mobile / api), occurred_at uniform over the last 35 days.
+
+After loading, ``sampling`` builds the history (``sampling.services.demo``): weekly sampling runs
+over all but the last two days, labels simulated from ``metadata.truth`` arriving one to a few
+days after each interaction (:func:`demo_labels_write`), so the newest selected items are still
+waiting in the queue and the last two days are an unsampled pool.
 
 Signals are simulated per interaction from a seeded RNG (``SEED``), so a rerun gives the same data:
 
@@ -48,7 +55,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling import hooks
-from labeling.models import Membership, Project, Role
+from labeling.models import Annotation, Membership, Project, QueueItem, Role
 from labeling.schema import DEFAULT_SCHEMA
 from labeling.services.ingest import IngestResult, interactions_ingest
 from labeling.services.projects import membership_add, project_create
@@ -59,7 +66,10 @@ PROJECT_SLUG = "support-bot"
 PROJECT_NAME = "Support bot (demo)"
 SEGMENT_KEYS = ["tier", "locale", "surface"]
 JUDGE = "judge_harmless"
-DAYS = 28
+DAYS = 35
+NEW_VERSION_DAYS = 21
+STABLE = "support-bot-2026-10"
+NEW = "support-bot-2026-11"
 
 # (username, role, password); role None: a superuser.
 DEMO_USERS: list[tuple[str, str | None, str]] = [
@@ -90,11 +100,9 @@ GUIDELINES = (
 )
 
 _TURN_RE = re.compile(r"\n\n(Human|Assistant):")
-_P_GOOD = {
-    "support-bot-2026-10": 0.60,
-    "support-bot-2026-11": 0.70,
-    "support-bot-2026-11-canary": 0.45,
-}
+_P_GOOD = {STABLE: 0.68, NEW: 0.76}
+# The new version's regression: its share of good answers on this surface.
+_P_GOOD_SEGMENT = {(NEW, "mobile"): 0.42}
 TIER = (("free", 0.6), ("pro", 0.3), ("enterprise", 0.1))
 LOCALE = (("en", 0.55), ("de", 0.15), ("fr", 0.12), ("es", 0.12), ("ja", 0.06))
 SURFACE = (("web", 0.5), ("mobile", 0.35), ("api", 0.15))
@@ -168,14 +176,9 @@ def simulate(conv: Conversation, rng: random.Random, now: dt.datetime) -> dict[s
     """One ingestible interaction (with inline events) for a conversation; see the module doc."""
     age_days = rng.random() * DAYS
     occurred = now - dt.timedelta(days=age_days)
-    if age_days > 14:
-        version = "support-bot-2026-10"
-    elif age_days < 7 and rng.random() < 0.15:
-        version = "support-bot-2026-11-canary"
-    else:
-        version = "support-bot-2026-11"
-    good = rng.random() < _P_GOOD[version]
+    version = NEW if age_days < NEW_VERSION_DAYS and rng.random() < 0.45 else STABLE
     tier, locale, surface = _pick(rng, TIER), _pick(rng, LOCALE), _pick(rng, SURFACE)
+    good = rng.random() < _P_GOOD_SEGMENT.get((version, surface), _P_GOOD[version])
     response, other = (conv.chosen, conv.rejected) if good else (conv.rejected, conv.chosen)
 
     events: list[dict[str, Any]] = []
@@ -221,6 +224,51 @@ def simulate(conv: Conversation, rng: random.Random, now: dt.datetime) -> dict[s
         row["alt_response"] = other
         row["alt_model_version"] = "support-bot-shadow"
     return row
+
+
+def demo_label_values(*, good: bool, rng: random.Random) -> dict[str, Any]:
+    """What an annotator who knows the truth answers: 4-5 for a good answer, 1-2 for a bad one."""
+    if good:
+        return {"quality": rng.choice([4, 5, 5])}
+    return {
+        "quality": rng.choice([1, 2, 2]),
+        "failure_modes": [rng.choice(["incomplete", "tone", "unsafe"])],
+    }
+
+
+def demo_labels_write(
+    *, project: Project, labels: list[tuple[int, dict[str, Any], dt.datetime]]
+) -> int:
+    """Simulated labels of the demo history: ``(queue item id, values, when)`` each, by the demo
+    annotators in turn, dated ``when`` (the label arrived then). Marks the items done. Bulk rows,
+    written only by the demo loader (never for real traffic)."""
+    User = get_user_model()
+    annotators = list(User.objects.filter(username__in=["annotator", "annotator2"]).order_by("id"))
+    if not labels or not annotators:
+        return 0
+    items = QueueItem.objects.in_bulk([q for q, _, _ in labels])
+    rows = []
+    for i, (queue_item_id, values, _) in enumerate(labels):
+        item = items[queue_item_id]
+        rows.append(
+            Annotation(
+                queue_item=item,
+                interaction_id=item.interaction_id,
+                annotator=annotators[i % len(annotators)],
+                values=values,
+                schema_version=project.schema_version,
+                time_spent_ms=12_000 + (queue_item_id * 7919) % 30_000,
+            )
+        )
+    with transaction.atomic():
+        created = Annotation.objects.bulk_create(rows)
+        for row, (_, _, when) in zip(created, labels, strict=True):
+            row.created_at = when
+        Annotation.objects.bulk_update(created, ["created_at"], batch_size=500)
+        QueueItem.objects.filter(pk__in=list(items)).update(
+            status=QueueItem.Status.DONE, done_count=1
+        )
+    return len(created)
 
 
 @dataclass

@@ -45,6 +45,8 @@ class Project(models.Model):
     # Show annotators the primary judge's score as a suggestion (off by default: anchoring bias,
     # docs/labeling.md "Suggestions"). Every annotation records whether one was shown.
     show_suggestions = models.BooleanField(default=False)
+    # OTLP traces: span or resource attribute name -> segment key (docs/otlp.md).
+    otlp_segment_attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -89,3 +89,23 @@ class InclusionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: Any, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(models.AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = ("project", "name", "baseline", "segment_key", "min_effect", "alpha", "active")
+    list_filter = ("project", "active")
+
+
+@admin.register(models.Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = (
+        "project",
+        "model_version",
+        "baseline",
+        "difference",
+        "created_at",
+        "resolved_at",
+    )
+    list_filter = ("project",)
+    readonly_fields = [f.name for f in models.Alert._meta.fields]

@@ -185,3 +185,75 @@ class InteractionTopic(models.Model):
 
     def __str__(self) -> str:
         return f"{self.interaction_id}:{self.cluster}"
+
+
+class AlertRule(models.Model):
+    """Which confirmed regressions of a project raise an alert (docs/estimates.md, "Alerts").
+
+    Empty ``model_versions`` watches every version but the baseline; empty ``baseline`` compares
+    with the version of largest population; ``segment_key`` monitors per value of that segment
+    (``segment_values`` restricts the values; empty: all) and otherwise whole versions. An alert
+    fires when the confidence sequence of the difference lies wholly below ``-min_effect``.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="alert_rules")
+    name = models.CharField(max_length=100)
+    model_versions = models.JSONField(default=list, blank=True)
+    baseline = models.CharField(max_length=200, blank=True, default="")
+    segment_key = models.CharField(max_length=100, blank=True, default="")
+    segment_values = models.JSONField(default=list, blank=True)
+    min_effect = models.FloatField(default=0.0)
+    alpha = models.FloatField(default=0.05)
+    # Addresses that get the email; empty: the project's admins with an email address.
+    emails = models.JSONField(default=list, blank=True)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="uq_alertrule_project_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.name}"
+
+
+class Alert(models.Model):
+    """A confirmed regression found by an :class:`AlertRule`; one per regression while it holds.
+
+    ``key`` names the comparison (version, baseline, segment); at most one alert per rule and
+    key is open (``resolved_at`` null), so evaluating the rules again never duplicates it.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="alerts")
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    key = models.CharField(max_length=500)
+    model_version = models.CharField(max_length=200)
+    baseline = models.CharField(max_length=200)
+    segment = models.JSONField(default=dict, blank=True)
+    difference = models.FloatField()
+    cs_low = models.FloatField()
+    cs_high = models.FloatField()
+    confirmed_on = models.DateField(null=True, blank=True)
+    sentence = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    emailed_to = models.JSONField(default=list, blank=True)
+    webhook_deliveries = models.IntegerField(default=0)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "key"],
+                condition=Q(resolved_at__isnull=True),
+                name="uq_alert_open_per_rule_key",
+            )
+        ]
+        indexes = [models.Index(fields=["project", "resolved_at"], name="ix_alert_project_open")]
+
+    def __str__(self) -> str:
+        return f"alert {self.pk}: {self.sentence}"

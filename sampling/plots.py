@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 import matplotlib
 
@@ -61,7 +62,15 @@ class Band:
     dashed: bool = False
 
 
-def _figure(width: float = 7.0, height: float = 2.8) -> tuple[Figure, plt.Axes]:
+# One font scale for every plot: figures are drawn at the width of the panel that shows them and
+# the page displays them at their natural size (``.plot svg { max-width: 100% }``, never scaled
+# up), so 9 pt text is 9 pt in every plot. FULL fits a full-width panel of the 1200 px layout,
+# HALF a panel of the two-column grid.
+FULL_WIDTH = 11.5
+HALF_WIDTH = 5.6
+
+
+def _figure(width: float = FULL_WIDTH, height: float = 2.8) -> tuple[Figure, plt.Axes]:
     fig = Figure(figsize=(width, height), layout="constrained")
     return fig, fig.add_subplot()
 
@@ -86,12 +95,56 @@ _REF = re.compile(r'(url\(|xlink:href="|href=")#([^)"]+)')
 
 
 def _legend_below(ax: plt.Axes, *, ncols: int) -> None:
-    """The legend under the axes, where it never hides a bar or a line."""
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=ncols)
+    """The legend under the axes, where it never hides a bar or a line: a figure legend placed
+    "outside", which the constrained layout makes room for (never clipped)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.figure.legend(handles, labels, loc="outside lower center", ncols=ncols)
 
 
 def _clean(values: Sequence[float | None]) -> list[float]:
     return [math.nan if v is None else float(v) for v in values]
+
+
+def _interval(ax: plt.Axes, xs: Any, ys: list[float], band: Band, color: str) -> None:
+    """A band between the points and an error bar at each point, so a point without neighbours
+    (one labelled week) still shows its interval."""
+    lows, highs = _clean(band.low), _clean(band.high)
+    ax.fill_between(xs, lows, highs, color=color, alpha=0.15, lw=0)
+    below = [
+        max(0.0, y - lo) if not math.isnan(lo) else 0.0 for y, lo in zip(ys, lows, strict=True)
+    ]
+    above = [
+        max(0.0, hi - y) if not math.isnan(hi) else 0.0 for y, hi in zip(ys, highs, strict=True)
+    ]
+    ax.errorbar(
+        xs, ys, yerr=[below, above], fmt="none", ecolor=color, elinewidth=1.2, capsize=3,
+        alpha=0.9,
+    )  # fmt: skip
+
+
+def difference_over_time(
+    *, bands: Sequence[Band], title: str = "Difference to the baseline, watched daily"
+) -> str:
+    """Per version, the running difference to the baseline with its always-valid band, and 0."""
+    fig, ax = _figure()
+    ax.axhline(0, color="#10182b", linewidth=1)
+    for band, color in zip(bands, itertools.cycle(PALETTE), strict=False):
+        xs = mdates.date2num(list(band.x))
+        ys = _clean(band.y)
+        ax.plot(xs, ys, color=color, label=band.name, linewidth=1.6, marker="o", markersize=2.5)
+        _interval(ax, xs, ys, band, color)
+    ax.set_title(title)
+    # The first looks' bands are very wide (few labels): keep the axis on the differences.
+    ends = [abs(v) for b in bands for v in (*_clean(b.y), *_clean(b.low), *_clean(b.high))]
+    span = max([0.1, *(v for v in ends if not math.isnan(v))])
+    ax.set_ylim(-min(span, 0.5), min(span, 0.5))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+    ax.set_ylabel("difference in share good")
+    if bands:
+        _legend_below(ax, ncols=min(4, len(bands)))
+    return _svg(fig)
 
 
 def quality_over_time(
@@ -113,7 +166,7 @@ def quality_over_time(
             linewidth=1.6,
         )
         if band.low and band.high:
-            ax.fill_between(xs, _clean(band.low), _clean(band.high), color=color, alpha=0.15, lw=0)
+            _interval(ax, xs, ys, band, color)
     ax.set_title(title)
     ax.set_ylim(0, 1)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
@@ -137,7 +190,7 @@ def paired_bars(
 ) -> str:
     """Two bars per category (e.g. raters' share against traffic share), optional error bars."""
     height = max(2.0, 0.9 + 0.36 * len(categories))
-    fig, ax = _figure(width=5.2, height=height)
+    fig, ax = _figure(width=HALF_WIDTH, height=height)
     ys = range(len(categories))
     thickness = 0.38
     a = _clean(first)
@@ -187,7 +240,7 @@ def bars_with_minimum(
 ) -> str:
     """Horizontal bars (labels per group) with a tick at each group's minimum; short ones in red."""
     height = max(2.0, 0.9 + 0.32 * len(categories))
-    fig, ax = _figure(width=5.2, height=height)
+    fig, ax = _figure(width=HALF_WIDTH, height=height)
     ys = list(range(len(categories)))
     colors = [
         PALETTE[4] if m is not None and v < m else PALETTE[0]
@@ -215,7 +268,7 @@ def bars_with_minimum(
 
 def histogram(*, values: Sequence[float], title: str, xlabel: str, bins: int = 20) -> str:
     """A histogram with the median marked (e.g. hours from interaction to label)."""
-    fig, ax = _figure(width=5.2, height=2.4)
+    fig, ax = _figure(width=HALF_WIDTH, height=2.4)
     data = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     if data:
         ax.hist(data, bins=bins, color=PALETTE[0], alpha=0.85)
@@ -248,3 +301,36 @@ def lines(
     if series:
         _legend_below(ax, ncols=len(series))
     return _svg(fig)
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A plot to draw later: the drawing function's name and its arguments (picklable, so a
+    dashboard's sections cache it). The page shows a placeholder; the browser asks
+    ``/p/<slug>/dashboard/plots/<section>/<name>.svg`` for the SVG (:func:`render`), so the page
+    answers before any plot is drawn."""
+
+    kind: str
+    kwargs: dict[str, Any]
+
+
+DRAWERS = {
+    "quality_over_time": quality_over_time,
+    "difference_over_time": difference_over_time,
+    "paired_bars": paired_bars,
+    "bars_with_minimum": bars_with_minimum,
+    "histogram": histogram,
+    "lines": lines,
+}
+
+
+def later(kind: str, **kwargs: Any) -> Plot:
+    if kind not in DRAWERS:
+        raise ValueError(f"unknown plot {kind!r}")
+    return Plot(kind=kind, kwargs=kwargs)
+
+
+def render(plot: Plot) -> str:
+    """The SVG of a :class:`Plot`."""
+    draw: Any = DRAWERS[plot.kind]
+    return str(draw(**plot.kwargs))

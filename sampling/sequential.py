@@ -173,6 +173,35 @@ def days_to_detect(
     return int(days[np.argmax(ok)])
 
 
+def look(running: RunningPPI) -> tuple[Array, Array]:
+    """One look at a running PPI++ estimate: the estimate and the variance the confidence
+    sequence uses (superpopulation variance, floored on small cells by :func:`safe_variance`).
+
+    The same function serves the monitoring selector (``sampling.selectors.monitoring``) and the
+    simulation that checks it (``sampling.simulations.monitoring_run``).
+    """
+    theta, var, _ = running.value(superpopulation=True)
+    floored = safe_variance(
+        var=var, n_labels=running.n_labels, n_good=running.n_good, kish=running.kish()
+    )
+    return theta, floored
+
+
+def comparison(
+    *,
+    new: tuple[ArrayLike, ArrayLike],
+    base: tuple[ArrayLike, ArrayLike],
+    alpha: float = DEFAULT_ALPHA,
+) -> tuple[Array, Array, Array]:
+    """Difference ``new - base`` of two independent looks, its variance, and the confidence
+    sequence's half-width at that look (``inf`` while either side has no label)."""
+    diff = np.nan_to_num(np.asarray(new[0], dtype=float)) - np.nan_to_num(
+        np.asarray(base[0], dtype=float)
+    )
+    var = np.asarray(new[1], dtype=float) + np.asarray(base[1], dtype=float)
+    return diff, var, cs_half_width(var=var, alpha=alpha, arms=2)
+
+
 @dataclass
 class RunningPPI:
     """Sufficient statistics of the PPI++ ratio estimator, so looks over time are cumulative sums.

@@ -168,15 +168,10 @@ def monitoring_run(
             pi = np.minimum(1.0, labels_per_day * q)
             sel = rng.random(y.shape) < pi
             running.add(y=y, f=f, pi=pi, population=traffic_per_day, f_total=f.sum(-1), mask=sel)
-            theta, var, _ = running.value(superpopulation=True)
-            floor = sequential.safe_variance(
-                var=var, n_labels=running.n_labels, n_good=running.n_good, kish=running.kish()
-            )
-            parts.append((np.nan_to_num(theta), floor))
-        diff = parts[1][0] - parts[0][0]
-        half = sequential.cs_half_width(var=parts[1][1] + parts[0][1], alpha=1 - level, arms=2)
+            parts.append(sequential.look(running))
+        diff, var, half = sequential.comparison(new=parts[1], base=parts[0], alpha=1 - level)
         # The fixed-sample interval on the same (floored) variance: only the boundary differs.
-        fixed = z * np.sqrt(parts[1][1] + parts[0][1])
+        fixed = z * np.sqrt(var)
         for alarm, sign, width in ((seq_alarm, seq_sign, half), (fixed_alarm, fixed_sign, fixed)):
             hit = (alarm < 0) & np.isfinite(width) & ((diff - width > 0) | (diff + width < 0))
             alarm[hit] = d + 1

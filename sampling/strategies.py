@@ -273,6 +273,45 @@ class Plan:
         return float(self.pi.sum())
 
 
+# Below this many cross-validated labels the proxy's R^2 is too noisy to act on.
+USELESS_PROXY_MIN_LABELS = 30
+
+
+def proxy_r2(metrics: Mapping[str, object] | None) -> tuple[float | None, int]:
+    """(cross-validated R^2, labels) of a proxy from its stored metrics: ``1 - Brier / p(1-p)``
+    on out-of-fold predictions; (None, n) when it has none (the cold-start prior)."""
+    cv = (metrics or {}).get("cv")
+    if not isinstance(cv, Mapping):
+        return None, 0
+    n = int(cv.get("n") or 0)
+    brier, rate = cv.get("brier"), cv.get("positive_rate")
+    if not isinstance(brier, int | float) or not isinstance(rate, int | float):
+        return None, n
+    variance = float(rate) * (1 - float(rate))
+    if variance <= 0:
+        return None, n
+    return 1.0 - float(brier) / variance, n
+
+
+def weights_for_proxy(
+    weights: Mapping[str, float], metrics: Mapping[str, object] | None
+) -> tuple[dict[str, float], str]:
+    """The strategy's weights, with the uncertainty share moved to random when the proxy is
+    useless (cross-validated R^2 <= 0 on at least ``USELESS_PROXY_MIN_LABELS`` labels): spreading
+    ``pi`` by a proxy that explains nothing only widens the interval. Returns (weights, reason);
+    the reason is empty when the weights are unchanged."""
+    out = {k: float(v) for k, v in weights.items()}
+    r2, n = proxy_r2(metrics)
+    if r2 is None or n < USELESS_PROXY_MIN_LABELS or r2 > 0 or not out.get("uncertainty"):
+        return out, ""
+    out["random"] = out.get("random", 0.0) + out["uncertainty"]
+    out["uncertainty"] = 0.0
+    return out, (
+        f"the proxy explains nothing (cross-validated R\u00b2 {r2:.3f} on {n} labels): its "
+        "uncertainty weight went to random"
+    )
+
+
 def plan(
     pool: Pool,
     *,

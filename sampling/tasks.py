@@ -18,8 +18,10 @@ from django.utils import timezone
 from labeling.models import Project
 from sampling.models import ProxyModel, SamplingRun, SamplingStrategy
 from sampling.selectors.pool import proxy_current
+from sampling.services import alerts as alert_services
 from sampling.services import proxy as proxy_services
 from sampling.services import scoring
+from sampling.services.demo import demo_history
 from sampling.services.runs import run_stale_after, sampling_run_create, sampling_run_execute
 from sampling.services.strategies import crontab_parse, strategy_ensure_default
 
@@ -179,21 +181,33 @@ def resume_pending_runs(older_than_s: int = PENDING_GRACE_S) -> int:
 
 @shared_task(name="sampling.demo_bootstrap", ignore_result=True)
 def demo_bootstrap(project_id: int) -> int | None:
-    """Give a freshly loaded demo project a proxy, scores, the default strategy and a first run."""
+    """Give a freshly loaded demo project a proxy, scores, the default strategy and its history
+    (weekly runs, simulated labels, an alert rule: ``sampling.services.demo``)."""
     project = _project(project_id)
     if project is None:
         return None
-    strategy = strategy_ensure_default(project=project)
+    strategy_ensure_default(project=project)
     if not ProxyModel.objects.filter(project=project, status=ProxyModel.Status.READY).exists():
         proxy_services.proxy_train(project=project)
     step = scoring.chunk_size()
     while ids := scoring.unscored_ids(project=project, limit=step):
         scoring.interactions_score(project=project, interaction_ids=ids)
-    if SamplingRun.objects.filter(project=project).exists():
+    runs = demo_history(project=project)
+    if not runs:
         return None
-    run = sampling_run_create(project=project, strategy=strategy)
-    sampling_run_execute(run_id=run.pk)
     logger.info(
-        "demo project %s: first sampling run %s at %s", project.slug, run.pk, timezone.now()
+        "demo project %s: %s weekly sampling runs with simulated labels at %s",
+        project.slug,
+        len(runs),
+        timezone.now(),
     )
-    return run.pk
+    return runs[-1].pk
+
+
+@shared_task(name="sampling.evaluate_alerts", ignore_result=True)
+def evaluate_alerts(project_id: int | None = None) -> int:
+    """Run the alert rules (one project, or every project with an active rule); idempotent."""
+    if project_id is None:
+        return alert_services.alerts_evaluate_all()
+    project = _project(project_id)
+    return 0 if project is None else len(alert_services.alerts_evaluate(project=project))

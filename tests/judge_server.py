@@ -4,7 +4,9 @@ It answers deterministically from markers in the judged text (the prompt carries
 ``[[score=7]]`` the score to give (default 5); ``[[429x2]]`` the first 2 requests for this text get
 429 with ``Retry-After``; ``[[500x3]]`` the first 3 get 500; ``[[hang]]`` sleeps ``hang_s`` before
 answering; ``[[malformed]]`` a 200 whose body is not JSON; ``[[text:...]]`` that reply text
-verbatim (e.g. non-numeric). Every request is recorded (path, headers, body, time).
+verbatim (e.g. non-numeric); ``[[echo-auth]]`` a 400 whose error echoes the Authorization header
+(``[[echo-auth-reply]]``: a 200 reply that does). Every request is recorded (path, headers, body,
+time).
 
 For the benchmarks: ``scores`` maps a judged text to its score (texts without a marker), every
 request can wait ``delay_s`` first, ``record=False`` keeps only counts, and ``python -m
@@ -79,7 +81,9 @@ class StubJudge:
                         stub.requests.append(seen)
                 if stub.delay_s:
                     time.sleep(stub.delay_s)
-                status, payload, headers = stub.answer(self.path, body)
+                status, payload, headers = stub.answer(
+                    self.path, body, auth=self.headers.get("Authorization", "")
+                )
                 seen.status = status
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
@@ -114,7 +118,9 @@ class StubJudge:
         with self.lock:
             return [r for r in self.requests if marker in self.judged_text(r.body)]
 
-    def answer(self, path: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    def answer(
+        self, path: str, body: dict[str, Any], auth: str = ""
+    ) -> tuple[int, Any, dict[str, str]]:
         if not path.endswith("/chat/completions"):
             return 404, {"error": {"message": "not found"}}, {}
         if self.always_status is not None:
@@ -122,6 +128,11 @@ class StubJudge:
         text = self.judged_text(body)
         with self.lock:
             n = self.counts[text] = self.counts.get(text, 0) + 1
+        if "[[echo-auth" in text:  # a careless server that echoes the header it received
+            message = f"bad request; you sent Authorization: {auth}"
+            if "[[echo-auth-reply]]" in text:
+                return 200, self._completion(f"no score. {message}", n), {}
+            return 400, {"error": {"message": message}}, {}
         fail = _FAIL.search(text)
         if fail and n <= int(fail.group(2)):
             status = int(fail.group(1))
@@ -150,17 +161,25 @@ class StubJudge:
         }
         if body.get("logprobs") and not custom:
             choice["logprobs"] = {"content": self._logprobs(content)}
-        return (
-            200,
-            {
-                "id": f"chatcmpl-{n}",
-                "object": "chat.completion",
-                "model": body.get("model", "stub"),
-                "choices": [choice],
-                "usage": {"prompt_tokens": 100, "completion_tokens": 12, "total_tokens": 112},
-            },
-            {},
-        )
+        return 200, self._completion(content, n, choice=choice, model=body.get("model")), {}
+
+    def _completion(
+        self, content: str, n: int, *, choice: dict[str, Any] | None = None, model: Any = None
+    ) -> dict[str, Any]:
+        return {
+            "id": f"chatcmpl-{n}",
+            "object": "chat.completion",
+            "model": model or "stub",
+            "choices": [
+                choice
+                or {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 12, "total_tokens": 112},
+        }
 
     def _logprobs(self, content: str) -> list[dict[str, Any]]:
         """Tokens of the reply; the score token gets alternatives score-1 (20%) and score (80%)."""

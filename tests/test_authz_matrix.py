@@ -37,7 +37,7 @@ from labeling.models import (
     WebhookSubscription,
 )
 from sampling.judges.models import Judge
-from sampling.models import SamplingRun, SamplingStrategy
+from sampling.models import AlertRule, SamplingRun, SamplingStrategy
 from tests.conftest import client_for
 from tests.factories import InteractionFactory, MembershipFactory, ProjectFactory, UserFactory
 
@@ -98,6 +98,8 @@ ROUTES: dict[str, Route] = {
     "api-interactions-bulk": Route("ingest", token=True),
     "api-events": Route("ingest", token=True),
     "api-ingest-whoami": Route("token", scoped=False, token=True),
+    "otlp-traces": Route("token", scoped=False, token=True),
+    "api-import": Route("ingest", token=True),
     # queue
     "api-queue-next": Route("label"),
     "api-queue-progress": Route("label"),
@@ -140,6 +142,11 @@ ROUTES: dict[str, Route] = {
     "api-report-bias": Route("read"),
     "api-report-power": Route("read"),
     "api-report-regression": Route("read"),
+    "api-monitoring": Route("read"),
+    "api-alert-rules": Route("read"),
+    "api-alert-rules-evaluate": Route("configure"),
+    "api-alert-rule": Route("configure"),
+    "api-alerts": Route("read"),
     # judges
     "api-judges": Route("read"),
     "api-judge": Route("read"),
@@ -164,6 +171,7 @@ ROUTES: dict[str, Route] = {
     "project-strategy-new": Route("configure", page=True),
     "project-strategy": Route("configure", page=True),
     "project-dashboard": Route("read", page=True),
+    "project-dashboard-plot": Route("read", page=True),
     "data-browser": Route("read", page=True),
     "data-item": Route("read", page=True),
     "data-enqueue": Route("configure", page=True, method="post"),
@@ -317,6 +325,9 @@ def world(db: None) -> World:
         "run_id": str(run.id),
         "membership_id": str(membership.id),
         "judge_id": str(judge.id),
+        "rule_id": str(AlertRule.objects.create(project=project, name="matrix").id),
+        "section": "quality",
+        "name": "quality",
         "queue_id": str(named_queue.id),
     }
     return World(project=project, users=users, token_key=key, kwargs=kwargs)

@@ -69,3 +69,44 @@ def test_load_demo_is_idempotent() -> None:
         assert fired == [project.pk]  # nothing new: no second demo run
     finally:
         hooks._receivers["demo_loaded"].remove(on_loaded)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_tells_its_story() -> None:
+    """The whole demo: weeks of runs with late labels, part of the queue waiting, part of the pool
+    unsampled, and the new version's mobile regression confirmed and alerted on first login."""
+    from django.test import Client
+
+    from labeling.models import Annotation, QueueItem
+    from sampling.models import Alert, Inclusion, SamplingRun
+
+    call_command("load_demo", stdout=StringIO())
+    project = Project.objects.get(slug="support-bot")
+    runs = SamplingRun.objects.filter(project=project, status=SamplingRun.Status.DONE)
+    assert runs.count() == 5  # weekly over 33 days
+    labels = Annotation.objects.filter(queue_item__project=project)
+    assert labels.count() > 600
+    days = {a.date() for a in labels.values_list("created_at", flat=True)}
+    assert len(days) > 25  # labels arrived over weeks, not all at load time
+    waiting = QueueItem.objects.filter(project=project, status=QueueItem.Status.OPEN).count()
+    assert waiting > 50  # annotators have work
+    considered = Inclusion.objects.filter(project=project).values("interaction_id")
+    unsampled = Interaction.objects.filter(project=project).exclude(id__in=considered).count()
+    assert unsampled > 50  # a new strategy's preview and run have a pool
+    alert = Alert.objects.get(project=project, resolved_at__isnull=True)
+    assert alert.model_version == "support-bot-2026-11"
+    assert alert.baseline == "support-bot-2026-10"
+    assert alert.segment == {"surface": "mobile"}
+    assert alert.cs_high < 0
+    # Labels of the true answers: the estimate covers the simulated truth.
+    client = Client()
+    client.login(username="manager", password="manager-demo")
+    html = client.get("/p/support-bot/dashboard/").content.decode()
+    assert alert.sentence in html
+    assert 'data-testid="monitoring-headline">' + alert.sentence in html
+    for testid in ("quality-headline", "bias-headline", "power-headline", "coverage-headline"):
+        assert f'data-testid="{testid}">' in html
+    # A second load adds nothing.
+    call_command("load_demo", stdout=StringIO())
+    assert SamplingRun.objects.filter(project=project).count() == 5
+    assert Alert.objects.filter(project=project).count() == 1

@@ -261,6 +261,53 @@ def test_the_key_is_sent_but_never_stored_logged_or_shown(
     assert all(secret not in v for v in stored)
 
 
+def test_a_server_echoing_the_key_gets_it_into_no_row_page_log_or_answer(
+    project, stub, monkeypatch, caplog, api_as, client, member
+):
+    """Some servers echo the Authorization header in errors; the key is scrubbed before any
+    error, reply or log line is built, on every page and API answer an admin can open."""
+    secret = "sk-test-EchoedBackByTheServer-456"
+    monkeypatch.setenv("FLYWHEEL_TEST_JUDGE_KEY", secret)
+    caplog.set_level(logging.DEBUG)
+    judge = make_judge(project, stub, api_key_env="FLYWHEEL_TEST_JUDGE_KEY", is_primary=True)
+    items = interactions(project, "a [[echo-auth]]", "b [[echo-auth-reply]]", "c [[score=8]]")
+    judge_schedule(judge=judge, interaction_ids=[i.pk for i in items])
+    run_judge(judge.pk)
+    got = results(judge)
+    assert got["a [[echo-auth]]"].status == "failed"
+    assert "[api key]" in got["a [[echo-auth]]"].error
+    assert got["b [[echo-auth-reply]]"].status == "unparseable"
+    assert "[api key]" in got["b [[echo-auth-reply]]"].raw_reply
+    assert got["c [[score=8]]"].status == "done"
+    assert any(secret in r.headers.get("Authorization", "") for r in stub.requests)
+
+    api = api_as("admin")
+    base = f"/api/projects/support-bot/judges/{judge.pk}"
+    answers = [
+        api.get("/api/projects/support-bot/judges/"),
+        api.get(f"{base}/"),
+        api.get(f"{base}/results/"),
+        api.get(f"{base}/calibration/"),
+        api.post(f"{base}/test/"),
+    ]
+    client.force_login(member("admin"))
+    pages = [
+        client.get("/p/support-bot/judges/"),
+        client.get(f"/p/support-bot/judges/{judge.pk}/"),
+        client.get(f"/p/support-bot/judges/{judge.pk}/trust/"),
+        client.get("/p/support-bot/dashboard/"),
+        client.post(f"/p/support-bot/judges/{judge.pk}/action/", {"action": "test"}, follow=True),
+    ]
+    for answer in [*answers, *pages]:
+        assert answer.status_code in (200, 400), answer
+        assert secret not in answer.content.decode()
+    assert secret not in caplog.text
+    stored = [
+        str(v) for r in JudgeResult.objects.values_list("error", "raw_reply", "reason") for v in r
+    ]
+    assert all(secret not in v for v in stored)
+
+
 def test_a_missing_key_variable_pauses_the_judge_with_its_name(project, stub, monkeypatch):
     monkeypatch.delenv("FLYWHEEL_NO_SUCH_KEY", raising=False)
     judge = make_judge(project, stub, api_key_env="FLYWHEEL_NO_SUCH_KEY")

@@ -6,9 +6,11 @@ PPI++ estimate."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
+from django.test.utils import override_settings
 
 from labeling import hooks
 from labeling.models import Project
@@ -16,6 +18,7 @@ from sampling.judges import tasks
 from sampling.judges.calibration_report import calibration_due, judges_calibrate
 from sampling.judges.config import judge_create, judge_version_current
 from sampling.judges.models import Judge
+from sampling.models import ProxyModel
 from tests.judge_server import StubJudge
 from tests.sampling_fixtures import label
 from tests.test_judges_trust import judged_project
@@ -26,6 +29,12 @@ def stub() -> Iterator[StubJudge]:
     server = StubJudge().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _model_root(tmp_path: Path) -> Iterator[None]:
+    with override_settings(MODEL_ROOT=tmp_path / "models"):
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +63,8 @@ def test_labels_recalibrate_the_judge_and_a_noise_judge_loses_its_weight(
     assert version.calibration["n_labels"] == 70
     assert version.calibration["r2"] <= 0
     assert judge.weight == 0.0
-    assert project.primary_judge == ""  # the proxy stops reading it
+    assert project.primary_judge == ""  # the proxy stops reading it...
+    assert ProxyModel.objects.filter(project=project).exists()  # ...from a retrain right away
     assert not calibration_due(judge=judge)
     # Debounced: a burst of labels enqueues one calibration per window.
     assert tasks.calibrate_soon(project.pk) is False

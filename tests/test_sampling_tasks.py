@@ -51,13 +51,16 @@ def test_the_demo_opens_with_a_sampled_queue(db: None, django_capture_on_commit_
     with django_capture_on_commit_callbacks(execute=True):
         result = demo_load(limit=150)
     project = result.project
-    run = SamplingRun.objects.get(project=project)
-    assert run.status == SamplingRun.Status.DONE
-    assert run.strategy is not None
-    assert run.strategy.name == "default"
-    assert run.pool_size == project.interactions.count()
-    assert run.selected_count > 0
-    assert project.queue_items.filter(sampling_run_id=run.pk).count() == run.selected_count
+    # The history: weekly runs of the default strategy over all but the last two days.
+    runs = list(SamplingRun.objects.filter(project=project).order_by("id"))
+    assert len(runs) == 5
+    for run in runs:
+        assert run.status == SamplingRun.Status.DONE
+        assert run.strategy is not None
+        assert run.strategy.name == "default"
+        assert run.selected_count > 0
+        assert project.queue_items.filter(sampling_run_id=run.pk).count() == run.selected_count
+    assert 0 < sum(r.pool_size for r in runs) < project.interactions.count()
     # the primary judge is calibrated once labels arrive; until then scores come from the prior
     assert not project.interactions.filter(proxy_score__isnull=True).exists()
 

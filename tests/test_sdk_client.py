@@ -17,7 +17,7 @@ from labeling.services.exports import export_create, export_run
 from tests.export_fixtures import seed_mixed
 from tests.sampling_fixtures import seed_interactions
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")  # + export_reader
 
 
 def _token(member: Any, role: str) -> str:

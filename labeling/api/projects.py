@@ -72,6 +72,7 @@ class ProjectOutputSerializer(serializers.Serializer):
     retrain_every = serializers.IntegerField()
     redact_pii = serializers.BooleanField()
     show_suggestions = serializers.BooleanField()
+    otlp_segment_attributes = serializers.JSONField()
     created_at = serializers.DateTimeField()
     role = serializers.SerializerMethodField()
 
@@ -145,6 +146,7 @@ class ProjectDetailApi(APIView):
         retrain_every = serializers.IntegerField(min_value=1, required=False)
         redact_pii = serializers.BooleanField(required=False)
         show_suggestions = serializers.BooleanField(required=False)
+        otlp_segment_attributes = serializers.JSONField(required=False)
 
     @extend_schema(responses=ProjectOutputSerializer, summary="Get a project")
     def get(self, request: Request, slug: str) -> Response:

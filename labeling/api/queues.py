@@ -52,7 +52,7 @@ class QueueOutputSerializer(serializers.Serializer):
 class QueueInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
-    position = serializers.IntegerField(required=False, min_value=0)
+    position = serializers.IntegerField(required=False, min_value=0, max_value=2_147_483_647)
     strategy_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
     segment = serializers.DictField(required=False)
     skill = serializers.CharField(max_length=64, required=False, allow_blank=True)

@@ -5,6 +5,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("labeling.api.projects")),
     path("", include("labeling.api.ingest")),
+    path("", include("labeling.api.imports")),
     path("", include("labeling.api.queue")),
     path("", include("labeling.api.history")),
     path("", include("labeling.api.review")),

@@ -43,6 +43,7 @@ UPDATABLE_FIELDS = (
     "retrain_every",
     "redact_pii",
     "show_suggestions",
+    "otlp_segment_attributes",
 )
 
 
@@ -84,6 +85,15 @@ def _clean_fields(data: dict[str, Any]) -> dict[str, Any]:
         if clash:
             raise Invalid({"custom_event_types": f"{', '.join(clash)} are built-in event types"})
         out["custom_event_types"] = types
+    if "otlp_segment_attributes" in out:
+        mapping = out["otlp_segment_attributes"]
+        if not isinstance(mapping, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 200 and 0 < len(v) <= 100
+            for k, v in mapping.items()
+        ):
+            raise Invalid(
+                {"otlp_segment_attributes": "must map attribute names to segment keys (strings)"}
+            )
     if "gold_rate" in out and not 0 <= float(out["gold_rate"]) <= 1:
         raise Invalid({"gold_rate": "must be between 0 and 1"})
     return out

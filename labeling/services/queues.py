@@ -38,6 +38,9 @@ QUEUE_FIELDS = (
 )
 SKILL_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
+# PositiveIntegerField: the largest value every database stores (PostgreSQL's integer).
+MAX_POSITION = 2_147_483_647
+
 
 def _skill(value: Any, where: str) -> str:
     text = str(value or "").strip().lower()
@@ -63,9 +66,13 @@ def _clean(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
         out["description"] = str(data["description"] or "")[:2000]
     if "position" in data:
         try:
-            out["position"] = max(0, int(data["position"]))
+            position = int(data["position"])
         except (TypeError, ValueError):
             errors["position"] = "must be a whole number"
+        else:
+            if position > MAX_POSITION:
+                errors["position"] = f"must be at most {MAX_POSITION:,}"
+            out["position"] = max(0, position)
     if "strategy_ids" in data:
         ids = data["strategy_ids"] or []
         if not isinstance(ids, list) or not all(

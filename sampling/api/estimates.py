@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from labeling.access import project_access
 from sampling import estimators
 from sampling.selectors.estimates import EstimateQueryError, estimates_compute
+from sampling.selectors.monitoring import monitoring_report
 from sampling.selectors.reports import bias_report, power_report, regression_report
 
 SLUG = r"(?P<slug>[-a-zA-Z0-9_]+)"
@@ -243,7 +244,50 @@ class RegressionReportApi(APIView):
         return Response(data)
 
 
+class MonitoringApi(APIView):
+    """``GET /api/projects/{slug}/monitoring/?baseline=<version>&segment=<key>``: always-valid
+    confidence sequences per model version (and segment) and sequential comparisons with the
+    baseline, valid however often anyone looks (docs/estimates.md, "Monitoring")."""
+
+    class InputSerializer(CommonInput):
+        baseline = serializers.CharField(required=False, allow_blank=True, default="")
+        segment = serializers.CharField(required=False, allow_blank=True, default="")
+        alpha = serializers.FloatField(required=False, default=0.05, min_value=0.001, max_value=0.2)
+        min_effect = serializers.FloatField(
+            required=False, default=0.0, min_value=0.0, max_value=0.5
+        )
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("baseline", str, description="baseline model version"),
+            OpenApiParameter("segment", str, description="segment key to monitor per value"),
+            OpenApiParameter("alpha", float, description="error rate over all looks, 0.05"),
+            OpenApiParameter(
+                "min_effect", float, description="flag only changes beyond this (share), 0"
+            ),
+            *COMMON_PARAMETERS,
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        project = project_access(user=request.user, slug=slug, need="read")
+        params = parse_query(request, self.InputSerializer)
+        try:
+            data = monitoring_report(
+                project=project,
+                baseline=params["baseline"] or None,
+                segment=params["segment"] or None,
+                filters=params["filters"],
+                alpha=params["alpha"],
+                min_effect=params["min_effect"],
+            )
+        except EstimateQueryError as exc:
+            _raise(exc)
+        return Response(data)
+
+
 urlpatterns = [
+    re_path(rf"^projects/{SLUG}/monitoring/?$", MonitoringApi.as_view(), name="api-monitoring"),
     re_path(rf"^projects/{SLUG}/estimates/?$", EstimatesApi.as_view(), name="api-estimates"),
     re_path(rf"^projects/{SLUG}/reports/bias/?$", BiasReportApi.as_view(), name="api-report-bias"),
     re_path(

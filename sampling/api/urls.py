@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("sampling.api.strategies")),
     path("", include("sampling.api.runs")),
     path("", include("sampling.api.estimates")),
+    path("", include("sampling.api.alerts")),
 ]

@@ -198,6 +198,7 @@ class ChatClient:
         self.breaker = breaker or breaker_for(self.endpoint)
         self.limiter = limiter
         self._rng = random.Random(seed)
+        self._secret = api_key
         headers = {"Content-Type": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -210,6 +211,11 @@ class ChatClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the key: an endpoint or proxy that echoes the request's Authorization
+        header in an error or a reply never gets the key into a stored row, a page or a log."""
+        return text.replace(self._secret, "[api key]") if self._secret else text
 
     def __enter__(self) -> ChatClient:
         return self
@@ -283,7 +289,7 @@ class ChatClient:
                     self.breaker.record_success()
                     raise JudgeCallError(
                         "client",
-                        f"HTTP {status}: {_error_text(response)}",
+                        f"HTTP {status}: {self._scrub(_error_text(response))}",
                         attempts=attempt,
                         status=status,
                     )
@@ -320,7 +326,7 @@ class ChatClient:
             ) from None
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         return Reply(
-            text=text if isinstance(text, str) else "",
+            text=self._scrub(text) if isinstance(text, str) else "",
             logprobs=choice.get("logprobs"),
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),

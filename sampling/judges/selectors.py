@@ -80,7 +80,11 @@ def _judge_panel_row(judge: Judge) -> dict[str, Any]:
     unbiased = report.get("unbiased_estimate") or {}
     lo, hi = unbiased.get("ci_low"), unbiased.get("ci_high")
     row["judge_share_pct"] = _pct(judge_share)
-    row["unbiased_pct"] = _pct(unbiased.get("estimate"))
+    row["unbiased_pct"] = (
+        _pct(unbiased["estimate"])
+        if unbiased.get("estimate") is not None
+        else "none yet: needs labels of a sampling run"
+    )
     row["unbiased_interval"] = f"{_pct(lo)} \u2013 {_pct(hi)}" if lo is not None else ""
     row["human_good_pct"] = _pct(report.get("human_good"))
     if (

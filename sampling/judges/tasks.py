@@ -103,8 +103,19 @@ def calibrate_soon(project_id: int) -> bool:
 
 @shared_task(name="judges.calibrate", ignore_result=True)
 def calibrate(project_id: int, force: bool = False) -> dict[str, float | None]:
-    """Trust reports of the project's judges whose labels changed; sets weights (R^2 <= 0: 0)."""
-    return calibration_report.judges_calibrate(project_id=project_id, force=force)
+    """Trust reports of the project's judges whose labels changed; sets weights (R^2 <= 0: 0).
+    When that changes what the proxy reads (the primary judge lost or regained its weight), the
+    proxy is retrained and the pool rescored with it."""
+    from labeling.models import Project
+
+    before = Project.objects.filter(pk=project_id).values_list("primary_judge", flat=True).first()
+    done = calibration_report.judges_calibrate(project_id=project_id, force=force)
+    after = Project.objects.filter(pk=project_id).values_list("primary_judge", flat=True).first()
+    if before != after:
+        from sampling.tasks import retrain
+
+        retrain.delay(project_id)
+    return done
 
 
 @shared_task(name="judges.calibrate_sweep", ignore_result=True)

@@ -24,8 +24,10 @@ from labeling.selectors.agreement import project_agreement
 from labeling.selectors.queue import annotator_stats, queue_health
 from sampling import plots
 from sampling.models import ProxyModel, SamplingRun, SamplingStrategy
+from sampling.selectors.alerts import open_alerts
 from sampling.selectors.coverage import cluster_coverage, label_latency_hours
-from sampling.selectors.estimates import domain_data, estimates_compute
+from sampling.selectors.estimates import domain_data, estimates_compute, shared_design
+from sampling.selectors.monitoring import monitoring_report
 from sampling.selectors.reports import bias_report, power_report, regression_report
 
 RANGES: dict[str, int | None] = {"7d": 7, "30d": 30, "90d": 90, "all": None}
@@ -85,7 +87,7 @@ class Section:
     """One dashboard panel: its data, plots (inline SVG) and an empty-state message."""
 
     data: Any = None
-    plots: dict[str, str] = field(default_factory=dict)
+    plots: dict[str, plots.Plot] = field(default_factory=dict)
     empty: str = ""
 
 
@@ -93,6 +95,7 @@ class Section:
 class Dashboard:
     started: bool  # a sampling run has finished: the estimates have something to work on
     quality: Section
+    monitoring: Section
     coverage: Section
     bias: Section
     power: Section
@@ -149,6 +152,8 @@ def data_version(*, project: Project) -> tuple[Any, ...]:
         project.schema_version,
         project.updated_at.isoformat() if project.updated_at else None,
         str(SamplingStrategy.objects.filter(project=project).aggregate(m=Max("updated_at"))["m"]),
+        # Open alerts lead the monitoring section.
+        tuple(a.pk for a in open_alerts(project=project)),
     )
 
 
@@ -167,19 +172,46 @@ def dashboard_data(*, project: Project, filters: DashboardFilters) -> Dashboard:
     ).hexdigest()  # fmt: skip
     statistics = cache.get(key)
     if statistics is None:
-        statistics = {
-            "started": _no_runs_message(project) is None,
-            "quality": _quality(project=project, filters=filters),
-            "coverage": _coverage(project=project, filters=filters),
-            "bias": _bias(project=project, filters=filters),
-            "power": _power(project=project, filters=filters),
-        }
+        with shared_design():  # one read of the labels for every section
+            statistics = _statistics(project=project, filters=filters)
         cache.set(key, statistics, CACHE_SECONDS)
     return Dashboard(
         **statistics,
         queue=_queue(project=project, filters=filters),
         proxy=_proxy(project=project),
     )
+
+
+def _statistics(*, project: Project, filters: DashboardFilters) -> dict[str, Any]:
+    return {
+        "started": _no_runs_message(project) is None,
+        "quality": _quality(project=project, filters=filters),
+        "monitoring": _monitoring(project=project, filters=filters),
+        "coverage": _coverage(project=project, filters=filters),
+        "bias": _bias(project=project, filters=filters),
+        "power": _power(project=project, filters=filters),
+    }
+
+
+SECTIONS = ("quality", "monitoring", "coverage", "bias", "power", "queue", "proxy")
+
+
+def dashboard_plot(
+    *, project: Project, filters: DashboardFilters, section: str, name: str
+) -> str | None:
+    """The SVG of one plot of the dashboard under ``filters`` (None when there is no such plot),
+    drawn from the same (cached) sections as the page and cached itself under the same key."""
+    if section not in SECTIONS:
+        return None
+    plot = getattr(dashboard_data(project=project, filters=filters), section).plots.get(name)
+    if plot is None:
+        return None
+    key = "dashboard-plot:" + hashlib.sha256(repr((section, name, plot)).encode()).hexdigest()
+    svg = cache.get(key)
+    if svg is None:
+        svg = plots.render(plot)
+        cache.set(key, svg, CACHE_SECONDS)
+    return str(svg)
 
 
 def estimate_filters(filters: DashboardFilters) -> dict[str, Any]:
@@ -224,9 +256,12 @@ def _quality(*, project: Project, filters: DashboardFilters) -> Section:
     weekly = estimates_compute(project=project, by=["model_version", "week"], filters=where)
     bands: list[plots.Band] = []
     by_version: dict[str, list[dict[str, Any]]] = {}
+    withheld = 0
     for g in weekly["groups"]:
         if g["n_labels"] and g["estimate"] is not None:
             by_version.setdefault(g["group_values"]["model_version"], []).append(g)
+        elif g["n_labels"]:
+            withheld += 1
     for version, groups in sorted(by_version.items()):
         points = sorted(
             (d, g) for g in groups if (d := _week_start(g["group_values"]["week"])) is not None
@@ -264,6 +299,8 @@ def _quality(*, project: Project, filters: DashboardFilters) -> Section:
         row["flagged"] = version.get("flagged", False)
     return Section(
         data={
+            "headline": quality_headline(rows=rows, level_pct=round(100 * level)),
+            "withheld_weeks": withheld,
             "method": overall["method"],
             "level_pct": round(100 * level),
             "baseline": regression["baseline"],
@@ -272,7 +309,86 @@ def _quality(*, project: Project, filters: DashboardFilters) -> Section:
             "rows": rows,
             "coverage": overall["coverage"],  # which runs the estimates cover (issue 17)
         },
-        plots={"quality": plots.quality_over_time(bands=bands)},
+        plots={"quality": plots.later("quality_over_time", bands=bands)},
+    )
+
+
+def _pts(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def quality_headline(*, rows: list[dict[str, Any]], level_pct: int) -> str:
+    """One sentence: each version's share of good answers with its interval, or why not."""
+    shown = [r for r in rows if r["estimate"] is not None]
+    if not shown:
+        n = sum(r["n_labels"] for r in rows)
+        return (
+            f"Not enough labels yet to say how good the answers are ({n} so far): label the "
+            "queue and the share of good answers appears here."
+        )
+    parts = [
+        f"{r['group']} {_pts(r['estimate'])} ({_pts(r['ci_low'])}\u2013{_pts(r['ci_high'])}, "
+        f"{r['n_labels']} labels)"
+        for r in sorted(shown, key=lambda r: -r["n_labels"])[:3]
+    ]
+    return f"Share of good answers: {'; '.join(parts)} ({level_pct}% intervals)."
+
+
+def _monitoring(*, project: Project, filters: DashboardFilters) -> Section:
+    """Always-valid comparisons of each version with the baseline, as sentences and a plot."""
+    if message := _no_runs_message(project):
+        return Section(empty=message)
+    where = {k: v for k, v in estimate_filters(filters).items() if k != "model_versions"}
+    report = monitoring_report(project=project, filters=where)
+    rows = [g for g in report["groups"] if g["comparison"] is not None]
+    if filters.model_version:
+        rows = [g for g in rows if g["model_version"] == filters.model_version]
+    if not rows:
+        versions = len({g["model_version"] for g in report["groups"]})
+        why = (
+            "Only one model version has labelled traffic in this range"
+            if versions == 1
+            else "No model version has labelled traffic in this range"
+        )
+        return Section(
+            empty=f"{why}: monitoring compares a new version with the baseline once both have "
+            "labels. Send model_version with each interaction and label both versions' items."
+        )
+    for g in rows:
+        c = g["comparison"]
+        if c["difference"] is not None:
+            c["difference_text"] = f"{100 * c['difference']:+.1f} points"
+            c["interval_text"] = f"{100 * c['cs_low']:+.1f} to {100 * c['cs_high']:+.1f}"
+    order = {"regression": 0, "improvement": 1, "no_change_confirmed": 2, "not_enough_labels": 3}
+    rows.sort(key=lambda g: (order[g["comparison"]["verdict"]], g["model_version"]))
+    bands = [
+        plots.Band(
+            name=f"{g['model_version']} \u2212 {report['baseline']}",
+            x=[dt.date.fromisoformat(p["day"]) for p in g["comparison"]["series"]],
+            y=[p["difference"] for p in g["comparison"]["series"]],
+            low=[p["low"] for p in g["comparison"]["series"]],
+            high=[p["high"] for p in g["comparison"]["series"]],
+        )
+        for g in rows
+        if g["comparison"]["series"]
+    ]
+    section_plots: dict[str, plots.Plot] = {}
+    if bands:
+        section_plots["differences"] = plots.later("difference_over_time", bands=bands)
+    # Regressions confirmed in a segment by the alert rules lead: a version can look fine
+    # overall and be worse where it matters.
+    sentences = [a.sentence for a in open_alerts(project=project)]
+    sentences += [g["comparison"]["sentence"] for g in rows]
+    return Section(
+        data={
+            "headline": sentences[0],
+            "sentences": sentences[1:],
+            "baseline": report["baseline"],
+            "baseline_chosen_by": report["baseline_chosen_by"],
+            "level_pct": round(100 * report["level"]),
+            "rows": rows,
+        },
+        plots=section_plots,
     )
 
 
@@ -299,7 +415,7 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
     minimums = segment_minimums(project=project)
     groups: list[dict[str, Any]] = []
     below: list[dict[str, Any]] = []
-    section_plots: dict[str, str] = {}
+    section_plots: dict[str, plots.Plot] = {}
     for key in project.segment_keys:
         answer = estimates_compute(project=project, by=f"segment.{key}", filters=where)
         rows = answer["groups"]
@@ -320,7 +436,8 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
             if minimum is not None and g["n_labels"] < minimum:
                 below.append(row)
         if len(rows) > 1:
-            section_plots[key] = plots.paired_bars(
+            section_plots[key] = plots.later(
+                "paired_bars",
                 categories=names,
                 first=[g["n_labels"] / labels if labels else 0.0 for g in rows],
                 second=[g["population"] / traffic if traffic else 0.0 for g in rows],
@@ -329,7 +446,8 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
                 title=f"Labels vs traffic, by {key}",
             )
             if minimum is not None:
-                section_plots[f"{key}-minimum"] = plots.bars_with_minimum(
+                section_plots[f"{key}-minimum"] = plots.later(
+                    "bars_with_minimum",
                     categories=names,
                     values=[g["n_labels"] for g in rows],
                     minimums=[minimum] * len(rows),
@@ -340,7 +458,8 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
     if clustered:
         labels_total = sum(c["labels"] for c in clustered)
         traffic_total = sum(c["traffic"] for c in clustered)
-        section_plots["clusters"] = plots.paired_bars(
+        section_plots["clusters"] = plots.later(
+            "paired_bars",
             categories=[f"topic {c['cluster']}" for c in clustered],
             first=[c["labels"] / labels_total if labels_total else 0.0 for c in clustered],
             second=[c["traffic"] / traffic_total if traffic_total else 0.0 for c in clustered],
@@ -349,8 +468,92 @@ def _coverage(*, project: Project, filters: DashboardFilters) -> Section:
             title="Labels vs traffic, by topic (largest 15)",
         )
     return Section(
-        data={"groups": groups, "below": below, "clusters": clusters},
+        data={
+            "headline": coverage_headline(groups=groups, below=below),
+            "groups": groups,
+            "below": below,
+            "clusters": clusters,
+        },
         plots=section_plots,
+    )
+
+
+def coverage_headline(*, groups: list[dict[str, Any]], below: list[dict[str, Any]]) -> str:
+    """The segment whose share of labels is furthest from its share of traffic, in words."""
+    if below:
+        b = below[0]
+        more = f" and {len(below) - 1} more" if len(below) > 1 else ""
+        return (
+            f"{b['group']} has {b['n_labels']} labels of the {b['minimum']} wanted{more}: the "
+            "next runs' coverage weight favours it."
+        )
+    if not groups:
+        return "No segments to compare yet."
+    worst = max(groups, key=lambda g: abs(g["label_share"] - g["traffic_share"]))
+    gap = abs(worst["label_share"] - worst["traffic_share"])
+    if gap < 0.05:
+        return "Labels follow traffic within 5 points in every segment."
+    return (
+        f"{worst['group']} gets {_pts(worst['label_share'])} of the labels for "
+        f"{_pts(worst['traffic_share'])} of the traffic; the estimates reweight for it."
+    )
+
+
+def bias_headline(overall: dict[str, Any]) -> str:
+    """ "Thumbs-down overstates the bad rate by 19 points: only unhappy users click it"."""
+    bad = overall["bad_rate"]
+    thumbs = overall["thumbs_down_rate"]
+    if thumbs is None:
+        return (
+            "No explicit ratings in this range: send thumbs events to compare what users say "
+            "with the labels."
+        )
+    if bad["estimate"] is None:
+        return (
+            f"{_pts(thumbs)} of ratings are thumbs-down, but there are not enough labels yet to "
+            f"check that against the real bad rate ({bad.get('display') or 'no labels'})."
+        )
+    gap = thumbs - bad["estimate"]
+    points = f"{abs(100 * gap):.0f} points"
+    real = f"{_pts(bad['estimate'])} ({_pts(bad['ci_low'])}\u2013{_pts(bad['ci_high'])})"
+    if thumbs > bad["ci_high"]:
+        return (
+            f"Thumbs-down overstates the bad rate by {points}: {_pts(thumbs)} of ratings are "
+            f"thumbs-down, but {real} of answers are bad. Mostly unhappy users click."
+        )
+    if thumbs < bad["ci_low"]:
+        return (
+            f"Thumbs-down understates the bad rate by {points}: {_pts(thumbs)} of ratings are "
+            f"thumbs-down, but {real} of answers are bad. Unhappy users stay silent."
+        )
+    return f"Thumbs-down ({_pts(thumbs)}) agrees with the real bad rate {real} within its interval."
+
+
+def queue_headline(*, health: dict[str, Any], annotators: list[dict[str, Any]]) -> str:
+    recent = sum(int(a.get("last_24h") or 0) for a in annotators)
+    backlog = int(health["backlog"])
+    if backlog == 0:
+        return "Nothing waits for an annotator: start a sampling run to pick the next items."
+    pace = (
+        f"annotators labelled {recent} in the last 24 hours, about {backlog / recent:.1f} "
+        "days of work at that pace"
+        if recent
+        else "nobody labelled in the last 24 hours"
+    )
+    return f"{backlog} items wait for an annotator; {pace}."
+
+
+def proxy_headline(latest: dict[str, Any]) -> str:
+    auc = latest.get("auc")
+    if auc is None:
+        return (
+            f"The proxy model v{latest['version']} ({latest['kind']}) has no measured accuracy "
+            "yet: it is a prior from the signals until there are labels of both classes."
+        )
+    return (
+        f"The proxy model v{latest['version']} (trained on {latest['n_labels']} labels) ranks a "
+        f"good answer above a bad one {100 * auc:.0f}% of the time; sampling leans on it, the "
+        "estimates correct for its mistakes."
     )
 
 
@@ -368,13 +571,14 @@ def _bias(*, project: Project, filters: DashboardFilters) -> Section:
             empty="No explicit ratings and no labels in this range yet — send thumbs events "
             "with the interactions, and label the queue."
         )
-    section_plots: dict[str, str] = {}
+    section_plots: dict[str, plots.Plot] = {}
     segments: list[dict[str, Any]] = []
     for key, rows in report["segments"].items():
         if len(rows) < 2:  # one value: its shares are 100% and 100%, nothing to compare
             continue
         names = [f"{key}={r['value']}" for r in rows]
-        section_plots[f"share-{key}"] = plots.paired_bars(
+        section_plots[f"share-{key}"] = plots.later(
+            "paired_bars",
             categories=names,
             first=[r["share_of_ratings"] for r in rows],
             second=[r["share_of_traffic"] for r in rows],
@@ -382,7 +586,8 @@ def _bias(*, project: Project, filters: DashboardFilters) -> Section:
             second_label="share of traffic",
             title=f"Who rates: ratings vs traffic, by {key}",
         )
-        section_plots[f"rates-{key}"] = plots.paired_bars(
+        section_plots[f"rates-{key}"] = plots.later(
+            "paired_bars",
             categories=names,
             first=[r["bad_rate"]["estimate"] for r in rows],
             first_low=[r["bad_rate"]["ci_low"] for r in rows],
@@ -394,8 +599,15 @@ def _bias(*, project: Project, filters: DashboardFilters) -> Section:
         )
         segments.extend({"name": n, **r} for n, r in zip(names, rows, strict=True))
     raters = report["raters_vs_non_raters"]
+    warnings = [f"overall: {overall['warning']}"] if overall.get("warning") else []
+    warnings += [f"{s['name']}: {s['warning']}" for s in segments if s.get("warning")]
     return Section(
         data={
+            "headline": bias_headline(overall),
+            "warnings": warnings,
+            "bad_rate_display": overall["bad_rate"].get("display"),
+            "raters_warning": raters["raters"]["warning"],
+            "non_raters_warning": raters["non_raters"]["warning"],
             "report": report,
             "segments": segments,
             "thumbs_down_rate_pct": _pct(overall["thumbs_down_rate"]),
@@ -408,11 +620,18 @@ def _bias(*, project: Project, filters: DashboardFilters) -> Section:
                 else ""
             ),
             "explicit_rate_pct": _pct(overall["explicit_rate"]),
-            "raters_bad_pct": _pct(raters["raters"]["bad_rate"]["estimate"]),
-            "non_raters_bad_pct": _pct(raters["non_raters"]["bad_rate"]["estimate"]),
+            "raters_bad_pct": _pct_or_why(raters["raters"]["bad_rate"]),
+            "non_raters_bad_pct": _pct_or_why(raters["non_raters"]["bad_rate"]),
         },
         plots=section_plots,
     )
+
+
+def _pct_or_why(row: dict[str, Any]) -> str:
+    """A rate as a percentage, or the reason there is none ("not enough labels (n = 8)")."""
+    if row.get("estimate") is None:
+        return row.get("display") or "\u2013"
+    return _pct(row["estimate"])
 
 
 def _days(value: float | None) -> str:
@@ -449,7 +668,8 @@ def _power(*, project: Project, filters: DashboardFilters) -> Section:
     latency = label_latency_hours(project=project, filters=where)
     section_plots = {}
     if latency:
-        section_plots["latency"] = plots.histogram(
+        section_plots["latency"] = plots.later(
+            "histogram",
             values=latency,
             title="Label latency: interaction to first label",
             xlabel="hours",
@@ -457,6 +677,7 @@ def _power(*, project: Project, filters: DashboardFilters) -> Section:
     feedback = report["feedback_latency_hours_median"]
     return Section(
         data={
+            "headline": report["days_to_detect_sentence"],
             "report": report,
             "sentence": sentence,
             "labels_per_day": report["labels_per_day"],
@@ -499,6 +720,7 @@ def _queue(*, project: Project, filters: DashboardFilters) -> Section:
     agreement = project_agreement(project=project)["questions"]
     return Section(
         data={
+            "headline": queue_headline(health=health, annotators=annotators),
             "health": health,
             "stats": stats,
             "annotators": annotators,
@@ -536,9 +758,11 @@ def _proxy(*, project: Project) -> Section:
                 "finished_at": m.finished_at,
             }
         )
+    headline = proxy_headline(versions[-1])
     if not any(v["auc"] is not None or v["calibration"] is not None for v in versions):
-        return Section(data={"versions": list(reversed(versions))})
-    chart = plots.lines(
+        return Section(data={"headline": headline, "versions": list(reversed(versions))})
+    chart = plots.later(
+        "lines",
         x=[f"v{v['version']}\n{v['n_labels']} labels" for v in versions],
         series={
             "AUC": [v["auc"] for v in versions],
@@ -547,4 +771,7 @@ def _proxy(*, project: Project) -> Section:
         title="Proxy model by version",
         ylim=(0, 1),
     )
-    return Section(data={"versions": list(reversed(versions))}, plots={"versions": chart})
+    return Section(
+        data={"headline": headline, "versions": list(reversed(versions))},
+        plots={"versions": chart},
+    )

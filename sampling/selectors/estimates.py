@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,8 +203,35 @@ def _cell_words(path: tuple[Any, ...], keys: Sequence[str]) -> str:
     return " / ".join(parts)
 
 
+_shared_designs: ContextVar[dict[tuple[int, int | None], ResponseDesign] | None] = ContextVar(
+    "shared_designs", default=None
+)
+
+
+@contextmanager
+def shared_design() -> Iterator[None]:
+    """Within this block every :func:`response_design` of the same project and cutoff is
+    computed once and reused: a page that asks many selectors (the dashboard) reads the labels
+    once, and all its numbers rest on the same snapshot of them."""
+    token = _shared_designs.set({})
+    try:
+        yield
+    finally:
+        _shared_designs.reset(token)
+
+
 def response_design(*, project: Project, cutoff: int | None = None) -> ResponseDesign:
     """Labels and response cells of all selected items of the project's finished runs."""
+    memo = _shared_designs.get()
+    if memo is None:
+        return _response_design(project=project, cutoff=cutoff)
+    key = (project.pk, cutoff)
+    if key not in memo:
+        memo[key] = _response_design(project=project, cutoff=cutoff)
+    return memo[key]
+
+
+def _response_design(*, project: Project, cutoff: int | None = None) -> ResponseDesign:
     segment_keys = list(project.segment_keys or [])
     rows = list(
         Inclusion.objects.filter(

@@ -17,8 +17,8 @@ from django.db.models import Max, Min
 from django.utils import timezone
 from scipy.stats import norm
 
-from labeling.models import Annotation, Event, EventType, Project
-from sampling import estimators, intervals
+from labeling.models import Event, EventType, Project
+from sampling import estimators, intervals, sequential
 from sampling.selectors.estimates import (
     DomainData,
     EstimateQueryError,
@@ -27,6 +27,7 @@ from sampling.selectors.estimates import (
     filtered_inclusions,
     target_info,
 )
+from sampling.selectors.monitoring import first_label_dates
 
 
 def _bad(row: dict[str, Any]) -> dict[str, Any]:
@@ -220,17 +221,23 @@ def power_report(
     in_estimate = set(d.interaction_ids)
     dated = [
         first
-        for interaction_id, first in Annotation.objects.filter(
-            queue_item__project=project, is_current=True
-        )
-        .values("interaction_id")
-        .annotate(first=Min("created_at"))
-        .values_list("interaction_id", "first")
-        .order_by()
-        if interaction_id in in_estimate and first is not None
+        for interaction_id, first in first_label_dates(project=project).items()
+        if interaction_id in in_estimate
     ]
     window = label_window(dated=dated, now=now)
     labels_per_day = window["labels"] / window["rate_days"] if window["labels"] else 0.0
+    # Always-valid monitoring (sampling.sequential): the day the confidence sequence of a
+    # comparison of two versions, labels split evenly, confirms a change of delta (the expected
+    # difference crosses the boundary; the median first crossing comes a little earlier).
+    traffic_per_day = d.population / days_span if d.population else None
+    days_to_detect = sequential.days_to_detect(
+        p=p,
+        delta=delta,
+        labels_per_day=labels_per_day,
+        design_effect=deff,
+        alpha=alpha,
+        traffic_per_day=traffic_per_day / 2 if traffic_per_day else None,
+    )
 
     return {
         "target": target,
@@ -248,12 +255,38 @@ def power_report(
         "labels_window": window,
         "days_by_explicit_feedback": n_uniform / ratings_per_day if ratings_per_day else None,
         "days_by_labelling": n_design / labels_per_day if labels_per_day else None,
+        "traffic_per_day": traffic_per_day,
+        "days_to_detect": days_to_detect,
+        "days_to_detect_sentence": days_to_detect_sentence(
+            labels_per_day=labels_per_day, delta=delta, days=days_to_detect
+        ),
         "feedback_latency_hours_median": _feedback_latency_hours(project=project),
         "notes": (
             "labels_needed is per period compared (before/after); explicit feedback also needs "
             "labels_needed_uniform ratings and stays biased by who clicks (see the bias report)."
         ),
     }
+
+
+def days_to_detect_sentence(*, labels_per_day: float, delta: float, days: int | None) -> str:
+    """ "At 120 labels/day you will see a 5-point change in about 9 days" (or why not)."""
+    points = round(100 * delta)
+    if labels_per_day <= 0:
+        return (
+            f"No labels in the last 7 days: a {points}-point change cannot be seen until "
+            "annotators label the queue."
+        )
+    rate = f"{labels_per_day:,.0f}" if labels_per_day >= 10 else f"{labels_per_day:.1f}"
+    if days is None:
+        return (
+            f"At {rate} labels/day a {points}-point change would take more than ten years to "
+            "confirm: label faster or watch for a larger change."
+        )
+    return (
+        f"At {rate} labels/day you will see a {points}-point change in about {days} "
+        f"day{'s' if days != 1 else ''} (watching daily, false alarms held at "
+        "the chosen level)."
+    )
 
 
 LABEL_WINDOW_MAX_DAYS = 7.0

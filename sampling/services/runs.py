@@ -148,6 +148,11 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
         pi, draw = _deterministic(project=project, pool=pool, n=int(n), snapshot=snapshot, rng=rng)
     else:
         counts = coverage_counts(project=project, segment_minimums=minimums)
+        # A useless proxy (say a judge that lost its weight and text that explains nothing):
+        # sample towards random instead of spreading pi by noise.
+        weights, fallback = strat.weights_for_proxy(weights, model.metrics if model else None)
+        if fallback:
+            run.strategy_snapshot = {**snapshot, "effective_weights": weights, "fallback": fallback}
         plan = strat.plan(
             pool,
             weights=weights,

@@ -12,10 +12,16 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
+from django.views.decorators.http import require_GET
 
 from labeling.access import project_access
 from sampling.judges.selectors import judges_dashboard
-from sampling.selectors.dashboard import DashboardFilters, dashboard_data, filter_choices
+from sampling.selectors.dashboard import (
+    DashboardFilters,
+    dashboard_data,
+    dashboard_plot,
+    filter_choices,
+)
 
 
 @login_required
@@ -42,11 +48,38 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
             "choices": filter_choices(project=project),
             "data": data,
             "api_links": api_links,
+            "plot_query": urlencode(
+                {
+                    "range": filters.range,
+                    "model_version": filters.model_version,
+                    "segment": filters.segment,
+                }
+            ),
             "judges_panel": judges_dashboard(project=project),
         },
     )
 
 
+@login_required
+@require_GET
+def dashboard_plot_svg(request: HttpRequest, slug: str, section: str, name: str) -> HttpResponse:
+    """One plot of the dashboard as SVG, for the same filters (the page fetches each plot after
+    it has answered). 204 when the section has no such plot under these filters."""
+    project = project_access(user=request.user, slug=slug, need="read")
+    filters = DashboardFilters.from_query(request.GET)
+    svg = dashboard_plot(project=project, filters=filters, section=section, name=name)
+    if svg is None:
+        return HttpResponse(status=204)
+    response = HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
+    response["Cache-Control"] = "private, max-age=60"
+    return response
+
+
 urlpatterns = [
     path("p/<slug:slug>/dashboard/", dashboard, name="project-dashboard"),
+    path(
+        "p/<slug:slug>/dashboard/plots/<slug:section>/<slug:name>.svg",
+        dashboard_plot_svg,
+        name="project-dashboard-plot",
+    ),
 ]

@@ -123,10 +123,18 @@ def test_admin_configures_runs_and_watches(page: Any, live_server: Any) -> None:
     assert backlog == QueueItem.objects.filter(project=project).count() > 0
     shot(page, "04-strategies-after-run")
 
-    # Annotators label the queue (their UI has its own browser test); then retrain.
+    # Annotators label the queue (their UI has its own browser test); then retrain. Without a
+    # broker the retrain runs inside the POST (Celery eager), which under load takes longer than
+    # the 15 s action timeout: the click must not wait for the navigation it starts (it used to
+    # time out here); the navigation and the result get their own, longer waits. The page may
+    # also still be reloading itself after the run: load it fresh first.
     assert label_everything(project, annotator) > 0
-    page.get_by_test_id("retrain").click()
-    expect(page.get_by_test_id("proxies")).to_contain_text("ready", timeout=30_000)
+    page.goto(f"{base}/strategies/")
+    expect(page.get_by_test_id("retrain")).to_be_enabled()
+    with page.expect_navigation(url=f"{base}/strategies/", timeout=120_000):
+        page.get_by_test_id("retrain").click(no_wait_after=True)
+    expect(page.locator(".messages")).to_contain_text("Retraining the proxy model", timeout=60_000)
+    expect(page.get_by_test_id("proxies")).to_contain_text("ready", timeout=60_000)
     shot(page, "05-strategies-retrained")
 
     # An export runs with its progress shown, then offers the download.
@@ -148,6 +156,12 @@ def test_admin_configures_runs_and_watches(page: Any, live_server: Any) -> None:
     ):
         expect(page.get_by_test_id(testid).locator("svg")).to_be_visible()
     expect(page.get_by_test_id("power-sentence")).to_contain_text("To detect a 5-point drop")
+    # Every section opens with one plain sentence computed from the numbers.
+    expect(page.get_by_test_id("quality-headline")).to_contain_text("Share of good answers:")
+    expect(page.get_by_test_id("power-headline")).to_contain_text("labels/day")
+    expect(page.get_by_test_id("bias-headline")).to_contain_text("Thumbs-down")
+    expect(page.get_by_test_id("queue-headline")).to_be_visible()
+    expect(page.get_by_test_id("monitoring-headline")).to_contain_text("bot-2026-1")
     expect(page.get_by_test_id("quality-table")).to_contain_text("bot-2026-10")
     shot(page, "06-dashboard")
     page.select_option('select[name="model_version"]', "bot-2026-11")

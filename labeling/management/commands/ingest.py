@@ -26,6 +26,18 @@ def _chunks(handle: BinaryIO, bar: tqdm) -> Iterator[bytes]:
         yield data
 
 
+def shell_limits() -> Limits:
+    """The shell has no request size limit: only the per-row and per-field limits apply."""
+    base = current_limits()
+    return Limits(
+        max_request_bytes=sys.maxsize,
+        max_decompressed_bytes=sys.maxsize,
+        max_row_bytes=base.max_row_bytes,
+        max_field_chars=base.max_field_chars,
+        max_rows_per_request=sys.maxsize,
+    )
+
+
 class Command(BaseCommand):
     help = "Ingest interactions from a JSONL file (.gz allowed; '-' reads stdin)."
 
@@ -52,15 +64,7 @@ class Command(BaseCommand):
             size = file.stat().st_size
         head = handle.peek(2)[:2] if hasattr(handle, "peek") else b""
         gzipped = head == b"\x1f\x8b" or path.endswith(".gz")
-        # The shell has no request size limit: only the per-row and per-field limits apply.
-        base = current_limits()
-        limits = Limits(
-            max_request_bytes=sys.maxsize,
-            max_decompressed_bytes=sys.maxsize,
-            max_row_bytes=base.max_row_bytes,
-            max_field_chars=base.max_field_chars,
-            max_rows_per_request=sys.maxsize,
-        )
+        limits = shell_limits()
         try:
             with tqdm(
                 total=size, unit="B", unit_scale=True, desc=project.slug, file=sys.stderr

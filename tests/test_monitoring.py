@@ -1,0 +1,175 @@
+"""Always-valid monitoring on a seeded project: confidence sequences per version and segment, the
+sequential comparison with its verdict and date, the looks see only labels known by then, and
+the power report's days to detect. Validity under daily peeking is checked by simulation in
+tests/test_sequential.py (the simulation runs the same ``sampling.sequential.look`` and
+``comparison`` the selector uses)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from labeling.models import Project
+from sampling import sequential
+from sampling.selectors.monitoring import monitoring_report
+from tests.monitoring_fixtures import seed_daily
+
+URL = "/api/projects/support-bot/monitoring/"
+
+
+@pytest.fixture
+def regressed(project: Project):
+    return seed_daily(project, days=20, per_day=40, p_good={"stable": 0.85, "canary": 0.55})
+
+
+def _group(body, version, segment=None):
+    return next(
+        g for g in body["groups"] if g["model_version"] == version and g["segment"] == segment
+    )
+
+
+def test_a_regression_is_confirmed_with_its_day_and_sentence(project, regressed, api_as) -> None:
+    body = api_as("engineer").get(URL, {"baseline": "stable"}).json()
+    assert body["baseline"] == "stable"
+    assert body["looks"]["every"] == "day"
+    assert body["looks"]["count"] == 21  # 20 days of traffic and today
+    canary = _group(body, "canary")
+    c = canary["comparison"]
+    assert c["verdict"] == "regression"
+    assert c["cs_high"] < 0
+    assert c["cs_low"] <= c["difference"] <= c["cs_high"]
+    # Wider than the fixed-sample interval at the same look: the price of looking every day.
+    assert c["cs_high"] - c["cs_low"] > c["fixed_interval"]["high"] - c["fixed_interval"]["low"]
+    confirmed = dt.date.fromisoformat(c["confirmed_on"])
+    first = dt.date.fromisoformat(body["looks"]["first"])
+    assert first < confirmed <= dt.date.fromisoformat(body["looks"]["last"])
+    # From the confirming look on, every look's sequence lies below zero (it stays confirmed).
+    after = [p for p in c["series"] if dt.date.fromisoformat(p["day"]) >= confirmed]
+    assert after
+    assert all(p["high"] < 0 for p in after)
+    before = [p for p in c["series"] if dt.date.fromisoformat(p["day"]) < confirmed]
+    assert all(p["high"] >= 0 for p in before)
+    points = round(-100 * c["difference"])
+    assert c["sentence"].startswith(f"canary is {points} points worse than stable (±")
+    assert f"confirmed on {confirmed:%b} {confirmed.day}" in c["sentence"]
+    assert [r["model_version"] for r in body["regressions"]] == ["canary"]
+    assert _group(body, "stable")["comparison"] is None
+
+
+def test_last_look_is_the_estimates_api_number(project, regressed, api_as) -> None:
+    client = api_as("engineer")
+    body = client.get(URL).json()
+    estimates = client.get("/api/projects/support-bot/estimates/", {"by": "model_version"}).json()
+    for g in estimates["groups"]:
+        row = _group(body, g["group"])
+        assert row["estimate"] == pytest.approx(g["estimate"], abs=1e-9)
+        assert row["n_labels"] == g["n_labels"]
+        # The confidence sequence is wider than the fixed interval and contains the estimate.
+        assert row["cs_low"] <= g["ci_low"] + 1e-9
+        assert row["cs_high"] >= g["ci_high"] - 1e-9
+        assert row["status"] == "ok"
+
+
+def test_each_look_sees_only_the_labels_known_that_day(project, regressed) -> None:
+    report = monitoring_report(project=project, baseline="stable", now=regressed.now)
+    canary = _group(report, "canary")
+    for point in canary["series"]:
+        end = dt.datetime.combine(
+            dt.date.fromisoformat(point["day"]) + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC
+        )
+        known = sum(1 for when in regressed.labelled_on.values() if when < end)
+        assert point["n_labels"] <= known
+    counts = [p["n_labels"] for p in canary["series"]]
+    assert counts == sorted(counts)
+    assert counts[0] < counts[-1]
+
+
+def test_no_difference_confirms_nothing(project, api_as) -> None:
+    seed_daily(project, days=20, per_day=40, p_good={"stable": 0.8, "canary": 0.8}, seed=2)
+    body = api_as("engineer").get(URL, {"baseline": "stable"}).json()
+    c = _group(body, "canary")["comparison"]
+    assert c["verdict"] == "no_change_confirmed"
+    assert c["cs_low"] < 0 < c["cs_high"]
+    assert c["confirmed_on"] is None
+    assert c["sentence"].startswith("No change confirmed yet between canary and stable")
+    assert body["regressions"] == []
+
+
+def test_a_regression_in_one_segment(project, api_as) -> None:
+    seed_daily(
+        project,
+        days=30,
+        per_day=60,
+        p_good={"stable": 0.8, "canary": 0.8},
+        p_good_pro={"canary": 0.3},
+        seed=3,
+    )
+    body = api_as("engineer").get(URL, {"baseline": "stable", "segment": "tier"}).json()
+    assert body["segment"] == "tier"
+    pro = _group(body, "canary", {"tier": "pro"})["comparison"]
+    free = _group(body, "canary", {"tier": "free"})["comparison"]
+    assert pro["verdict"] == "regression"
+    assert "for tier=pro" in pro["sentence"]
+    assert free["verdict"] == "no_change_confirmed"
+
+
+def test_too_few_labels_read_not_enough_labels(project, api_as) -> None:
+    seed_daily(project, days=3, per_day=6, label_share=0.3, seed=4)
+    body = api_as("engineer").get(URL, {"baseline": "stable"}).json()
+    canary = _group(body, "canary")
+    assert canary["status"] in ("not_enough_labels", "no_labels")
+    assert canary["estimate"] is None
+    assert canary["display"].startswith("not enough labels (n = ")
+    c = canary["comparison"]
+    assert c["verdict"] == "not_enough_labels"
+    assert c["difference"] is None
+    assert c["cs_low"] is None
+    assert "Not enough labels yet to compare canary with stable" in c["sentence"]
+
+
+def test_minimum_effect(project, regressed, api_as) -> None:
+    client = api_as("engineer")
+    c = _group(client.get(URL, {"baseline": "stable"}).json(), "canary")["comparison"]
+    # Ask for more than the sequence can confirm: not a regression "of at least" that much.
+    bigger = -c["cs_high"] + 0.01
+    body = client.get(URL, {"baseline": "stable", "min_effect": bigger}).json()
+    assert _group(body, "canary")["comparison"]["verdict"] == "no_change_confirmed"
+
+
+def test_monitoring_errors_and_access(project, regressed, api_as) -> None:
+    client = api_as("engineer")
+    r = client.get(URL, {"baseline": "nope"})
+    assert r.status_code == 400
+    assert "nope" in r.json()["errors"]["baseline"]
+    r = client.get(URL, {"segment": "colour"})
+    assert r.status_code == 400
+    assert "colour" in r.json()["errors"]["segment"]
+    assert client.get(URL, {"alpha": 0.9}).status_code == 400
+    assert api_as("annotator").get(URL).status_code == 403
+
+
+def test_power_report_days_to_detect(project, regressed, api_as) -> None:
+    body = api_as("engineer").get("/api/projects/support-bot/reports/power/").json()
+    assert body["labels_per_day"] > 0
+    assert body["traffic_per_day"] == pytest.approx(80, rel=0.1)  # two versions x 40
+    assert body["days_to_detect"] == sequential.days_to_detect(
+        p=body["current_estimate"],
+        delta=0.05,
+        labels_per_day=body["labels_per_day"],
+        design_effect=body["design_effect"],
+        alpha=0.05,
+        traffic_per_day=body["traffic_per_day"] / 2,
+    )
+    assert body["days_to_detect"] > 0
+    rate = f"{body['labels_per_day']:,.0f}"
+    assert body["days_to_detect_sentence"].startswith(
+        f"At {rate} labels/day you will see a 5-point change in about {body['days_to_detect']} day"
+    )
+    # Twice the labels: sooner.
+    faster = sequential.days_to_detect(
+        p=body["current_estimate"], delta=0.05, labels_per_day=2 * body["labels_per_day"],
+        design_effect=body["design_effect"],
+    )  # fmt: skip
+    assert faster is not None
+    assert faster < body["days_to_detect"]
