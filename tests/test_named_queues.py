@@ -149,3 +149,29 @@ def test_queue_api_and_rules(project: Project, member: Any) -> None:
     assert client_for(admin).delete(f"{base}{body['id']}").status_code == 204
     assert not Queue.objects.exists()
     assert not Assignment.objects.exists()
+
+
+def test_submit_can_carry_the_next_item_in_one_round_trip(project: Project, member: Any) -> None:
+    _queues(project)
+    annotator = member(username="nora")
+    member_skills_set(project=project, user=annotator, skills=["de"], actor=None)
+    first, second = _enqueue(project, "de"), _enqueue(project, "en")
+    api = client_for(annotator)
+    lease = api.post(f"/api/projects/{project.slug}/queue/next?queue=german").json()
+    assert lease["interaction"]["segment"]["locale"] == "de"
+    plain = api.post(
+        f"/api/assignments/{lease['id']}/submit", {"values": {"quality": 3}}, format="json"
+    )
+    assert plain.status_code == 201
+    assert "next" not in plain.json()  # only when asked for
+    again = api.post(f"/api/projects/{project.slug}/queue/next").json()
+    done = api.post(
+        f"/api/assignments/{again['id']}/submit?next=1&queue=german",
+        {"values": {"quality": 3}},
+        format="json",
+    )
+    assert done.status_code == 201
+    assert done.json()["next"] is None  # nothing left in the German queue
+    assert {first, second} == set(
+        QueueItem.objects.filter(status="done").values_list("interaction_id", flat=True)
+    )

@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.access import IngestClient, acting_user, has_capability, project_access, role_in
-from labeling.errors import Invalid
+from labeling.errors import DomainError, Invalid
 from labeling.models import Annotation, Assignment, Interaction, Project, QueueItem
 from labeling.schema import item_texts, schema_for_display, text_sha256
 from labeling.selectors.agreement import disagreements, project_agreement
@@ -250,7 +250,10 @@ class QueueHealthApi(APIView):
 
 
 class AssignmentSubmitApi(APIView):
-    """Submit answers for a leased item: 201 with the new annotation."""
+    """Submit answers for a leased item: 201 with the new annotation. With ``?next=1`` (and
+    optionally ``&queue=<slug>|main``) the answer also carries ``next``: the caller's next
+    assignment as ``queue/next`` gives it (null when nothing is left), saving the labelling page
+    a round trip after every submit. The claim is a separate transaction after the submit's."""
 
     @extend_schema_serializer(component_name="AssignmentSubmitInput")
     class InputSerializer(serializers.Serializer):
@@ -268,10 +271,18 @@ class AssignmentSubmitApi(APIView):
         schema_version = serializers.IntegerField()
         time_spent_ms = serializers.IntegerField(allow_null=True)
         created_at = serializers.DateTimeField()
+        next = serializers.DictField(allow_null=True, required=False)
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[
+            OpenApiParameter("next", bool, description="also lease and return the next item"),
+            QUEUE_PARAMETER,
+        ],
+        responses={201: OutputSerializer},
+    )
     def post(self, request: Request, assignment_id: str) -> Response:
-        _own_assignment(user=request.user, assignment_id=_id(assignment_id))
+        own = _own_assignment(user=request.user, assignment_id=_id(assignment_id))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -283,7 +294,25 @@ class AssignmentSubmitApi(APIView):
             )
         except Invalid as exc:
             raise _invalid_values(exc) from exc
-        return Response(self.OutputSerializer(annotation).data, status=status.HTTP_201_CREATED)
+        answer = dict(self.OutputSerializer(annotation).data)
+        answer.pop("next", None)  # present only when asked for
+        if request.query_params.get("next") in ("1", "true"):
+            project = own.queue_item.project
+            try:
+                nxt = assignment_claim(
+                    project=project,
+                    annotator=acting_user(request.user),
+                    queue=request.query_params.get("queue") or None,
+                )
+            except DomainError:
+                pass  # no "next": the client asks queue/next, which explains the refusal
+            else:
+                answer["next"] = (
+                    None
+                    if nxt is None
+                    else QueueNextApi.OutputSerializer(assignment_payload(nxt, project)).data
+                )
+        return Response(answer, status=status.HTTP_201_CREATED)
 
 
 class AssignmentSkipApi(APIView):

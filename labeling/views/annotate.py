@@ -69,6 +69,7 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
         "myLabelsUrl": reverse("api-my-labels", kwargs={"slug": project.slug}),
         "editUrl": reverse("api-annotation-edit", kwargs={"annotation_id": 0}),
         "editAnnotation": edit if (edit := request.GET.get("edit", "")).isdigit() else None,
+        "queue": chosen,
         "commentsUrl": reverse("api-item-comments", kwargs={"slug": project.slug, "item_id": 0}),
         "returned": progress["returned"],
     }

@@ -641,14 +641,18 @@
     busy = true;
     say("Saving…", "info");
     var body = { values: values, time_spent_ms: Date.now() - current.startedAt };
-    call("POST", assignmentUrl(cfg.submitUrl, current.assignment.id), body).then(function (r) {
+    // One round trip: the submit answer carries the next item (?next=1), so it appears at once.
+    var url = assignmentUrl(cfg.submitUrl, current.assignment.id) + "?next=1" +
+      (cfg.queue ? "&queue=" + encodeURIComponent(cfg.queue) : "");
+    call("POST", url, body).then(function (r) {
       busy = false;
       if (r.status === 201) {
         say("Saved.", "ok");
         draftDrop(current.assignment.id);
         progressEpoch += 1;
         ui.doneToday.textContent = String(Number(ui.doneToday.textContent || 0) + 1);
-        loadNext();
+        if (r.data && r.data.next !== undefined) showNext({ status: r.data.next ? 200 : 204, data: r.data.next });
+        else loadNext();
       } else if (r.status === 400) {
         var extra = showErrors((r.data && r.data.errors && r.data.errors.values) || {});
         say(((r.data && r.data.detail) || "The submission is invalid.") + (extra ? " " + extra : ""), "bad");
@@ -886,25 +890,30 @@
     if (ui.start) ui.start.hidden = true;
     call("POST", cfg.nextUrl).then(function (r) {
       busy = false;
-      if (r.status === 200) {
-        if (ui.status.className.indexOf("bad") !== -1 || ui.status.className.indexOf("warn") !== -1) say("");
-        showItem(r.data);
-      } else if (r.status === 204) {
-        current = null;
-        ui.item.hidden = true;
-        ui.empty.hidden = false;
-        ui.timer.textContent = "–";
-        ui.lease.textContent = "–";
-        say("");
-        ui.reload.focus();
-      } else {
-        say((r.data && r.data.detail) || "Could not load the next item (HTTP " + r.status + ").", "bad");
-      }
-      refreshProgress();
+      showNext(r);
     }).catch(function () {
       busy = false;
       say("Could not reach the server to load the next item. Press Enter to try again.", "bad");
     });
+  }
+
+  // Show a queue/next answer (from queue/next itself or carried by a submit's answer).
+  function showNext(r) {
+    if (r.status === 200) {
+      if (ui.status.className.indexOf("bad") !== -1 || ui.status.className.indexOf("warn") !== -1) say("");
+      showItem(r.data);
+    } else if (r.status === 204) {
+      current = null;
+      ui.item.hidden = true;
+      ui.empty.hidden = false;
+      ui.timer.textContent = "–";
+      ui.lease.textContent = "–";
+      say("");
+      ui.reload.focus();
+    } else {
+      say((r.data && r.data.detail) || "Could not load the next item (HTTP " + r.status + ").", "bad");
+    }
+    refreshProgress();
   }
 
   // ---- events -------------------------------------------------------------------------------
