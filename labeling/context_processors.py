@@ -41,6 +41,7 @@ PROJECT_NAV: list[ProjectPage] = [
     # Engineers create ingestion tokens through the API too (need "ingest"): the page matches.
     ProjectPage("Tokens", "ingest", "project-tokens", 70),
     ProjectPage("Settings", "configure", "project-settings", 75),
+    ProjectPage("Webhooks", "configure", "project-webhooks", 77),
     ProjectPage("Exports", "export", "project-exports", 80),
 ]
 

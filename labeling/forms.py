@@ -16,7 +16,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from labeling.errors import Invalid
-from labeling.models import Role
+from labeling.models import Role, WebhookEvent
 
 # What a service raises for input it refuses; pages catch these and show them on the form.
 SERVICE_ERRORS: tuple[type[Exception], ...] = (Invalid, ValidationError, ValueError)
@@ -67,6 +67,24 @@ class RoleForm(forms.Form):
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="what will use it, e.g. 'prod-chat-api'")
+
+
+class WebhookForm(forms.Form):
+    """A webhook subscription; the URL and events are checked by the webhooks service."""
+
+    url = forms.CharField(
+        label="URL",
+        max_length=2000,
+        help_text="https://… that answers 2xx within the timeout; redirects are not followed",
+        widget=forms.TextInput(attrs={"placeholder": "https://hooks.example.com/flywheel"}),
+    )
+    events = forms.MultipleChoiceField(
+        choices=WebhookEvent.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="docs/webhooks.md describes each payload",
+    )
+    description = forms.CharField(max_length=200, required=False)
 
 
 def attach_errors(

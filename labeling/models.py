@@ -534,11 +534,11 @@ class Export(models.Model):
 class WebhookEvent(models.TextChoices):
     """What a webhook subscription may listen to (docs/webhooks.md describes each payload)."""
 
-    LABEL_SUBMITTED = "label.submitted"
-    ITEM_COMPLETED = "item.completed"
-    SAMPLING_RUN_DONE = "sampling_run.done"
-    EXPORT_READY = "export.ready"
-    REGRESSION_DETECTED = "regression.detected"
+    LABEL_SUBMITTED = "label.submitted", "label.submitted"
+    ITEM_COMPLETED = "item.completed", "item.completed"
+    SAMPLING_RUN_DONE = "sampling_run.done", "sampling_run.done"
+    EXPORT_READY = "export.ready", "export.ready"
+    REGRESSION_DETECTED = "regression.detected", "regression.detected"
 
 
 # Sent only by the "send test" button; no subscription lists it.

@@ -10,4 +10,5 @@ urlpatterns = [
     path("", include("labeling.views.settings")),
     path("", include("labeling.views.project_settings")),
     path("", include("labeling.views.exports")),
+    path("", include("labeling.views.webhooks")),
 ]

@@ -33,6 +33,8 @@ from labeling.models import (
     Queue,
     QueueItem,
     Role,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 from sampling.judges.models import Judge
 from sampling.models import AlertRule, SamplingRun, SamplingStrategy
@@ -123,6 +125,13 @@ ROUTES: dict[str, Route] = {
     "api-export": Route("export"),
     "api-export-retry": Route("export"),
     "api-export-download": Route("export"),
+    # webhooks
+    "api-webhooks": Route("configure"),
+    "api-webhook": Route("configure"),
+    "api-webhook-rotate": Route("configure"),
+    "api-webhook-test": Route("configure"),
+    "api-webhook-deliveries": Route("configure"),
+    "api-webhook-delivery": Route("configure"),
     # sampling
     "api-strategies": Route("read"),
     "api-strategy-preview": Route("configure"),
@@ -178,6 +187,9 @@ ROUTES: dict[str, Route] = {
     "project-queues": Route("configure", page=True),
     "project-exports": Route("export", page=True),
     "project-export-retry": Route("export", page=True, method="post"),
+    "project-webhooks": Route("configure", page=True),
+    "project-webhook": Route("configure", page=True),
+    "project-webhook-action": Route("configure", page=True, method="post"),
     "project-judges": Route("configure", page=True),
     "project-judge-new": Route("configure", page=True),
     "project-judge": Route("configure", page=True),
@@ -288,7 +300,19 @@ def world(db: None) -> World:
         prompt_template="{response}",
         max_retries=0,
     )
+    webhook = WebhookSubscription.objects.create(
+        project=project, url="http://127.0.0.1:9/hook", events=["export.ready"], secret="s"
+    )
+    delivery = WebhookDelivery.objects.create(
+        project=project,
+        subscription=webhook,
+        event="export.ready",
+        uid="dlv_matrix",
+        next_attempt_at=interaction.occurred_at,
+    )
     kwargs = {
+        "webhook_id": str(webhook.id),
+        "delivery_id": str(delivery.id),
         "slug": project.slug,
         "username": users["annotator"].username,
         "token_id": str(token.id),

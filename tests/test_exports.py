@@ -20,6 +20,7 @@ from labeling.services.exports import (
     export_retry,
     export_run,
     manifest_path_for,
+    parquet_path_for,
 )
 from tests.export_fixtures import interaction, label, read_jsonl, seed_mixed, utc
 from tests.factories import UserFactory
@@ -468,10 +469,13 @@ def test_an_export_that_dies_midway_leaves_nothing_complete_and_a_retry_matches(
     assert failed.sha256 == ""
     assert failed.file_path == ""
     folder = export_root / project.slug
-    assert sorted(p.name for p in folder.iterdir()) == [
-        Path(clean.file_path).name,
-        manifest_path_for(Path(clean.file_path)).name,
-    ]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [
+            Path(clean.file_path).name,
+            parquet_path_for(Path(clean.file_path)).name,
+            manifest_path_for(Path(clean.file_path)).name,
+        ]
+    )
 
     monkeypatch.setattr(export_rows, "labelled_items", real)
     export_retry(export=failed, enqueue=False)

@@ -17,6 +17,7 @@ CONFIG_PAGES = (
     "project-settings",
     "project-strategies",
     "project-strategy-new",
+    "project-webhooks",
 )
 READ_PAGES = ("project-dashboard",)
 INGEST_PAGES = ("project-tokens",)  # engineers create ingestion tokens (as through the API)
@@ -139,6 +140,7 @@ def test_empty_states_say_what_to_do_next(project: Project, member: Callable[...
                 "Members",
                 "Tokens",
                 "Settings",
+                "Webhooks",
                 "Exports",
             ],
         ),

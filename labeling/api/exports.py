@@ -16,7 +16,7 @@ from django.http import FileResponse, StreamingHttpResponse
 from django.urls import re_path
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -53,6 +53,7 @@ class ExportOutputSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField()
     download_url = serializers.SerializerMethodField()
+    parquet_url = serializers.SerializerMethodField()
 
     def get_options(self, export: Export) -> dict[str, Any]:
         return {k: v for k, v in export.options.items() if k != "snapshot"}
@@ -64,6 +65,11 @@ class ExportOutputSerializer(serializers.Serializer):
         if export.status != Export.Status.DONE:
             return None
         return f"/api/exports/{export.id}/download"
+
+    def get_parquet_url(self, export: Export) -> str | None:
+        if export.status != Export.Status.DONE or not export.manifest.get("parquet"):
+            return None
+        return f"/api/exports/{export.id}/download?file=parquet"
 
 
 class ProjectExportsApi(APIView):
@@ -149,10 +155,15 @@ class ExportDownloadApi(APIView):
     """``GET``: the JSONL file, streamed. ``?gzip=1`` compresses an uncompressed export on the
     fly; an export written with ``options.gzip`` is always served compressed. The stored file's
     sha256 is in the ``X-Export-SHA256`` header. A stored file is served from an offset with
-    ``Range: bytes=N-`` (206 and ``Content-Range``), so an interrupted download resumes."""
+    ``Range: bytes=N-`` (206 and ``Content-Range``), so an interrupted download resumes.
+    ``?file=parquet``: the Parquet file of the same rows (its sha256 is
+    ``manifest.parquet.sha256``)."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("gzip", bool, description="gzip the stream")],
+        parameters=[
+            OpenApiParameter("gzip", bool, description="gzip the stream"),
+            OpenApiParameter("file", str, description="jsonl (default) or parquet"),
+        ],
         responses={(200, "application/x-ndjson"): bytes},
     )
     def get(self, request: Request, export_id: int) -> Any:
@@ -160,6 +171,12 @@ class ExportDownloadApi(APIView):
         if export.status != Export.Status.DONE:
             raise ExportNotReady(f"The export is {export.status}; download it once it is done.")
         path = Path(export.file_path)
+        # Not ``format``: DRF reads that one for its own content negotiation.
+        which = request.query_params.get("file", "jsonl").lower()
+        if which not in ("jsonl", "parquet"):
+            raise ValidationError({"file": 'must be "jsonl" or "parquet"'})
+        if which == "parquet":
+            return _parquet_response(export, path)
         if not path.is_file():
             raise NotFound("The export file is gone from the server; create the export again.")
         stored_gzip = export.manifest.get("compression") == "gzip"
@@ -194,6 +211,20 @@ class ExportDownloadApi(APIView):
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         response["X-Export-SHA256"] = export.sha256
         return response
+
+
+def _parquet_response(export: Export, data_path: Path) -> Any:
+    parquet = export.manifest.get("parquet") or {}
+    path = data_path.with_name(parquet["file"]) if parquet.get("file") else None
+    if path is None or not path.is_file():
+        raise NotFound("This export has no Parquet file; create the export again.")
+    response = FileResponse(
+        open(path, "rb"),  # noqa: SIM115
+        content_type="application/vnd.apache.parquet",
+    )
+    response["Content-Disposition"] = f'attachment; filename="{path.name}"'
+    response["X-Export-SHA256"] = parquet.get("sha256", "")
+    return response
 
 
 urlpatterns = [

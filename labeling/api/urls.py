@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("labeling.api.review")),
     path("", include("labeling.api.queues")),
     path("", include("labeling.api.exports")),
+    path("", include("labeling.api.webhooks")),
 ]

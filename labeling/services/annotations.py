@@ -18,8 +18,10 @@ from labeling.models import (
     Annotation,
     AuditLog,
     QueueItem,
+    WebhookEvent,
 )
 from labeling.schema import item_texts, values_validate
+from labeling.services.webhooks import webhook_emit
 
 
 def _new_version(
@@ -157,6 +159,20 @@ def annotation_adjudicate(
             "supersedes": old.pk if old else None,
             "values": cleaned,
             "note": note[:1000],
+        },
+    )
+    webhook_emit(
+        project,
+        WebhookEvent.ITEM_COMPLETED,
+        {
+            "queue_item_id": item.pk,
+            "interaction_id": item.interaction_id,
+            "external_id": item.interaction.external_id,
+            "reason": "adjudicated",
+            "done_count": item.done_count,
+            "overlap": item.overlap,
+            "values": cleaned,
+            "adjudicated_by": reviewer.get_username(),
         },
     )
     return new

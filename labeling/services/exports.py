@@ -36,11 +36,13 @@ from django.utils.dateparse import parse_date, parse_datetime
 from flywheel_site.app_settings import setting
 from labeling import dispatch
 from labeling.errors import Invalid
-from labeling.models import Annotation, Export, Project
+from labeling.models import Annotation, Export, Project, WebhookEvent
 from labeling.selectors.exports import ExportScan, export_scan_install, export_scan_uninstall
 from labeling.services import export_rows  # noqa: F401  (registers the training kinds)
 from labeling.services.export_dedupe import DuplicateFilter
 from labeling.services.export_kinds import export_kind_get, export_kinds
+from labeling.services.export_parquet import parquet_write
+from labeling.services.webhooks import webhook_emit
 
 logger = logging.getLogger(__name__)
 
@@ -330,13 +332,22 @@ def export_default_path(export: Export) -> Path:
     )
 
 
-def manifest_path_for(data_path: Path) -> Path:
-    """``train.jsonl.gz`` -> ``train.manifest.json`` (beside the data file)."""
+def _stem(data_path: Path) -> str:
     name = data_path.name
     for suffix in (".gz", ".jsonl", ".json", ".ndjson"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
-    return data_path.with_name(f"{name}.manifest.json")
+    return name
+
+
+def manifest_path_for(data_path: Path) -> Path:
+    """``train.jsonl.gz`` -> ``train.manifest.json`` (beside the data file)."""
+    return data_path.with_name(f"{_stem(data_path)}.manifest.json")
+
+
+def parquet_path_for(data_path: Path) -> Path:
+    """``train.jsonl.gz`` -> ``train.parquet`` (beside the data file, same rows)."""
+    return data_path.with_name(f"{_stem(data_path)}.parquet")
 
 
 def _temp_prefix(path: Path) -> str:
@@ -511,6 +522,9 @@ def _write(export: Export, path: Path, progress: ProgressCallback | None) -> Non
     finally:
         export_scan_uninstall(token)
     os.replace(tmp, path)
+    parquet_path = parquet_path_for(path)
+    _remove_temp_files(parquet_path)
+    parquet = parquet_write(jsonl_path=path, out_path=parquet_path)
     _fsync_dir(path.parent)
 
     finished = timezone.now()
@@ -527,19 +541,38 @@ def _write(export: Export, path: Path, progress: ProgressCallback | None) -> Non
         counts=dict(counts),
         finished=finished,
     )
+    manifest["parquet"] = parquet
     _write_atomic(manifest_path_for(path), orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
-    Export.objects.filter(id=export.id).update(
-        status=Export.Status.DONE,
-        progress=1.0,
-        rows=n_rows,
-        bytes=hashing.size,
-        sha256=manifest["sha256"],
-        manifest=manifest,
-        file_path=str(path),
-        error="",
-        finished_at=finished,
-        heartbeat_at=finished,
-    )
+    with transaction.atomic():
+        Export.objects.filter(id=export.id).update(
+            status=Export.Status.DONE,
+            progress=1.0,
+            rows=n_rows,
+            bytes=hashing.size,
+            sha256=manifest["sha256"],
+            manifest=manifest,
+            file_path=str(path),
+            error="",
+            finished_at=finished,
+            heartbeat_at=finished,
+        )
+        webhook_emit(
+            export.project,
+            WebhookEvent.EXPORT_READY,
+            {
+                "export_id": export.id,
+                "kind": export.kind,
+                "rows": n_rows,
+                "bytes": hashing.size,
+                "sha256": manifest["sha256"],
+                "files": {
+                    "data": path.name,
+                    "parquet": parquet_path.name,
+                    "manifest": manifest_path_for(path).name,
+                },
+                "download_url": f"/api/exports/{export.id}/download",
+            },
+        )
     if progress is not None:
         export.rows, export.progress = n_rows, 1.0
         progress(export, scan, n_rows)

@@ -41,11 +41,13 @@ from labeling.models import (
     Project,
     Queue,
     QueueItem,
+    WebhookEvent,
 )
 from labeling.schema import item_texts, values_validate
 from labeling.selectors.queues import project_queues, queue_filter
 from labeling.selectors.review import suggestion_for
 from labeling.services.queues import queue_route
+from labeling.services.webhooks import webhook_emit
 
 
 @transaction.atomic
@@ -332,9 +334,36 @@ def assignment_submit(
         item.status = QueueItem.Status.DONE
         fields.append("status")
     item.save(update_fields=fields)
+    _emit_submitted(annotation=annotation, item=item, annotator=annotator)
     project_id = project.pk
     transaction.on_commit(lambda: hooks.fire("labels_submitted", project_id=project_id, count=1))
     return annotation
+
+
+def _emit_submitted(*, annotation: Annotation, item: QueueItem, annotator: User) -> None:
+    """``label.submitted`` and, when this label completes the item, ``item.completed`` (in the
+    submit's transaction: the outbox rows commit with the label)."""
+    project, interaction = item.project, item.interaction
+    common = {
+        "queue_item_id": item.pk,
+        "interaction_id": interaction.pk,
+        "external_id": interaction.external_id,
+        "done_count": item.done_count,
+        "overlap": item.overlap,
+    }
+    webhook_emit(
+        project,
+        WebhookEvent.LABEL_SUBMITTED,
+        {
+            "annotation_id": annotation.pk,
+            "annotator": annotator.get_username(),
+            "values": annotation.values,
+            "schema_version": annotation.schema_version,
+            **common,
+        },
+    )
+    if item.status == QueueItem.Status.DONE and item.done_count == item.overlap:
+        webhook_emit(project, WebhookEvent.ITEM_COMPLETED, {"reason": "overlap_done", **common})
 
 
 @transaction.atomic

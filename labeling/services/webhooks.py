@@ -234,7 +234,12 @@ def webhook_subscription_update(
     if changed:
         _audit(sub, actor, "webhook.updated", changed=sorted(changed))
     if resumed:
-        for delivery_id in webhook_deliveries_due(subscription_id=sub.pk, limit=1000):
+        # Waiting deliveries go out now, not at the end of their backoff.
+        now = timezone.now()
+        WebhookDelivery.objects.filter(
+            subscription=sub, status=WebhookDelivery.Status.PENDING, next_attempt_at__gt=now
+        ).update(next_attempt_at=now)
+        for delivery_id in webhook_deliveries_due(now=now, subscription_id=sub.pk, limit=1000):
             dispatch.enqueue_on_commit("labeling.deliver_webhook", delivery_id)
     return sub
 
@@ -285,6 +290,7 @@ def webhook_emit(project: Project, event: str, payload: dict[str, Any]) -> int:
     """
     if event not in EVENTS:
         raise Invalid({"event": f"unknown event {event!r}; known: {list(EVENTS)}"})
+    event = str(event)  # a WebhookEvent member -> its value
     targets = [
         sub_id
         for sub_id, events in WebhookSubscription.objects.filter(

@@ -33,8 +33,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from flywheel_site.app_settings import setting
-from labeling.models import Interaction, Project
+from labeling.models import Interaction, Project, WebhookEvent
 from labeling.services.queue import queue_items_enqueue
+from labeling.services.webhooks import webhook_emit
 from sampling import strategies as strat
 from sampling.features import FEATURE_FIELDS, featurize
 from sampling.models import Inclusion, SamplingRun, SamplingStrategy
@@ -184,6 +185,17 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
         strategy_id=run.strategy_id,
     )
     t_enqueue = time.perf_counter()
+    webhook_emit(
+        project,
+        WebhookEvent.SAMPLING_RUN_DONE,
+        {
+            "run_id": run.pk,
+            "strategy": snapshot.get("name") or "",
+            "pool_size": int(pool.size),
+            "selected_count": int(draw.selected.sum()),
+            "holdout_count": int(draw.holdout.sum()),
+        },
+    )
     run.status = SamplingRun.Status.DONE
     run.started_at = started
     run.finished_at = timezone.now()

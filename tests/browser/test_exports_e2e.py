@@ -42,3 +42,5 @@ def test_progress_bar_follows_the_export_in_the_browser(
     expect(row.locator(".rows")).to_have_text("2")
     link = row.locator(".download a")
     expect(link).to_have_attribute("href", f"/api/exports/{export.id}/download")
+    parquet = row.locator(".parquet a")  # filled in by the same poll, from parquet_url
+    expect(parquet).to_have_attribute("href", f"/api/exports/{export.id}/download?file=parquet")

@@ -21,7 +21,12 @@ from labeling.errors import Invalid
 from labeling.models import Export, Project
 from labeling.selectors.exports import ExportScan
 from labeling.services.export_kinds import export_kinds
-from labeling.services.exports import export_create, export_run, manifest_path_for
+from labeling.services.exports import (
+    export_create,
+    export_run,
+    manifest_path_for,
+    parquet_path_for,
+)
 
 
 def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
@@ -100,5 +105,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"export #{done.id}: {done.rows} rows, {done.bytes} bytes, sha256 {done.sha256}\n"
             f"  data:     {done.file_path}\n"
+            f"  parquet:  {parquet_path_for(Path(done.file_path))}\n"
             f"  manifest: {manifest_path_for(Path(done.file_path))}"
         )
