@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 from flywheel_sdk import AsyncFlywheel, Flywheel, wrap_openai
 
 from labeling.auth import generate_key, hash_key
@@ -28,6 +29,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SDK_SOURCE = Path(__file__).resolve().parent.parent / "sdk" / "python"
 MESSAGES = [{"role": "user", "content": "How do I reset my password?"}]
+# On SQLite the live server's request threads share one in-memory connection, so two requests in
+# flight at once can roll back each other's batch: send with one thread there. PostgreSQL (CI)
+# keeps the SDK's default of two concurrent senders.
+SENDERS = 1 if connection.vendor == "sqlite" else 2
 
 
 def run_async(coroutine: Any) -> Any:
@@ -52,7 +57,14 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 
 def test_batches_arrive_once_with_their_events(live_server: Any, key: str, project: Project):
-    fw = Flywheel(live_server.url, key, batch_size=300, flush_interval=0.2, flush_at_exit=False)
+    fw = Flywheel(
+        live_server.url,
+        key,
+        batch_size=300,
+        flush_interval=0.2,
+        flush_at_exit=False,
+        senders=SENDERS,
+    )
     ids = [
         fw.log_interaction(
             messages=MESSAGES,
@@ -82,7 +94,9 @@ def test_batches_arrive_once_with_their_events(live_server: Any, key: str, proje
 
 
 def test_a_repeated_external_id_is_stored_once(live_server: Any, key: str, project: Project):
-    with Flywheel(live_server.url, key, project=project.slug, flush_at_exit=False) as fw:
+    with Flywheel(
+        live_server.url, key, project=project.slug, flush_at_exit=False, senders=SENDERS
+    ) as fw:
         for _ in range(3):
             fw.log_interaction(external_id="req-1", messages=MESSAGES, response="hi")
         fw.flush(timeout=30)
@@ -95,7 +109,7 @@ def test_a_repeated_external_id_is_stored_once(live_server: Any, key: str, proje
 def test_bad_rows_are_counted_and_logged_never_raised(
     live_server: Any, key: str, caplog: pytest.LogCaptureFixture
 ):
-    fw = Flywheel(live_server.url, key, flush_at_exit=False)
+    fw = Flywheel(live_server.url, key, flush_at_exit=False, senders=SENDERS)
     with caplog.at_level(logging.WARNING, logger="flywheel_sdk"):
         fw.log_interaction(messages=[{"role": "robot", "content": "?"}], response="x")  # server
         fw.log_interaction(messages=MESSAGES, response="x", metadata={"obj": object()})  # client
@@ -113,7 +127,7 @@ def test_bad_rows_are_counted_and_logged_never_raised(
 def test_a_wrong_key_fails_the_batch_with_a_logged_reason(
     live_server: Any, caplog: pytest.LogCaptureFixture
 ):
-    fw = Flywheel(live_server.url, "fwi_not-a-key", flush_at_exit=False)
+    fw = Flywheel(live_server.url, "fwi_not-a-key", flush_at_exit=False, senders=SENDERS)
     with caplog.at_level(logging.ERROR, logger="flywheel_sdk"):
         fw.log_interaction(messages=MESSAGES, response="x")
         assert fw.flush(timeout=30)
@@ -160,7 +174,7 @@ def test_server_down_memory_stays_bounded_and_nothing_raises(caplog: pytest.LogC
 
 
 def test_the_project_comes_from_the_key(live_server: Any, key: str, api_as: Any):
-    fw = Flywheel(live_server.url, key, flush_at_exit=False)
+    fw = Flywheel(live_server.url, key, flush_at_exit=False, senders=SENDERS)
     fw.log_interaction(messages=MESSAGES, response="hi")
     fw.flush(timeout=30)
     assert fw.project == "support-bot"
@@ -171,7 +185,7 @@ def test_the_project_comes_from_the_key(live_server: Any, key: str, api_as: Any)
 
 def test_async_interface(live_server: Any, key: str, project: Project):
     async def main() -> Any:
-        async with AsyncFlywheel(live_server.url, key, flush_at_exit=False) as fw:
+        async with AsyncFlywheel(live_server.url, key, flush_at_exit=False, senders=SENDERS) as fw:
             ext = fw.log_interaction(messages=MESSAGES, response="from a coroutine")
             fw.log_event(ext, "thumbs_up")
             assert await fw.flush(timeout=30)
@@ -187,7 +201,7 @@ def test_openai_sync_and_streaming_are_logged(
 ):
     from openai import OpenAI
 
-    fw = Flywheel(live_server.url, key, flush_at_exit=False)
+    fw = Flywheel(live_server.url, key, flush_at_exit=False, senders=SENDERS)
     client = fw.wrap_openai(
         OpenAI(base_url=fake_openai.url, api_key="sk-test"), segment={"surface": "api"}
     )
@@ -240,7 +254,7 @@ def test_openai_async_streaming_is_logged(
     from openai import AsyncOpenAI
 
     async def main() -> str:
-        async with AsyncFlywheel(live_server.url, key, flush_at_exit=False) as fw:
+        async with AsyncFlywheel(live_server.url, key, flush_at_exit=False, senders=SENDERS) as fw:
             client = wrap_openai(AsyncOpenAI(base_url=fake_openai.url, api_key="sk-test"), fw.sync)
             stream = await client.chat.completions.create(
                 model="gpt-test", messages=MESSAGES, stream=True
