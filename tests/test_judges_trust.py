@@ -96,3 +96,33 @@ def test_a_noise_judge_gets_weight_zero_and_leaves_the_proxy(project, stub, api_
     assert judge.weight == 0.0
     assert judge.is_primary
     assert project.primary_judge == ""
+
+
+def test_the_power_report_says_what_each_judge_saves(project, stub, api_as):
+    from sampling.judges.calibration_report import judges_calibrate
+
+    judge = judged_project(project, stub, informative=True)
+    power = api_as("engineer").get("/api/projects/support-bot/reports/power/")
+    assert power.status_code == 200, power.content
+    before = power.json()["judges"]
+    if before[0]["labels_uniform"] is None:  # not calibrated yet: said, never a number
+        assert before[0]["sentence"] is None
+        assert "not calibrated yet" in before[0]["warning"]
+    judges_calibrate(project_id=project.pk)
+    (row,) = api_as("engineer").get("/api/projects/support-bot/reports/power/").json()["judges"]
+    assert (row["judge"], row["primary"], row["weight"]) == ("rubric", True, 1.0)
+    assert row["labels_with_judge"] < row["labels_uniform"]
+    assert row["sentence"] == (
+        f"With rubric, a ±3-point interval needs about {row['labels_with_judge']:,} labels "
+        f"instead of {row['labels_uniform']:,}."
+    )
+    assert row["warning"] is None
+    judge.weight = 0.0
+    judge.save(update_fields=["weight"])
+    (row,) = api_as("engineer").get("/api/projects/support-bot/reports/power/").json()["judges"]
+    assert "weight 0" in row["warning"]
+
+
+def test_the_power_report_without_judges_lists_none(project, api_as):
+    power = api_as("engineer").get("/api/projects/support-bot/reports/power/").json()
+    assert power["judges"] == []

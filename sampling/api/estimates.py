@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from labeling.access import project_access
 from sampling import estimators
+from sampling.judges.selectors import judges_power
 from sampling.selectors.estimates import EstimateQueryError, estimates_compute
 from sampling.selectors.monitoring import monitoring_report
 from sampling.selectors.reports import bias_report, power_report, regression_report
@@ -212,6 +213,8 @@ class PowerReportApi(APIView):
             )
         except EstimateQueryError as exc:
             _raise(exc)
+        # What each LLM judge would save (issue 13): from its latest trust report.
+        data["judges"] = judges_power(project=project)
         return Response(data)
 
 

@@ -108,6 +108,41 @@ def _judge_panel_row(judge: Judge) -> dict[str, Any]:
     return row
 
 
+def judges_power(*, project: Project) -> list[dict[str, Any]]:
+    """What each judge saves, for the power report: labels for a ±3-point interval with the
+    judge's calibrated scores against a uniform sample's plain mean, from the latest stored trust
+    report (primary judge first). A judge not calibrated yet is listed with ``None`` numbers and
+    says why; a judge at weight 0 saves nothing and says so."""
+    out: list[dict[str, Any]] = []
+    for judge in sorted(judge_list(project=project), key=lambda j: (not j.is_primary, j.name)):
+        report: dict[str, Any] = judge_version_current(judge=judge).calibration or {}
+        power = report.get("power") or {}
+        row: dict[str, Any] = {
+            "judge": judge.name,
+            "primary": judge.is_primary,
+            "weight": judge.weight,
+            "r2": report.get("r2"),
+            "half_width": power.get("half_width"),
+            "labels_with_judge": power.get("with_judge"),
+            "labels_uniform": power.get("uniform"),
+            "labels_with_judge_range": power.get("with_judge_range"),
+            "sentence": None,
+            "warning": None,
+        }
+        if not power.get("uniform"):
+            row["warning"] = "not calibrated yet: needs human labels of items this judge scored"
+        else:
+            points = round(100 * float(power.get("half_width", 0.03)))
+            row["sentence"] = (
+                f"With {judge.name}, a ±{points}-point interval needs about "
+                f"{power['with_judge']:,} labels instead of {power['uniform']:,}."
+            )
+            if judge.weight == 0:
+                row["warning"] = "calibrated R² ≤ 0: weight 0, this judge saves no labels"
+        out.append(row)
+    return out
+
+
 def judges_dashboard(*, project: Project) -> dict[str, Any] | None:
     """The dashboard's judge panel: per judge (primary first) agreement with human labels, the
     judge's share of good next to the unbiased PPI++ estimate, warnings and what it saves.
