@@ -14,6 +14,7 @@ class SamplingConfig(AppConfig):
 
         register_project_page("Dashboard", "read", "project-dashboard", position=30)
         register_project_page("Strategies", "configure", "project-strategies", position=40)
+        register_project_page("Alerts", "configure", "project-alerts", position=42)
         register_project_page("Data", "read", "data-browser", position=35)
         from labeling import hooks
 

@@ -186,3 +186,84 @@ class StrategyForm(forms.Form):
                 sub, sub if sub in self.fields else None
             )
         return head if head in self.fields else None
+
+
+def _words(value: str) -> list[str]:
+    """``"a, b\nc"`` -> ``["a", "b", "c"]`` (the rule form's list fields)."""
+    return [w.strip() for w in value.replace("\n", ",").split(",") if w.strip()]
+
+
+class AlertRuleForm(forms.Form):
+    """An alert rule (docs/estimates.md "Alerts"); lists are comma-separated."""
+
+    name = forms.CharField(max_length=100)
+    model_versions = forms.CharField(
+        required=False,
+        label="Model versions to watch",
+        help_text="comma-separated; empty: every version but the baseline",
+    )
+    baseline = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="the version to compare with; empty: the one with the most traffic",
+    )
+    segment_key = forms.ChoiceField(
+        required=False, label="Per segment", help_text="watch each value of this segment key"
+    )
+    segment_values = forms.CharField(
+        required=False, help_text="comma-separated; empty: every value of the segment key"
+    )
+    min_effect_points = forms.FloatField(
+        min_value=0,
+        max_value=50,
+        initial=0,
+        label="Minimum drop (points)",
+        help_text="alert only when the whole interval lies below minus this many points",
+    )
+    alpha = forms.FloatField(
+        min_value=0.001,
+        max_value=0.2,
+        initial=0.05,
+        label="False-alarm rate",
+        help_text="held however often anyone looks (always-valid monitoring)",
+    )
+    emails = forms.CharField(
+        required=False,
+        label="E-mail to",
+        help_text="comma-separated; empty: the project's admins",
+    )
+    active = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args: Any, segment_keys: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [("", "whole versions"), *((k, k) for k in segment_keys)]
+        self.fields["segment_key"].choices = choices  # type: ignore[attr-defined]
+
+    @classmethod
+    def initial_for(cls, rule: Any) -> dict[str, Any]:
+        return {
+            "name": rule.name,
+            "model_versions": ", ".join(rule.model_versions),
+            "baseline": rule.baseline,
+            "segment_key": rule.segment_key,
+            "segment_values": ", ".join(rule.segment_values),
+            "min_effect_points": round(100 * rule.min_effect, 2),
+            "alpha": rule.alpha,
+            "emails": ", ".join(rule.emails),
+            "active": rule.active,
+        }
+
+    def service_data(self) -> dict[str, Any]:
+        """The cleaned form in the service's (and the API's) shape."""
+        c = self.cleaned_data
+        return {
+            "name": c["name"],
+            "model_versions": _words(c["model_versions"]),
+            "baseline": c["baseline"],
+            "segment_key": c["segment_key"],
+            "segment_values": _words(c["segment_values"]),
+            "min_effect": c["min_effect_points"] / 100,
+            "alpha": c["alpha"],
+            "emails": _words(c["emails"]),
+            "active": c["active"],
+        }

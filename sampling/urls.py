@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("sampling.views.config")),
     path("", include("sampling.views.dashboards")),
     path("", include("sampling.views.data")),
+    path("", include("sampling.views.alerts")),
 ]

@@ -175,3 +175,100 @@ def test_open_alerts_show_on_project_pages_and_the_project_list(project, regress
     assert 'data-testid="alert-count">1 confirmed regression<' in home
     client.force_login(annotator)  # annotators do not read estimates: no banner
     assert "alert-banner" not in client.get("/p/support-bot/", follow=True).content.decode()
+
+
+# --- The Alerts page (admins) ------------------------------------------------------------------
+PAGE = "/p/support-bot/alerts/"
+
+
+def _page_client(user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_alerts_page_adds_a_rule_and_checks_it(
+    project, regressed, member, django_capture_on_commit_callbacks
+) -> None:
+    project.segment_keys = ["tier"]
+    project.save(update_fields=["segment_keys"])
+    client = _page_client(member(Role.ADMIN))
+    empty = client.get(PAGE).content.decode()
+    assert "No rules yet." in empty
+    assert "No open alert." in empty
+    answer = client.post(
+        PAGE,
+        {
+            "name": "canary watch",
+            "model_versions": "canary",
+            "baseline": "stable",
+            "segment_key": "",
+            "segment_values": "",
+            "min_effect_points": "2",
+            "alpha": "0.05",
+            "emails": "lead@example.com, oncall@example.com",
+            "active": "on",
+        },
+    )
+    assert answer.status_code == 302
+    rule = AlertRule.objects.get(project=project)
+    assert (rule.name, rule.model_versions, rule.baseline) == ("canary watch", ["canary"], "stable")
+    assert rule.min_effect == pytest.approx(0.02)
+    assert rule.emails == ["lead@example.com", "oncall@example.com"]
+    with django_capture_on_commit_callbacks(execute=True):  # the e-mail goes after commit
+        client.post(f"{PAGE}check/")
+    checked = client.get(PAGE).content.decode()
+    alert = Alert.objects.get(project=project)
+    table = checked.split('data-testid="open-alerts"', 1)[1].split("</table>", 1)[0]
+    assert alert.sentence in table
+    assert "lead@example.com, oncall@example.com" in table
+    # Changing the rule keeps its alert; the form starts from the rule's values.
+    edit = client.get(f"{PAGE}rules/{rule.pk}/").content.decode()
+    assert 'value="canary watch"' in edit
+    assert 'value="2.0"' in edit
+    client.post(
+        f"{PAGE}rules/{rule.pk}/",
+        {"name": "canary watch", "baseline": "stable", "min_effect_points": "3", "alpha": "0.01"},
+    )
+    rule.refresh_from_db()
+    assert (rule.min_effect, rule.alpha, rule.active) == (pytest.approx(0.03), 0.01, False)
+
+
+def test_the_alerts_page_puts_errors_on_their_fields(project, member) -> None:
+    project.segment_keys = ["tier"]
+    project.save(update_fields=["segment_keys"])
+    client = _page_client(member(Role.ADMIN))
+    AlertRule.objects.create(project=project, name="taken")
+    answer = client.post(
+        PAGE,
+        {
+            "name": "taken",
+            "segment_key": "tier",
+            "segment_values": "pro",
+            "min_effect_points": "80",
+            "alpha": "0.05",
+            "emails": "not-an-address",
+        },
+    )
+    assert answer.status_code == 200
+    form = answer.context["form"]
+    assert "min_effect_points" in form.errors  # the form's own range: at most 50 points
+    answer = client.post(
+        PAGE,
+        {"name": "taken", "min_effect_points": "1", "alpha": "0.05", "emails": "a@example.com"},
+    )
+    errors = answer.context["form"].errors
+    assert "a rule named 'taken' exists" in " ".join(errors["name"])
+    assert AlertRule.objects.filter(project=project).count() == 1
+    answer = client.post(
+        PAGE, {"name": "fresh", "min_effect_points": "1", "alpha": "0.05", "emails": "nobody"}
+    )
+    assert "email addresses" in " ".join(answer.context["form"].errors["emails"])
+    assert AlertRule.objects.filter(project=project).count() == 1
+
+
+def test_only_admins_open_the_alerts_page(project, member) -> None:
+    for role, status in ((Role.ENGINEER, 403), (Role.ANNOTATOR, 403), (Role.ADMIN, 200)):
+        assert _page_client(member(role)).get(PAGE).status_code == status, role

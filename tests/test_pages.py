@@ -134,6 +134,7 @@ def test_empty_states_say_what_to_do_next(project: Project, member: Callable[...
                 "Dashboard",
                 "Data",
                 "Strategies",
+                "Alerts",
                 "Judges",
                 "Schema",
                 "Queues",

@@ -67,6 +67,7 @@ def test_every_page_fits_the_window(page: Any, live_server: Any) -> None:
         "data-item": f"{base}/data/{item.interaction_id}/",
         "dashboard": f"{base}/dashboard/",
         "strategies": f"{base}/strategies/",
+        "alerts": f"{base}/alerts/",
         "schema": f"{base}/schema/",
         "members": f"{base}/members/",
         "tokens": f"{base}/tokens/",
