@@ -100,6 +100,15 @@ DECLARED: tuple[AppSetting, ...] = (
         600,
         "a sampling run 'running' for longer than this without finishing is claimed again",
     ),
+    # LLM judges (sampling.judges.execution).
+    AppSetting("JUDGE_LEASE_S", 600, "a judge batch claimed this long ago is resumed"),
+    AppSetting("JUDGE_BACKOFF_BASE_S", 0.5, "first retry delay of a judge call; doubles"),
+    AppSetting("JUDGE_BACKOFF_CAP_S", 20.0, "longest delay between two retries of a judge call"),
+    AppSetting(
+        "JUDGE_MAX_RETRY_AFTER_S", 60.0, "a longer Retry-After gives up the call (retried later)"
+    ),
+    AppSetting("JUDGE_BREAKER_THRESHOLD", 5, "failures in a row that open an endpoint's breaker"),
+    AppSetting("JUDGE_BREAKER_COOLDOWN_S", 30.0, "seconds an open breaker waits before a probe"),
 )
 
 _BY_NAME: dict[str, AppSetting] = {s.name: s for s in DECLARED}

@@ -343,3 +343,19 @@ def test_an_outage_never_blocks_ingest(project, api_as, django_capture_on_commit
     assert Interaction.objects.filter(project=project).count() == 3
     assert JudgeResult.objects.filter(status="done").count() == 0
     assert JudgeResult.objects.filter(status="pending").count() == 3  # retried later
+
+
+def test_judge_timings_come_from_the_declared_settings(settings) -> None:
+    from flywheel_site.app_settings import from_environ
+    from sampling.judges.execution import breaker_settings, lease_seconds, retry_policy
+
+    env = from_environ({"FLYWHEEL_JUDGE_LEASE_S": "30", "FLYWHEEL_JUDGE_BACKOFF_CAP_S": "3.5"})
+    assert (env["JUDGE_LEASE_S"], env["JUDGE_BACKOFF_CAP_S"]) == (30, 3.5)
+    settings.FLYWHEEL = {**settings.FLYWHEEL, **env, "JUDGE_BREAKER_THRESHOLD": 2}
+    settings.FLYWHEEL.pop("JUDGES", None)
+    assert lease_seconds() == 30
+    assert retry_policy().cap_s == 3.5
+    assert breaker_settings() == (2, 30.0)
+    # The benchmarks' JUDGES block still overrides them.
+    settings.FLYWHEEL = {**settings.FLYWHEEL, "JUDGES": {"LEASE_S": 10}}
+    assert lease_seconds() == 10

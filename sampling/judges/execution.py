@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from flywheel_site.app_settings import setting
 from labeling.models import Interaction
 from sampling.judges import prompt
 from sampling.judges.client import (
@@ -55,25 +56,31 @@ INTERACTION_FIELDS = ("id", "messages", "response", "alt_response", "model_versi
 
 
 def _opts() -> dict[str, Any]:
+    """Overrides from ``settings.FLYWHEEL["JUDGES"]`` (benchmarks and tests use them); everything
+    else comes from the declared ``JUDGE_*`` settings (``FLYWHEEL_JUDGE_*`` in the environment,
+    docs/settings.md)."""
     return dict(getattr(settings, "FLYWHEEL", {}).get("JUDGES", {}))
 
 
 def lease_seconds() -> float:
-    return float(_opts().get("LEASE_S", 600))
+    return float(_opts().get("LEASE_S", setting("JUDGE_LEASE_S")))
 
 
 def retry_policy() -> RetryPolicy:
     o = _opts()
     return RetryPolicy(
-        base_s=float(o.get("BACKOFF_BASE_S", 0.5)),
-        cap_s=float(o.get("BACKOFF_CAP_S", 20.0)),
-        max_wait_s=float(o.get("MAX_RETRY_AFTER_S", 60.0)),
+        base_s=float(o.get("BACKOFF_BASE_S", setting("JUDGE_BACKOFF_BASE_S"))),
+        cap_s=float(o.get("BACKOFF_CAP_S", setting("JUDGE_BACKOFF_CAP_S"))),
+        max_wait_s=float(o.get("MAX_RETRY_AFTER_S", setting("JUDGE_MAX_RETRY_AFTER_S"))),
     )
 
 
 def breaker_settings() -> tuple[int, float]:
     o = _opts()
-    return int(o.get("BREAKER_THRESHOLD", 5)), float(o.get("BREAKER_COOLDOWN_S", 30.0))
+    return (
+        int(o.get("BREAKER_THRESHOLD", setting("JUDGE_BREAKER_THRESHOLD"))),
+        float(o.get("BREAKER_COOLDOWN_S", setting("JUDGE_BREAKER_COOLDOWN_S"))),
+    )
 
 
 # --- scope -----------------------------------------------------------------------------------
