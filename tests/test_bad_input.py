@@ -72,6 +72,11 @@ INGEST_LINES: dict[str, tuple[bytes, str, str]] = {
         "string",
     ),
     "wrong type: messages string": (line(row("bad", messages="hi")), "messages", ""),
+    "wrong type: a message's role is a list": (
+        line(row("bad", messages=[{"role": ["user"], "content": "hi"}])),
+        "messages[0].role",
+        "one of",
+    ),
     "wrong type: segment list": (line(row("bad", segment=["a"])), "segment", ""),
     "bad timestamp": (line(row("bad", occurred_at="yesterday")), "occurred_at", "ISO 8601"),
     "timestamp far in the future": (

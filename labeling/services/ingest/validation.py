@@ -181,7 +181,7 @@ def interaction_clean(
                 errors[f"messages[{i}]"] = "must be an object with role and content"
                 continue
             role = message.get("role")
-            if role not in MESSAGE_ROLES:
+            if type(role) is not str or role not in MESSAGE_ROLES:
                 errors[f"messages[{i}].role"] = "must be one of system, user, assistant, tool"
             content = message.get("content")
             if type(content) is not str:
