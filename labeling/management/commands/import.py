@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from labeling.errors import Invalid
-from labeling.management.commands.ingest import _chunks, shell_limits
+from labeling.management.commands.ingest import _chunks, open_input, shell_limits
 from labeling.models import Project
 from labeling.services.importers import FORMATS, records_import
 from labeling.services.ingest import BadBody, BodyTooLarge
@@ -77,18 +77,7 @@ class Command(BaseCommand):
             if not requests_path.is_file():
                 raise CommandError(f"No such file: {requests_path}")
             index = RequestIndex(requests_path)
-        path = options["file"]
-        if path == "-":
-            handle: BinaryIO = sys.stdin.buffer
-            size = None
-        else:
-            file = Path(path)
-            if not file.is_file():
-                raise CommandError(f"No such file: {path}")
-            handle = file.open("rb")
-            size = file.stat().st_size
-        head = handle.peek(2)[:2] if hasattr(handle, "peek") else b""
-        gzipped = head == b"\x1f\x8b" or path.endswith(".gz")
+        handle, size, gzipped = open_input(options["file"])
         try:
             with tqdm(
                 total=size, unit="B", unit_scale=True, desc=project.slug, file=sys.stderr

@@ -26,6 +26,21 @@ def _chunks(handle: BinaryIO, bar: tqdm) -> Iterator[bytes]:
         yield data
 
 
+def open_input(path: str) -> tuple[BinaryIO, int | None, bool]:
+    """``(handle, size in bytes or None for stdin, gzipped)`` for a file path or ``-``."""
+    if path == "-":
+        handle: BinaryIO = sys.stdin.buffer
+        size = None
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise CommandError(f"No such file: {path}")
+        handle = file.open("rb")
+        size = file.stat().st_size
+    head = handle.peek(2)[:2] if hasattr(handle, "peek") else b""
+    return handle, size, head == b"\x1f\x8b" or path.endswith(".gz")
+
+
 def shell_limits() -> Limits:
     """The shell has no request size limit: only the per-row and per-field limits apply."""
     base = current_limits()
@@ -52,18 +67,7 @@ class Command(BaseCommand):
         project = Project.objects.filter(slug=options["project"]).first()
         if project is None:
             raise CommandError(f"No project with slug {options['project']!r}.")
-        path = options["file"]
-        if path == "-":
-            handle: BinaryIO = sys.stdin.buffer
-            size = None
-        else:
-            file = Path(path)
-            if not file.is_file():
-                raise CommandError(f"No such file: {path}")
-            handle = file.open("rb")
-            size = file.stat().st_size
-        head = handle.peek(2)[:2] if hasattr(handle, "peek") else b""
-        gzipped = head == b"\x1f\x8b" or path.endswith(".gz")
+        handle, size, gzipped = open_input(options["file"])
         limits = shell_limits()
         try:
             with tqdm(
