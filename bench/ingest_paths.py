@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import _bench_db  # noqa: E402
+from _copy_reference import copy_into_interactions  # noqa: E402
 
 
 def copy_then_insert(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> int:
@@ -84,7 +85,12 @@ def main() -> None:
     )
 
     lines = ingest_bench.make_rows(args.rows)
-    rates: dict[str, list[float]] = {"unnest": [], "copy+insert": [], "raw COPY": []}
+    rates: dict[str, list[float]] = {
+        "unnest": [],
+        "copy+insert": [],
+        "raw COPY, same table": [],
+        "raw COPY": [],
+    }
     load_before = os.getloadavg()[0]
     for rep in range(args.repeat):
         for path in ("unnest", "copy+insert"):
@@ -122,6 +128,10 @@ def main() -> None:
             rates[path].append(len(rows) / (time.perf_counter() - t0))
             assert created == len(rows), (path, created)
             assert store(rows[: args.batch]) == 0, path  # a retry creates nothing
+        # "raw COPY of the same rows into the same database" (the reference): straight
+        # into labeling_interaction, its foreign key and every index, for a fresh project.
+        project = Project.objects.create(slug=f"p{rep}r", name="P")
+        rates["raw COPY, same table"].append(copy_into_interactions(rows, project.pk))
         with connection.cursor() as cursor:
             cursor.execute(
                 "DROP TABLE IF EXISTS copy_ref; CREATE TABLE copy_ref AS SELECT * FROM "
