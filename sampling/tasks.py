@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 SWEEP_CHUNKS_PER_PROJECT = 20
 PENDING_GRACE_S = 300
+RESCORE_WAVE = 16  # chunks enqueued per rescore_pool call
 
 
 def _project(project_id: int) -> Project | None:
@@ -88,25 +89,41 @@ def retrain_sweep() -> None:
 
 @shared_task(name="sampling.rescore_pool", ignore_result=True)
 def rescore_pool(project_id: int, version: int, after_id: int) -> None:
-    """Re-score one chunk of the unconsidered pool with model ``version``, then the next chunk.
+    """Re-score the unconsidered pool after ``after_id`` with model ``version``, fanned out.
 
-    Stops when a newer model exists (its own re-score takes over).
+    Enqueues one ``sampling.rescore_chunk`` per chunk of ``SCORE_CHUNK_SIZE`` ids, a wave of
+    ``RESCORE_WAVE`` chunks at a time, then itself for the next wave: every worker takes chunks,
+    so re-scoring scales with workers, and a worker restart loses at most one chunk. Stops when a
+    newer model exists (its own re-score takes over).
     """
     project = _project(project_id)
     current = proxy_current(project=project) if project else None
     if project is None or current is None or current.version != version:
         return
     eager = bool(current_app.conf.task_always_eager)
-    while ids := scoring.pool_chunk_ids(
-        project=project, after_id=after_id, limit=scoring.chunk_size()
-    ):
-        scoring.interactions_score(project=project, interaction_ids=ids, model=current)
-        after_id = ids[-1]
+    while ranges := scoring.pool_wave(project=project, after_id=after_id, chunks=RESCORE_WAVE):
+        for lower, upper in ranges:
+            rescore_chunk.delay(project_id, version, lower, upper)
+        after_id = ranges[-1][1]
+        if len(ranges) < RESCORE_WAVE:
+            return  # the pool's end
         if not eager:
-            # One chunk per task: a worker restart loses at most one chunk of progress.
             rescore_pool.delay(project_id, version, after_id)
             return
-        # Eagerly (no broker) the chain would recurse once per chunk: loop instead.
+        # Eagerly (no broker) the chain would recurse once per wave: loop instead.
+
+
+@shared_task(name="sampling.rescore_chunk", ignore_result=True)
+def rescore_chunk(project_id: int, version: int, after_id: int, upto_id: int) -> int:
+    """Re-score the pool ids ``after_id < id <= upto_id`` with model ``version`` (if current)."""
+    project = _project(project_id)
+    current = proxy_current(project=project) if project else None
+    if project is None or current is None or current.version != version:
+        return 0
+    ids = scoring.pool_chunk_ids(
+        project=project, after_id=after_id, upto_id=upto_id, limit=upto_id - after_id
+    )
+    return scoring.interactions_score(project=project, interaction_ids=ids, model=current)
 
 
 @shared_task(name="sampling.execute_run", ignore_result=True)

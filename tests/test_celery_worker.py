@@ -129,3 +129,38 @@ def test_process_interactions_runs_in_a_real_worker(project: Project) -> None:
     assert w1.processed_at is not None
     assert w1.signals == {"copy": 1, "regenerate": 1}
     assert Interaction.objects.get(external_id="w2").processed_at is not None
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_retrain_in_a_real_worker_rescores_the_pool_through_chunk_tasks(
+    project: Project, settings, tmp_path
+) -> None:
+    """``rescore_pool`` fans out through the broker: one chunk task per range, then next waves."""
+    import time
+
+    from celery.contrib.testing.worker import start_worker
+
+    from sampling import tasks as sampling_tasks
+    from sampling.models import ProxyModel
+    from tests.sampling_fixtures import label, seed_interactions
+
+    settings.MODEL_ROOT = tmp_path / "models"
+    settings.FLYWHEEL = {**settings.FLYWHEEL, "SCORE_CHUNK_SIZE": 4}
+    rows = seed_interactions(project, 150)  # 150 in the pool: 38 chunks, three waves of 16
+    label(project, rows[:20])
+    redis_url = os.environ["REDIS_URL"]
+    ready = ProxyModel.objects.filter(project=project, status=ProxyModel.Status.READY)
+    stale = Interaction.objects.filter(project=project).exclude(
+        proxy_version__in=ready.values("version")
+    )
+    with (
+        celery_on(settings.CELERY_BROKER_URL or redis_url, redis_url),
+        start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30),
+    ):
+        sampling_tasks.retrain.delay(project.pk)  # ignore_result: watch the database instead
+        deadline = time.monotonic() + 180
+        while (not ready.exists() or stale.exists()) and time.monotonic() < deadline:
+            time.sleep(0.2)  # waiting for the worker to drain the chunk tasks, not timing them
+    assert ready.count() == 1
+    assert not stale.exists()  # every interaction re-scored by the new model

@@ -101,3 +101,22 @@ def test_a_run_whose_worker_died_is_claimed_again_once_stale(project: Project) -
     run.refresh_from_db()
     assert run.status == SamplingRun.Status.DONE
     assert Inclusion.objects.filter(run=run).count() == 20
+
+
+def test_pool_waves_cover_the_pool_in_contiguous_chunks(project: Project, settings) -> None:
+    from sampling.services import scoring
+
+    settings.FLYWHEEL = {**settings.FLYWHEEL, "SCORE_CHUNK_SIZE": 7}
+    pool = sorted(r.pk for r in seed_interactions(project, 40))
+
+    def ids(lower: int, upper: int) -> list[int]:
+        return scoring.pool_chunk_ids(project=project, after_id=lower, upto_id=upper, limit=99)
+
+    first = scoring.pool_wave(project=project, after_id=0, chunks=3)
+    rest = scoring.pool_wave(project=project, after_id=first[-1][1], chunks=3)
+    assert [len(ids(*r)) for r in first] == [7, 7, 7]
+    assert [len(ids(*r)) for r in rest] == [7, 7, 5]  # the pool's end: a short chunk
+    assert first[0] == (0, pool[6])
+    assert first[1][0] == pool[6]  # consecutive ranges share their bound
+    assert [i for r in first + rest for i in ids(*r)] == pool  # every pool id once, in order
+    assert scoring.pool_wave(project=project, after_id=pool[-1], chunks=3) == []

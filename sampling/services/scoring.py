@@ -149,10 +149,29 @@ def unscored_ids(*, project: Project, limit: int) -> list[int]:
     )
 
 
-def pool_chunk_ids(*, project: Project, after_id: int, limit: int) -> list[int]:
-    """The next ``limit`` ids of the unconsidered pool after ``after_id`` (re-scoring order)."""
-    return list(
-        Interaction.objects.filter(project=project, inclusion__isnull=True, id__gt=after_id)
-        .order_by("id")
-        .values_list("id", flat=True)[:limit]
-    )
+def pool_chunk_ids(
+    *, project: Project, after_id: int, limit: int, upto_id: int | None = None
+) -> list[int]:
+    """The next ``limit`` ids of the unconsidered pool after ``after_id`` (and ≤ ``upto_id``)."""
+    qs = Interaction.objects.filter(project=project, inclusion__isnull=True, id__gt=after_id)
+    if upto_id is not None:
+        qs = qs.filter(id__lte=upto_id)
+    return list(qs.order_by("id").values_list("id", flat=True)[:limit])
+
+
+def pool_wave(*, project: Project, after_id: int, chunks: int) -> list[tuple[int, int]]:
+    """The next ``chunks`` chunks of the unconsidered pool after ``after_id``, as id ranges.
+
+    Each range ``(after, upto)`` holds the pool ids ``after < id <= upto``, ``chunk_size()`` of
+    them (the last range of the pool may hold fewer); consecutive ranges share their bound, so
+    the wave covers the pool from ``after_id`` to its last ``upto`` without gap or overlap.
+    """
+    step = chunk_size()
+    ids = pool_chunk_ids(project=project, after_id=after_id, limit=step * chunks)
+    ranges = []
+    lower = after_id
+    for start in range(0, len(ids), step):
+        upper = ids[min(start + step, len(ids)) - 1]
+        ranges.append((lower, upper))
+        lower = upper
+    return ranges
