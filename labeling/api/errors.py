@@ -39,6 +39,13 @@ class ConflictError(exceptions.APIException):
     default_code = "conflict"
 
 
+def invalid_values(exc: domain.Invalid) -> exceptions.ValidationError:
+    """A 400 for answers that break the label schema, each error under ``values``."""
+    return exceptions.ValidationError(
+        {"detail": "Some answers are invalid: see the marked questions.", "values": exc.errors}
+    )
+
+
 def domain_to_api(exc: domain.DomainError) -> exceptions.APIException:
     """The DRF exception that answers a domain error (the body shape is set below)."""
     if isinstance(exc, domain.Invalid):

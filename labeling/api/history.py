@@ -1,29 +1,38 @@
-"""API: the caller's own submitted labels (history and undo on the labelling page).
+"""API: label history — the caller's own submitted labels (history and undo on the labelling
+page), every version of an item's annotations, and an annotator's edit of their label.
 
 ``GET /api/projects/{slug}/my-labels/?period=today|week|all&before=<id>&id=<id>&returned=1``
 lists them (``returned``: only those a reviewer sent back, with the reviewer's note),
 newest submission first, each with its item (as ``queue/next`` shows it) and whether it may still
 be edited; the edit itself is ``POST /api/annotations/{id}/edit`` (a new version, history kept).
+``GET /api/projects/{slug}/items/{id}/annotations`` lists every version of an item's annotations
+(annotators see only their own).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.urls import path
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from django.urls import path, re_path
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.access import project_access
-from labeling.api.queue import InteractionOutputSerializer, interaction_payload
+from labeling.access import acting_user, project_access
+from labeling.api.errors import invalid_values
+from labeling.api.params import SLUG, url_id
+from labeling.api.queue import InteractionOutputSerializer
+from labeling.errors import Invalid
 from labeling.models import Annotation
 from labeling.schema import schema_for_display
-from labeling.selectors.history import PERIODS, my_labels
+from labeling.selectors.assignments import interaction_payload
+from labeling.selectors.history import PERIODS, annotation_history_for, my_labels, own_annotation
+from labeling.selectors.queue import queue_item_in
+from labeling.services.annotations import annotation_edit
 
 
 def label_row(annotation: Any, schema: dict[str, Any]) -> dict[str, Any]:
@@ -100,6 +109,77 @@ class MyLabelsApi(APIView):
         return paginator.get_paginated_response(self.OutputSerializer(rows, many=True).data)
 
 
+class AnnotationOutputSerializer(serializers.ModelSerializer):
+    annotator = serializers.CharField(source="annotator.username")
+    supersedes = serializers.IntegerField(source="supersedes_id", allow_null=True)
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id",
+            "annotator",
+            "kind",
+            "values",
+            "version",
+            "is_current",
+            "supersedes",
+            "schema_version",
+            "time_spent_ms",
+            "saw_suggestion",
+            "review_status",
+            "review_note",
+            "created_at",
+        ]
+
+
+class AnnotationHistoryApi(APIView):
+    """Every version of an item's annotations; annotators see only their own."""
+
+    @extend_schema(responses={200: AnnotationOutputSerializer(many=True)})
+    def get(self, request: Request, slug: str, item_id: str) -> Response:
+        project = project_access(user=request.user, slug=slug, need="label")
+        item = queue_item_in(project, url_id(item_id))
+        qs = annotation_history_for(project=project, queue_item=item, user=request.user)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(qs, request, view=self) or []
+        return paginator.get_paginated_response(AnnotationOutputSerializer(page, many=True).data)
+
+
+class AnnotationEditApi(APIView):
+    """The author edits their current label: 201 with the new version (history is kept)."""
+
+    @extend_schema_serializer(component_name="AnnotationEditInput")
+    class InputSerializer(serializers.Serializer):
+        values = serializers.JSONField()
+        time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+
+    @extend_schema(request=InputSerializer, responses={201: AnnotationOutputSerializer})
+    def post(self, request: Request, annotation_id: str) -> Response:
+        own_annotation(user=request.user, annotation_id=url_id(annotation_id))
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            new = annotation_edit(
+                annotation_id=url_id(annotation_id),
+                actor=acting_user(request.user),
+                values=data.validated_data["values"],
+                time_spent_ms=data.validated_data.get("time_spent_ms"),
+            )
+        except Invalid as exc:
+            raise invalid_values(exc) from exc
+        return Response(AnnotationOutputSerializer(new).data, status=status.HTTP_201_CREATED)
+
+
 urlpatterns = [
     path("projects/<slug:slug>/my-labels/", MyLabelsApi.as_view(), name="api-my-labels"),
+    re_path(
+        rf"^projects/{SLUG}/items/(?P<item_id>\d+)/annotations/?$",
+        AnnotationHistoryApi.as_view(),
+        name="api-annotation-history",
+    ),
+    re_path(
+        r"^annotations/(?P<annotation_id>\d+)/edit/?$",
+        AnnotationEditApi.as_view(),
+        name="api-annotation-edit",
+    ),
 ]

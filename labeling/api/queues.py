@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.access import acting_user, project_access
-from labeling.api.queue import _id
+from labeling.api.params import url_id
 from labeling.models import Project, Queue
 from labeling.selectors.queues import project_queues, queue_backlogs
 from labeling.services.queues import (
@@ -98,7 +98,7 @@ class QueueDetailApi(APIView):
 
     def _queue(self, request: Request, slug: str, queue_id: str) -> tuple[Project, Queue]:
         project = project_access(user=request.user, slug=slug, need="configure")
-        return project, get_object_or_404(Queue, pk=_id(queue_id), project=project)
+        return project, get_object_or_404(Queue, pk=url_id(queue_id), project=project)
 
     @extend_schema(request=QueueInputSerializer, responses={200: QueueOutputSerializer})
     def patch(self, request: Request, slug: str, queue_id: str) -> Response:

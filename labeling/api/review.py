@@ -21,8 +21,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.access import acting_user, has_capability, project_access, role_in
-from labeling.api.queue import SLUG, _id, _item_in
+from labeling.api.params import SLUG, url_id
 from labeling.models import ItemComment
+from labeling.selectors.queue import queue_item_in
 from labeling.selectors.review import item_comments
 from labeling.services.review import COMMENT_MAX, annotation_review, comment_add
 
@@ -54,7 +55,7 @@ class ItemCommentsApi(APIView):
     @extend_schema(responses={200: CommentOutputSerializer(many=True)})
     def get(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
-        item = _item_in(project, _id(item_id))
+        item = queue_item_in(project, url_id(item_id))
         sees_all = has_capability(role=role_in(user=request.user, project=project), need="read")
         comments = item_comments(queue_item=item, author=None if sees_all else request.user)
         return Response(CommentOutputSerializer(comments, many=True).data)
@@ -62,7 +63,7 @@ class ItemCommentsApi(APIView):
     @extend_schema(request=InputSerializer, responses={201: CommentOutputSerializer})
     def post(self, request: Request, slug: str, item_id: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
-        item = _item_in(project, _id(item_id))
+        item = queue_item_in(project, url_id(item_id))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         comment = comment_add(
@@ -99,7 +100,7 @@ class AnnotationReviewApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         annotation = annotation_review(
-            annotation_id=_id(annotation_id),
+            annotation_id=url_id(annotation_id),
             project=project,
             reviewer=acting_user(request.user),
             decision=data.validated_data["decision"],

@@ -7,6 +7,8 @@ urlpatterns = [
     path("", include("labeling.api.ingest")),
     path("", include("labeling.api.imports")),
     path("", include("labeling.api.queue")),
+    path("", include("labeling.api.agreement")),
+    path("", include("labeling.api.gold")),
     path("", include("labeling.api.history")),
     path("", include("labeling.api.review")),
     path("", include("labeling.api.queues")),

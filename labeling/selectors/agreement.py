@@ -20,7 +20,7 @@ from typing import Any
 import krippendorff
 import numpy as np
 
-from labeling.models import Annotation, Project
+from labeling.models import Annotation, Project, QueueItem
 from labeling.schema import span_set
 from labeling.selectors.labels import target_good
 
@@ -250,3 +250,13 @@ def disagreements(*, project: Project, include_adjudicated: bool = False) -> lis
                 }
             )
     return out
+
+
+def disagreement_items(rows: Sequence[dict[str, Any]]) -> dict[int, QueueItem]:
+    """queue item id -> the item with its interaction, for a page of :func:`disagreements` rows."""
+    return {
+        item.pk: item
+        for item in QueueItem.objects.filter(
+            pk__in=[row["queue_item_id"] for row in rows]
+        ).select_related("interaction")
+    }

@@ -1,5 +1,6 @@
-"""An annotator's own submitted labels (today, this week, all), newest first: the history page
-and the labelling page's undo (go back one item) read them here."""
+"""Label history: an annotator's own submitted labels (today, this week, all), newest first (the
+history page and the labelling page's undo read them here), every version of one item's
+annotations, and the caller's own annotation that they may edit."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any, Literal
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from labeling.models import Annotation, Project, ReviewStatus
+from labeling.access import RequestUser, has_capability, project_access, role_in
+from labeling.errors import NotFound
+from labeling.models import Annotation, Project, QueueItem, ReviewStatus
 
 Period = Literal["today", "week", "all"]
 PERIODS: tuple[Period, ...] = ("today", "week", "all")
@@ -76,3 +79,39 @@ def my_labels(
         if anchor is not None:
             labels = labels.filter(assignment__finished_at__lt=anchor)
     return labels
+
+
+def annotation_history(
+    *, queue_item: QueueItem, annotator: Any | None = None
+) -> QuerySet[Annotation]:
+    """Every version of an item's annotations, oldest first (only one annotator's if given)."""
+    qs = Annotation.objects.filter(queue_item=queue_item).select_related("annotator")
+    if annotator is not None:
+        qs = qs.filter(annotator=annotator)
+    return qs.order_by("annotator_id", "kind", "version", "id")
+
+
+def annotation_history_for(
+    *, project: Project, queue_item: QueueItem, user: RequestUser
+) -> QuerySet[Annotation]:
+    """The item's history as ``user`` may see it: everyone's with the ``read`` capability, their
+    own otherwise (NotFound when they have none: the item is not theirs to know)."""
+    sees_all = has_capability(role=role_in(user=user, project=project), need="read")
+    qs = annotation_history(queue_item=queue_item, annotator=None if sees_all else user)
+    if not sees_all and not qs.exists():
+        raise NotFound("No such queue item.")
+    return qs
+
+
+def own_annotation(*, user: RequestUser, annotation_id: int) -> Annotation:
+    """The caller's annotation in a project where they may label (NotFound for someone else's,
+    Forbidden when their role can no longer label), with its queue item and project loaded."""
+    own = (
+        Annotation.objects.select_related("queue_item__project")
+        .filter(pk=annotation_id, annotator_id=user.pk)
+        .first()
+    )
+    if own is None:
+        raise NotFound("No such annotation.")
+    project_access(user=user, slug=own.queue_item.project.slug, need="label")
+    return own

@@ -1,5 +1,5 @@
-"""Queue reads: a user's queues with counts, their progress, queue health, annotator stats, gold
-accuracy and annotation history."""
+"""Queue reads: one item of a project, a user's queues with counts, their progress, queue health,
+annotator stats and gold accuracy."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from labeling.access import projects_for
+from labeling.errors import NotFound
 from labeling.models import Annotation, Assignment, Project, QueueItem
 from labeling.schema import gold_matches
 from labeling.selectors.queues import member_skills, queue_filter
@@ -22,6 +23,14 @@ from labeling.selectors.review import returned_labels
 def _start_of_day(now: datetime) -> datetime:
     local = timezone.localtime(now)
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def queue_item_in(project: Project, item_id: int) -> QueueItem:
+    """The project's queue item with that id; NotFound for a missing one or another project's."""
+    item = QueueItem.objects.filter(pk=item_id, project=project).first()
+    if item is None:
+        raise NotFound("No such queue item.")
+    return item
 
 
 def items_left_for(*, project: Project, user: Any, queue: str | None = None) -> QuerySet[QueueItem]:
@@ -198,31 +207,3 @@ def annotator_stats(*, project: Project, now: datetime | None = None) -> list[di
             }
         )
     return sorted(out, key=lambda r: r["username"])
-
-
-def annotation_history(
-    *, queue_item: QueueItem, annotator: Any | None = None
-) -> QuerySet[Annotation]:
-    """Every version of an item's annotations, oldest first (only one annotator's if given)."""
-    qs = Annotation.objects.filter(queue_item=queue_item).select_related("annotator")
-    if annotator is not None:
-        qs = qs.filter(annotator=annotator)
-    return qs.order_by("annotator_id", "kind", "version", "id")
-
-
-def gold_candidates(*, project: Project, query: str = "") -> QuerySet[QueueItem]:
-    """Queued items that are not gold yet, newest first, for a reviewer choosing gold items;
-    ``query`` matches the external id or a piece of the response or the conversation."""
-    items = (
-        QueueItem.objects.filter(project=project, is_gold=False)
-        .exclude(status=QueueItem.Status.FLAGGED)
-        .select_related("interaction")
-        .order_by("-id")
-    )
-    if query:
-        items = items.filter(
-            Q(interaction__external_id=query)
-            | Q(interaction__response__icontains=query)
-            | Q(interaction__messages__icontains=query)
-        )
-    return items

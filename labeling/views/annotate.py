@@ -28,10 +28,11 @@ from labeling.forms import GoldRateForm
 from labeling.models import Annotation, Assignment, Project, QueueItem, Role
 from labeling.schema import question_choices, schema_for_display
 from labeling.selectors import quality
-from labeling.selectors.agreement import disagreements, project_agreement
+from labeling.selectors.agreement import disagreement_items, disagreements, project_agreement
+from labeling.selectors.gold import gold_candidates
 from labeling.selectors.history import PERIODS, my_labels
 from labeling.selectors.quality import annotator_quality
-from labeling.selectors.queue import annotator_stats, gold_candidates, queue_health, queue_progress
+from labeling.selectors.queue import annotator_stats, queue_health, queue_progress
 from labeling.selectors.queues import MAIN, queues_for
 from labeling.services.annotations import annotation_adjudicate
 from labeling.services.gold import gold_clear, gold_set
@@ -250,12 +251,7 @@ def review_disagreements(request: HttpRequest, slug: str) -> HttpResponse:
         except Invalid as exc:
             form_errors[item.pk] = exc.text()
     rows = disagreements(project=project)[:50]
-    items = {
-        i.pk: i
-        for i in QueueItem.objects.filter(pk__in=[r["queue_item_id"] for r in rows]).select_related(
-            "interaction"
-        )
-    }
+    items = disagreement_items(rows)
     labels: dict[int, list[Annotation]] = {}
     for a in (
         Annotation.objects.filter(
