@@ -170,6 +170,13 @@ class Interaction(models.Model):
                 name="ix_inter_unprocessed",
                 condition=Q(processed_at__isnull=True),
             ),
+            # The few interactions with explicit feedback: the estimates read their ratings
+            # beside the population aggregates (sampling.selectors.estimates).
+            models.Index(
+                fields=["project", "occurred_at"],
+                name="ix_inter_proj_rated",
+                condition=Q(explicit_rating__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -170,6 +170,36 @@ class Inclusion(models.Model):
         return f"inclusion of {self.interaction_id} in run {self.run_id}"
 
 
+class PopulationCell(models.Model):
+    """The population side of the estimates, aggregated: one row per run x model version x
+    segment (the JSON object as a whole) x day (UTC date of ``occurred_at``).
+
+    ``n`` counts the run's considered items with a ``pi``, ``f_total`` sums their ``f``,
+    ``excluded`` counts those without ``pi`` (deterministic runs). Written by the sampling run in
+    the same transaction as its Inclusion rows (``sampling.services.population``), never changed
+    afterwards (inclusions never change, and neither do an interaction's version, segment and
+    time), so an estimate reads O(runs x cells) rows instead of every considered interaction.
+    Explicit ratings do change after a run: they are not here (docs/estimates.md).
+    """
+
+    run = models.ForeignKey(
+        SamplingRun, on_delete=models.CASCADE, related_name="population_cells", db_index=False
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    model_version = models.CharField(max_length=200, blank=True, default="")
+    segment = models.JSONField(default=dict, blank=True)
+    day = models.DateField()
+    n = models.IntegerField(default=0)
+    f_total = models.FloatField(default=0.0)
+    excluded = models.IntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "run"], name="ix_popcell_project_run")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.model_version} {self.day}: n={self.n}"
+
+
 class InteractionTopic(models.Model):
     """The topic cluster of an interaction (MiniBatchKMeans of the proxy that scored it).
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from labeling.models import Annotation, Interaction, Project, QueueItem
 from sampling.models import Inclusion, SamplingRun
+from sampling.services.population import population_cells_rebuild
 from tests.factories import UserFactory
 
 BASE_TIME = dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC)  # a Monday: ISO week 2026-W45
@@ -170,6 +171,7 @@ def seed_project(
             )
         )
     Inclusion.objects.bulk_create(inclusions)
+    population_cells_rebuild(project=project)
     created = QueueItem.objects.bulk_create(queue_items)
     by_interaction = {q.interaction_id: q for q in created}
     annotations = []

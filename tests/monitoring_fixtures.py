@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from labeling.models import Annotation, Interaction, Project, QueueItem
 from sampling.models import Inclusion, SamplingRun
+from sampling.services.population import population_cells_rebuild
 from tests.factories import UserFactory
 
 
@@ -99,6 +100,7 @@ def seed_daily(
                     )
                 )
         Inclusion.objects.bulk_create(inclusions)
+        population_cells_rebuild(project=project)
         items = {q.interaction_id: q for q in QueueItem.objects.bulk_create(queue)}
         annotations = Annotation.objects.bulk_create(
             [

@@ -27,6 +27,7 @@ from sampling.evalset import estimate_from_rows
 from sampling.models import Inclusion, SamplingRun
 from sampling.selectors.dashboard import DashboardFilters, dashboard_data
 from sampling.selectors.reports import bias_report, regression_report
+from sampling.services.population import population_cells_rebuild
 from tests.conftest import client_for
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
@@ -112,6 +113,7 @@ def build(layout: dict[str, Any]) -> Project:
         if selected and answered and not last_run_empty:
             labelled.append(i)
     Inclusion.objects.bulk_create(inclusions)
+    population_cells_rebuild(project=project)
     queue = QueueItem.objects.bulk_create(
         [
             QueueItem(project=project, interaction=interactions[i], sampling_run_id=inc.run_id)

@@ -10,6 +10,7 @@ import pytest
 from labeling.models import Annotation, Interaction, QueueItem
 from sampling import estimators as est
 from sampling.models import Inclusion
+from sampling.services.population import population_cells_rebuild
 from tests.estimate_fixtures import arrays, make_run, response_rates, seed_project
 from tests.factories import InteractionFactory, UserFactory
 
@@ -44,6 +45,7 @@ def test_hand_computed_small_project(project, api_as) -> None:
                     values={"quality": [5, 5, 1][i]},
                     schema_version=1,
                 )
+    population_cells_rebuild(project=project)
     body = api_as("engineer").get(URL, {"method": "hajek"}).json()
     assert body["method"] == "hajek"
     assert body["target"]["question"] == "quality"
@@ -144,6 +146,7 @@ def test_unfinished_runs_do_not_count(project, api_as) -> None:
     run.save(update_fields=["status"])
     inter = InteractionFactory(project=project)
     Inclusion.objects.create(run=run, project=project, interaction=inter, f=0.5, pi=0.5)
+    population_cells_rebuild(project=project)
     (g,) = api_as("engineer").get(URL).json()["groups"]
     assert g["population"] == 0
     assert g["estimate"] is None

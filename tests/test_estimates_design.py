@@ -16,6 +16,7 @@ from sampling import estimators as est
 from sampling.models import Inclusion
 from sampling.selectors.estimates import estimates_compute
 from sampling.selectors.reports import bias_report, power_report, regression_report
+from sampling.services.population import population_cells_rebuild
 from tests.estimate_fixtures import (
     BASE_TIME,
     arrays,
@@ -94,6 +95,7 @@ def _add_unlabelled_run(project: Project, *, items: int = 800, selected: int = 6
             for i, inter in enumerate(interactions)
         ]
     )
+    population_cells_rebuild(project=project)
     QueueItem.objects.bulk_create(
         [
             QueueItem(project=project, interaction=inter, sampling_run_id=run.id)

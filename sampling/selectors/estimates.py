@@ -1,7 +1,10 @@
 """Estimates per domain: Inclusion rows and final labels turned into arrays for sampling.estimators.
 
-Population side (``U∩D``): aggregated in SQL per group (count, sum of ``f``, explicit-feedback
-counts), so a million considered items never travel to Python. Sample side (``S∩D``): the selected
+Population side (``U∩D``): per group and run, the count and sum of ``f`` come from the population
+cells each run writes (``sampling.models.PopulationCell``: run x model version x segment x day),
+the explicit-feedback counts from the few rated items, and only the partial days at the ends of a
+``since``/``until`` that is not a UTC midnight from Inclusion rows; so an estimate reads
+O(runs x cells) rows, never every considered item. Sample side (``S∩D``): the selected
 items with their final labels. Only rows of finished runs count. Rules:
 
 - items whose run recorded no ``pi`` (deterministic mode) are left out of the population and the
@@ -31,19 +34,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When
 from django.db.models.expressions import Expression
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncWeek
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from labeling.models import Project, QueueItem
 from labeling.selectors.labels import final_labels, target_good
 from sampling import estimators, intervals
-from sampling.models import Inclusion, SamplingRun
+from sampling.models import Inclusion, PopulationCell, SamplingRun
 
 NONE_LABEL = "(none)"
 COVERAGE_RULE = (
@@ -145,19 +149,31 @@ def _parse_time(value: Any, key: str) -> dt.datetime:
 def filtered_inclusions(*, project: Project, filters: dict[str, Any] | None) -> QuerySet[Inclusion]:
     """Inclusion rows of the project's finished runs that match ``filters``."""
     qs = Inclusion.objects.filter(project=project, run__status=SamplingRun.Status.DONE)
+    qs = _filter_cells(qs, filters, through="interaction__")
     filters = filters or {}
-    versions = filters.get("model_versions") or filters.get("model_version")
-    if versions:
-        qs = qs.filter(
-            interaction__model_version__in=[versions] if isinstance(versions, str) else versions
-        )
-    for key, values in (filters.get("segment") or {}).items():
-        vals = [values] if isinstance(values, str) else list(values)
-        qs = qs.filter(**{f"interaction__segment__{key}__in": vals})
     if filters.get("since"):
         qs = qs.filter(interaction__occurred_at__gte=_parse_time(filters["since"], "since"))
     if filters.get("until"):
         qs = qs.filter(interaction__occurred_at__lt=_parse_time(filters["until"], "until"))
+    return qs
+
+
+_Q = TypeVar("_Q", bound=QuerySet[Any])
+
+
+def _filter_cells(qs: _Q, filters: dict[str, Any] | None, *, through: str) -> _Q:
+    """The filters other than time, on Inclusion rows (``through="interaction__"``) or on
+    PopulationCell rows (``through=""``): the same lookups on the same values, so both select
+    the same items."""
+    filters = filters or {}
+    versions = filters.get("model_versions") or filters.get("model_version")
+    if versions:
+        qs = qs.filter(
+            **{f"{through}model_version__in": [versions] if isinstance(versions, str) else versions}
+        )
+    for key, values in (filters.get("segment") or {}).items():
+        vals = [values] if isinstance(values, str) else list(values)
+        qs = qs.filter(**{f"{through}segment__{key}__in": vals})
     if filters.get("runs"):
         qs = qs.filter(run_id__in=[int(r) for r in filters["runs"]])
     return qs
@@ -366,6 +382,20 @@ def _usable_values(
     return out
 
 
+@dataclass
+class _Population:
+    """The population side of one group within one run."""
+
+    n: int = 0  # considered items with a pi
+    f_total: float = 0.0
+    excluded: int = 0  # considered items without pi
+    rated: int = 0  # with pi and an explicit rating
+    down: int = 0  # with pi and a thumbs-down
+
+
+_PopulationRows = dict[tuple[tuple[str, ...], int], _Population]  # (group, run) -> population
+
+
 def domain_data(
     *,
     project: Project,
@@ -378,12 +408,31 @@ def domain_data(
     ``design`` (default: computed now from the current labels) supplies the labels and response
     rates; pass one built with an export's ``cutoff`` to get the numbers as of that snapshot.
     Items of runs without any usable label are left out (counted in
-    ``population_without_labels``).
+    ``population_without_labels``). The population side comes from the runs' population cells
+    and the explicitly rated items (:func:`_population_from_cells`), not from every inclusion.
     """
-    design = design or response_design(project=project)
+    rows = _population_from_cells(project=project, by=by, filters=filters)
+    return _domain_data(project=project, by=by, filters=filters, design=design, population=rows)
+
+
+def _domain_data_scan(
+    *,
+    project: Project,
+    by: Sequence[str] = (),
+    filters: dict[str, Any] | None = None,
+    design: ResponseDesign | None = None,
+) -> list[DomainData]:
+    """:func:`domain_data` with the population side aggregated from every inclusion (the
+    reference the cells are tested against)."""
+    base = filtered_inclusions(project=project, filters=filters)
+    rows = _population_scan(base, by)
+    return _domain_data(project=project, by=by, filters=filters, design=design, population=rows)
+
+
+def _population_scan(base: QuerySet[Inclusion], by: Sequence[str]) -> _PopulationRows:
+    """Population per group and run, aggregated over the Inclusion rows of ``base``."""
     exprs = {f"g{i}": _group_expr(name) for i, name in enumerate(by)}
     names = list(exprs)
-    base = filtered_inclusions(project=project, filters=filters)
     has_pi, no_pi = Q(pi__isnull=False), Q(pi__isnull=True)
     agg = (
         base.annotate(**exprs)
@@ -397,23 +446,165 @@ def domain_data(
         )
         .order_by()
     )
-    groups: dict[tuple[str, ...], DomainData] = {}
+    out: _PopulationRows = {}
     for row in agg:
-        key = tuple(group_label(row[n]) for n in names)
-        d = groups.setdefault(key, DomainData(group=key))  # TruncWeek may split one ISO week
-        d.excluded += row["excluded"]
-        if not row["n"]:
+        key = tuple(group_label(row[n]) for n in names)  # TruncWeek may split one ISO week
+        p = out.setdefault((key, int(row["run_id"])), _Population())
+        p.n += row["n"]
+        p.f_total += float(row["f_total"] or 0.0)
+        p.excluded += row["excluded"]
+        p.rated += row["rated"]
+        p.down += row["down"]
+    return out
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """An aware UTC datetime (a naive filter time is UTC, as the database compares it)."""
+    if timezone.is_naive(value):
+        return timezone.make_aware(value, dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
+
+
+def _population_from_cells(
+    *, project: Project, by: Sequence[str], filters: dict[str, Any] | None
+) -> _PopulationRows:
+    """The same numbers as :func:`_population_scan` over ``filtered_inclusions``, read from
+    O(runs x cells) rows.
+
+    Whole days inside ``since``/``until`` come from the population cells (count, sum of ``f``,
+    excluded); explicit ratings, which change after a run, from the rated items only (they are
+    moved from the ``rated=no`` to the ``rated=yes`` group when grouping by ``rated``); the
+    partial days at either end, if a bound is not a UTC midnight, from the Inclusion rows of that
+    part of a day.
+    """
+    filters = dict(filters or {})
+    since = _utc(_parse_time(filters["since"], "since")) if filters.get("since") else None
+    until = _utc(_parse_time(filters["until"], "until")) if filters.get("until") else None
+    first = None if since is None else since.date() + dt.timedelta(days=since.time() != dt.time(0))
+    end = None if until is None else until.date()  # cells of days before ``end``
+    out: _PopulationRows = {}
+    if first is not None and end is not None and first >= end:
+        # No whole day in between (within two days): scan the rows of the interval.
+        return _population_scan(filtered_inclusions(project=project, filters=filters), by)
+    edges = []
+    if since is not None and first is not None and _midnight(first) != since:
+        edges.append((since, _midnight(first)))
+    if until is not None and end is not None and _midnight(end) != until:
+        edges.append((_midnight(end), until))
+    for low, high in edges:
+        part = {**filters, "since": low.isoformat(), "until": high.isoformat()}
+        _add(out, _population_scan(filtered_inclusions(project=project, filters=part), by))
+    whole = {k: v for k, v in filters.items() if k not in ("since", "until")}
+    if first is not None:
+        whole["since"] = _midnight(first).isoformat()
+    if end is not None:
+        whole["until"] = _midnight(end).isoformat()
+    _add(out, _cells(project=project, by=by, filters=whole, first=first, end=end))
+    rated = filtered_inclusions(project=project, filters=whole).filter(
+        interaction__explicit_rating__isnull=False
+    )
+    for (key, run_id), p in _population_scan(rated, by).items():
+        target = out.setdefault((key, run_id), _Population())
+        target.rated += p.rated
+        target.down += p.down
+        if "rated" in by:  # the cells counted them as not rated: move them
+            target.n += p.n
+            target.f_total += p.f_total
+            target.excluded += p.excluded
+            at = list(by).index("rated")
+            unrated = out.setdefault(((*key[:at], "no", *key[at + 1 :]), run_id), _Population())
+            unrated.n -= p.n
+            unrated.f_total -= p.f_total
+            unrated.excluded -= p.excluded
+    return {k: p for k, p in out.items() if p.n or p.excluded}
+
+
+def _cells(
+    *,
+    project: Project,
+    by: Sequence[str],
+    filters: dict[str, Any],
+    first: dt.date | None,
+    end: dt.date | None,
+) -> _PopulationRows:
+    qs = PopulationCell.objects.filter(project=project, run__status=SamplingRun.Status.DONE)
+    qs = _filter_cells(qs, filters, through="")
+    if first is not None:
+        qs = qs.filter(day__gte=first)
+    if end is not None:
+        qs = qs.filter(day__lt=end)
+    exprs = {f"g{i}": _cell_group_expr(name) for i, name in enumerate(by)}
+    names = list(exprs)
+    agg = (
+        qs.annotate(**exprs)
+        .values(*names, "run_id")
+        .annotate(n=Sum("n"), f_total=Sum("f_total"), excluded=Sum("excluded"))
+        .order_by()
+    )
+    out: _PopulationRows = {}
+    for row in agg:
+        key = tuple(group_label(row[n]) for n in names)  # a day's label is its ISO week
+        p = out.setdefault((key, int(row["run_id"])), _Population())
+        p.n += int(row["n"] or 0)
+        p.f_total += float(row["f_total"] or 0.0)
+        p.excluded += int(row["excluded"] or 0)
+    return out
+
+
+def _cell_group_expr(name: str) -> Expression | F:
+    """:func:`_group_expr` on PopulationCell rows (every cell is ``rated=no``)."""
+    if name == "model_version":
+        return F("model_version")
+    if name == "week":
+        return F("day")
+    if name == "run":
+        return F("run_id")
+    if name == "rated":
+        return Value("no")
+    return KeyTextTransform(name[len("segment.") :], "segment")
+
+
+def _add(out: _PopulationRows, rows: _PopulationRows) -> None:
+    for key, p in rows.items():
+        target = out.setdefault(key, _Population())
+        target.n += p.n
+        target.f_total += p.f_total
+        target.excluded += p.excluded
+        target.rated += p.rated
+        target.down += p.down
+
+
+def _domain_data(
+    *,
+    project: Project,
+    by: Sequence[str],
+    filters: dict[str, Any] | None,
+    design: ResponseDesign | None,
+    population: _PopulationRows,
+) -> list[DomainData]:
+    design = design or response_design(project=project)
+    exprs = {f"g{i}": _group_expr(name) for i, name in enumerate(by)}
+    names = list(exprs)
+    base = filtered_inclusions(project=project, filters=filters)
+    groups: dict[tuple[str, ...], DomainData] = {}
+    for (key, run_id), row in sorted(population.items()):
+        d = groups.setdefault(key, DomainData(group=key))
+        d.excluded += row.excluded
+        if not row.n:
             continue
-        run_id = int(row["run_id"])
         if not design.covers(run_id):
-            d.population_without_labels += row["n"]
+            d.population_without_labels += row.n
             d.runs_without_labels.add(run_id)
             continue
         d.runs.add(run_id)
-        d.population += row["n"]
-        d.f_total += float(row["f_total"] or 0.0)
-        d.rated += row["rated"]
-        d.thumbs_down += row["down"]
+        d.population += row.n
+        d.f_total += row.f_total
+        d.rated += row.rated
+        d.thumbs_down += row.down
 
     sample = list(
         base.filter(selected=True)

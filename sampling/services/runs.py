@@ -14,7 +14,8 @@ Invariants:
   ``sampling.resume_pending_runs`` re-enqueues it). A duplicate delivery finds the run claimed
   and does nothing.
 - Every pool item gets an Inclusion row with ``f`` (the stored proxy score, or the prior if
-  unscored) and ``pi`` (NULL in deterministic mode), selected or not.
+  unscored) and ``pi`` (NULL in deterministic mode), selected or not; the run's population cells
+  (``sampling.models.PopulationCell``) are aggregated from those rows in the same transaction.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from sampling import strategies as strat
 from sampling.features import FEATURE_FIELDS, featurize
 from sampling.models import Inclusion, SamplingRun, SamplingStrategy
 from sampling.selectors.pool import coverage_counts, pool_read, proxy_current
+from sampling.services.population import population_cells_write
 from sampling.services.strategies import strategy_snapshot
 
 logger = logging.getLogger(__name__)
@@ -170,6 +172,9 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
     t_compute = time.perf_counter()
     _write_inclusions(run=run, pool=pool, pi=pi, draw=draw)
     t_write = time.perf_counter()
+    if pool.size:  # the estimates read these aggregates, never every inclusion
+        population_cells_write(run_id=run.pk)
+    t_cells = time.perf_counter()
     selected_ids = pool.ids[draw.selected]
     overlap_k = int(snapshot.get("overlap_k") or 1)
     # Random priorities: annotators work through a run in random order, so a backlog left
@@ -212,7 +217,8 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
         "read_s": round(t_read - t_lock, 4),
         "compute_s": round(t_compute - t_read, 4),
         "write_s": round(t_write - t_compute, 4),
-        "enqueue_s": round(t_enqueue - t_write, 4),
+        "cells_s": round(t_cells - t_write, 4),
+        "enqueue_s": round(t_enqueue - t_cells, 4),
         "total_s": round(time.perf_counter() - t0, 4),
         "attempt": attempt,
         "unscored": pool.n_prior,
