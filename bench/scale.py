@@ -21,6 +21,9 @@ something to find). Then, with a warm connection, it times:
 - database size per million interactions (tables with their indexes).
 
 Prints a Markdown table; ``--write`` replaces the "## Scale" section of bench/RESULTS.md.
+``--reuse`` measures the project an earlier run left in ``test_flywheel_scale`` (same models,
+same sizes) instead of building it again; the measured sampling run is rolled back, so the
+arrivals stay new for the next measurement.
 Throughput of exports at 1M rows, of ingestion, of scoring and of the queue at 16 annotators do not
 depend on the project's size and are measured by bench/export.py, bench/ingest.py,
 bench/scoring.py and bench/load.py.
@@ -226,10 +229,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--write", action="store_true")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure the project a previous run built (same sizes) instead of building it again",
+    )
     args = parser.parse_args()
     load_before = load()
     os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
-    _bench_db.setup(DB)
+    _bench_db.setup(DB, keep=args.reuse)
     from django.conf import settings
 
     settings.ALLOWED_HOSTS = ["*"]  # the test client's host; this process serves nobody
@@ -239,17 +247,25 @@ def main() -> None:
         name = connections["default"].settings_dict["NAME"]
         connections["export_reader"].settings_dict["NAME"] = name
 
+    from django.contrib.auth import get_user_model
     from django.core.cache import cache
-    from django.db import connection
+    from django.db import connection, transaction
     from django.test import Client
 
-    from labeling.models import Annotation, Interaction
+    from labeling.models import Annotation, Interaction, Project
     from labeling.services.exports import export_create, export_run
     from sampling.models import SamplingStrategy
     from sampling.services.runs import sampling_run_create, sampling_run_execute
 
     t0 = time.perf_counter()
-    project, admin, timings = build(args)
+    project = Project.objects.filter(slug=SLUG).first() if args.reuse else None
+    if project is not None:
+        admin = get_user_model().objects.get(username="admin")
+        timings = {"reused": 1.0}
+    elif args.reuse:
+        raise SystemExit(f"--reuse: no project {SLUG!r} in test_{DB}; run once without --reuse")
+    else:
+        project, admin, timings = build(args)
     build_s = time.perf_counter() - t0
     n = Interaction.objects.filter(project=project).count()
     labels = Annotation.objects.filter(queue_item__project=project).count()
@@ -292,11 +308,14 @@ def main() -> None:
         )
 
     strategy = SamplingStrategy.objects.get(project=project, name="scale")
-    run = sampling_run_create(project=project, strategy=strategy)
-    t0 = time.perf_counter()
-    sampling_run_execute(run_id=run.pk)
-    run_s = time.perf_counter() - t0
-    run.refresh_from_db()
+    # Rolled back afterwards, so the arrivals stay new and --reuse can measure them again.
+    with transaction.atomic():
+        run = sampling_run_create(project=project, strategy=strategy)
+        t0 = time.perf_counter()
+        sampling_run_execute(run_id=run.pk)
+        run_s = time.perf_counter() - t0
+        run.refresh_from_db()
+        transaction.set_rollback(True)
     rows.append(
         (
             f"sampling run over {run.pool_size:,} new arrivals",
