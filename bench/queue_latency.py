@@ -100,6 +100,24 @@ def build(items: int, clients: int) -> list[str]:
     return tokens
 
 
+def bench_project_setup(retrain_every: int = 1_000_000) -> None:
+    """The steady state between two retrainings: the bench project has a ready proxy model and
+    is not due for another (``retrain_every`` labels). Each submit still enqueues the sampler's
+    retrain check, which then finds nothing to do; the cost of a retraining itself grows with the
+    label set and is measured on its own ("Retrain time" in bench/RESULTS.md)."""
+    from labeling.models import Project
+    from sampling.models import ProxyModel
+
+    project = Project.objects.get(slug="bench")
+    project.retrain_every = retrain_every
+    project.save(update_fields=["retrain_every"])
+    ProxyModel.objects.get_or_create(
+        project=project,
+        version=1,
+        defaults={"status": ProxyModel.Status.READY, "kind": "prior", "n_labels": 0},
+    )
+
+
 def wait_port(port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

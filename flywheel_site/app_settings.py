@@ -71,6 +71,11 @@ DECLARED: tuple[AppSetting, ...] = (
     # Sampling (sampling.services).
     AppSetting("SCORE_CHUNK_SIZE", 5000, "interactions per scoring task"),
     AppSetting(
+        "RETRAIN_CHECK_S",
+        10.0,
+        "submits within this many seconds share one retrain check (sampling.maybe_retrain)",
+    ),
+    AppSetting(
         "PROXY_CLAIM_TIMEOUT_S",
         3600,
         "a proxy-model training claim older than this is marked failed (its worker died)",

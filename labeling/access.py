@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from labeling.errors import Forbidden, NotFound
 from labeling.models import IngestToken, Membership, Project, Role
@@ -96,11 +96,19 @@ def project_access(*, user: RequestUser, slug: str, need: Capability) -> Project
         return user.token.project
     if not isinstance(user, User):
         raise Forbidden("Authentication required.")
-    try:
-        project = Project.objects.get(slug=slug)
-    except Project.DoesNotExist:
-        raise NotFound("No such project.") from None
-    role = role_in(user=user, project=project)
+    # The project and the caller's role in one query (this runs on every request).
+    project = (
+        Project.objects.filter(slug=slug)
+        .annotate(
+            member_role=Subquery(
+                Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+            )
+        )
+        .first()
+    )
+    if project is None:
+        raise NotFound("No such project.")
+    role = Role.ADMIN if user.is_superuser else project.member_role
     if role is None:
         raise NotFound("No such project.")
     if not has_capability(role=role, need=need):

@@ -11,6 +11,9 @@ the contract, so moving a task between modules never touches its callers.
 - :func:`enqueue_guarded` publishes with a quick connection check and a per-process breaker and
   returns False instead of raising when the broker is down (for large uploads: one failed
   connection attempt per ``BROKER_RETRY_AFTER_S``, not one per batch).
+- :func:`enqueue_coalesced` publishes after commit, delayed by a window, unless the same task with
+  the same arguments is already waiting (a pending mark in the cache): a burst of calls, one per
+  submitted label, becomes one task per window. The task calls :func:`coalesced_started` first.
 
 With no broker configured (``CELERY_TASK_ALWAYS_EAGER``) the task runs here, in-process, and its
 exceptions propagate (``task_eager_propagates``).
@@ -19,11 +22,13 @@ exceptions propagate (``task_eager_propagates``).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
 import redis.exceptions
 from celery import Celery, Task
+from django.core.cache import cache
 from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -50,11 +55,19 @@ def _app() -> Celery:
     return app
 
 
+_import_lock = threading.Lock()
+
+
 def task_get(name: str) -> Task:
-    """The registered task called ``name``; imports every app's task modules on first use."""
+    """The registered task called ``name``; imports every app's task modules on first use.
+
+    Under a lock: in a threaded server the first requests arrive together, and a thread that
+    calls ``import_default_modules`` while another is still importing finds the task modules
+    started but their tasks not registered yet (seven of eight threads failed without it)."""
     app = _app()
     if name not in app.tasks:
-        app.loader.import_default_modules()  # runs autodiscover_tasks()
+        with _import_lock:
+            app.loader.import_default_modules()  # runs autodiscover_tasks()
     try:
         return app.tasks[name]
     except KeyError:
@@ -81,6 +94,48 @@ def enqueue_on_commit(name: str, *args: Any) -> None:
 
     publish.__qualname__ = f"enqueue_on_commit({name!r})"
     transaction.on_commit(publish, robust=True)
+
+
+def _pending_key(name: str, args: tuple[Any, ...]) -> str:
+    return "dispatch:pending:" + ":".join([name, *(str(a) for a in args)])
+
+
+def enqueue_coalesced(name: str, *args: Any, window_s: float) -> None:
+    """After commit, publish task ``name`` to run ``window_s`` seconds later, unless the same task
+    with the same arguments is already waiting to run: then the waiting one covers this call too.
+
+    For follow-up work that looks at the state rather than at the call (a retrain check counts
+    the labels when it runs): N calls within a window cost one task instead of N. The task must
+    call :func:`coalesced_started` with the same arguments before it reads anything, so a call
+    made after that enqueues the next task (nothing committed is ever left uncovered). The pending
+    mark expires after ``2 * window_s + 60`` seconds, so a lost message delays the next task at
+    most that long (the periodic sweeps cover it meanwhile). Like :func:`enqueue_on_commit`, a
+    broker or cache that is down is logged, never raised. ``window_s`` 0: one task per call, now.
+    With no broker the task runs eagerly at commit (no delay) and clears its mark itself.
+    """
+    task_get(name)
+    if window_s <= 0:
+        enqueue_on_commit(name, *args)
+        return
+    key = _pending_key(name, args)
+
+    def publish() -> None:
+        if not cache.add(key, 1, timeout=int(2 * window_s) + 60):
+            return  # one is waiting: it will see what this transaction committed
+        try:
+            task_get(name).apply_async(args=list(args), countdown=window_s)
+        except BaseException:
+            cache.delete(key)  # not published: let the next call try
+            raise
+
+    publish.__qualname__ = f"enqueue_coalesced({name!r})"
+    transaction.on_commit(publish, robust=True)
+
+
+def coalesced_started(name: str, *args: Any) -> None:
+    """Called first by a task published through :func:`enqueue_coalesced`: calls from now on
+    publish the next one (what they commit may be too late for this run to see)."""
+    cache.delete(_pending_key(name, args))
 
 
 def broker_breaker_reset() -> None:

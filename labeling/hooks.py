@@ -7,6 +7,8 @@ Events:
 - ``interactions_processed(project_id: int, interaction_ids: list[int])`` — new or changed
   interactions whose signal aggregates are up to date (score them).
 - ``labels_submitted(project_id: int, count: int)`` — annotations were submitted (maybe retrain).
+  Fired once per submit: a receiver must coalesce what it enqueues (one task per project per
+  window, ``labeling.dispatch.enqueue_coalesced``), not publish a task per label.
 
 Providers answer questions labeling cannot answer itself (``provide`` / ``ask``):
 - ``strategy_names(project_id: int) -> dict[int, str]`` — the project's sampling strategies (the

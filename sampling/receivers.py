@@ -8,6 +8,7 @@ the committing request); the periodic sweeps (``sampling.score_sweep``,
 
 from __future__ import annotations
 
+from flywheel_site.app_settings import setting
 from labeling import dispatch, hooks
 
 
@@ -22,7 +23,12 @@ def on_interactions_processed(*, project_id: int, interaction_ids: list[int], **
 
 
 def on_labels_submitted(*, project_id: int, count: int = 0, **_: object) -> None:
-    dispatch.enqueue_on_commit("sampling.maybe_retrain", project_id)
+    """One retrain check per project per ``RETRAIN_CHECK_S``, run at the end of the window: it
+    counts every label submitted meanwhile, so coalescing them loses nothing (it only delays a due
+    retraining by at most the window)."""
+    dispatch.enqueue_coalesced(
+        "sampling.maybe_retrain", project_id, window_s=float(setting("RETRAIN_CHECK_S"))
+    )
 
 
 def on_demo_loaded(*, project_id: int, **_: object) -> None:

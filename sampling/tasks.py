@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from labeling import dispatch
 from labeling.models import Project
 from sampling.models import ProxyModel, SamplingRun, SamplingStrategy
 from sampling.selectors.pool import proxy_current
@@ -73,7 +74,11 @@ def retrain(project_id: int) -> int | None:
 
 @shared_task(name="sampling.maybe_retrain", ignore_result=True)
 def maybe_retrain(project_id: int) -> int | None:
-    """Retrain when ``Project.retrain_every`` labels arrived since the current model."""
+    """Retrain when ``Project.retrain_every`` labels arrived since the current model.
+
+    Enqueued coalesced after submits (``labeling.dispatch.enqueue_coalesced``): labels submitted
+    from now on enqueue the next check."""
+    dispatch.coalesced_started("sampling.maybe_retrain", project_id)
     project = _project(project_id)
     if project is None or not proxy_services.retrain_due(project=project):
         return None

@@ -47,7 +47,7 @@ from labeling.schema import item_texts, values_validate
 from labeling.selectors.queues import project_queues, queue_filter
 from labeling.selectors.review import suggestion_for
 from labeling.services.queues import queue_route
-from labeling.services.webhooks import webhook_emit
+from labeling.services.webhooks import webhook_emit, webhook_listeners
 
 
 @transaction.atomic
@@ -344,6 +344,9 @@ def _emit_submitted(*, annotation: Annotation, item: QueueItem, annotator: User)
     """``label.submitted`` and, when this label completes the item, ``item.completed`` (in the
     submit's transaction: the outbox rows commit with the label)."""
     project, interaction = item.project, item.interaction
+    listeners = webhook_listeners(project)
+    if not listeners:
+        return  # nobody listens (the usual case): one query, no payload built
     common = {
         "queue_item_id": item.pk,
         "interaction_id": interaction.pk,
@@ -361,9 +364,15 @@ def _emit_submitted(*, annotation: Annotation, item: QueueItem, annotator: User)
             "schema_version": annotation.schema_version,
             **common,
         },
+        listeners=listeners,
     )
     if item.status == QueueItem.Status.DONE and item.done_count == item.overlap:
-        webhook_emit(project, WebhookEvent.ITEM_COMPLETED, {"reason": "overlap_done", **common})
+        webhook_emit(
+            project,
+            WebhookEvent.ITEM_COMPLETED,
+            {"reason": "overlap_done", **common},
+            listeners=listeners,
+        )
 
 
 @transaction.atomic

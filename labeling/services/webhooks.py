@@ -281,23 +281,37 @@ def _envelope(*, uid: str, event: str, project: Project, data: Any, now: dt.date
     }
 
 
-def webhook_emit(project: Project, event: str, payload: dict[str, Any]) -> int:
+def webhook_listeners(project: Project) -> list[tuple[int, list[str]]]:
+    """``(subscription id, events)`` of the project's active subscriptions: read once by a caller
+    that emits several events in one transaction (a submit that also completes its item)."""
+    return [
+        (sub_id, list(events or []))
+        for sub_id, events in WebhookSubscription.objects.filter(
+            project_id=project.pk, active=True
+        ).values_list("id", "events")
+    ]
+
+
+def webhook_emit(
+    project: Project,
+    event: str,
+    payload: dict[str, Any],
+    *,
+    listeners: list[tuple[int, list[str]]] | None = None,
+) -> int:
     """Record ``event`` with ``payload`` (its ``data``) for every active subscription of
     ``project`` that listens to it, in the caller's transaction; deliver after commit.
 
-    Returns how many deliveries were written (0 when nobody listens: one cheap query). Raises
-    Invalid on an unknown event or a payload that is not JSON.
+    ``listeners``: :func:`webhook_listeners` read earlier in the same transaction (else it is read
+    here). Returns how many deliveries were written (0 when nobody listens: one cheap query).
+    Raises Invalid on an unknown event or a payload that is not JSON.
     """
     if event not in EVENTS:
         raise Invalid({"event": f"unknown event {event!r}; known: {list(EVENTS)}"})
     event = str(event)  # a WebhookEvent member -> its value
-    targets = [
-        sub_id
-        for sub_id, events in WebhookSubscription.objects.filter(
-            project_id=project.pk, active=True
-        ).values_list("id", "events")
-        if event in (events or [])
-    ]
+    if listeners is None:
+        listeners = webhook_listeners(project)
+    targets = [sub_id for sub_id, events in listeners if event in events]
     if not targets:
         return 0
     data = _json_safe(payload)

@@ -29,9 +29,8 @@ def on_interactions_processed(*, project_id: int, interaction_ids: list[int], **
 
 
 def on_labels_submitted(*, project_id: int, **_: object) -> None:
-    """New labels: recalibrate the project's judges (debounced; the weights follow the report)."""
-    if not Judge.objects.filter(project_id=project_id).exists():
-        return
+    """New labels: recalibrate the project's judges (debounced; the weights follow the report).
+    Whether the project has judges at all is asked once per debounce window, not per label."""
     from sampling.judges.tasks import calibrate_soon
 
     calibrate_soon(project_id)

@@ -97,6 +97,8 @@ def calibrate_soon(project_id: int) -> bool:
 
     if not cache.add(f"judges:calibrate-soon:{project_id}", 1, timeout=CALIBRATE_DEBOUNCE_S):
         return False
+    if not Judge.objects.filter(project_id=project_id).exists():
+        return False  # no judge to calibrate (a judge added meanwhile: judges.calibrate_sweep)
     calibrate.apply_async((project_id,), countdown=CALIBRATE_DEBOUNCE_S, queue=QUEUE)
     return True
 
