@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
 from labeling.models import Annotation, Project, QueueItem, Role
 from labeling.services.queue import assignment_claim, assignment_submit
@@ -30,7 +31,7 @@ def test_labelling_page_renders_config_and_progress(
     project.guidelines = "Rate <b>helpfulness</b> first."
     project.save()
     QueueItemFactory(interaction__project=project)
-    response = browser_as(member()).get("/p/support-bot/label/")
+    response = browser_as(member()).get(reverse("annotate", kwargs={"slug": "support-bot"}))
     assert response.status_code == 200
     html = response.content.decode()
     assert "annotate.js" in html
@@ -38,8 +39,10 @@ def test_labelling_page_renders_config_and_progress(
     config = json.loads(
         html.split('id="annotate-config" type="application/json">')[1].split("<")[0]
     )
-    assert config["nextUrl"] == "/api/projects/support-bot/queue/next"
-    assert config["submitUrl"] == "/api/assignments/0/submit"
+    assert config["nextUrl"] == reverse("labeling_api:queue-next", kwargs={"slug": "support-bot"})
+    assert config["submitUrl"] == reverse(
+        "labeling_api:assignment-submit", kwargs={"assignment_id": 0}
+    )
     assert response.context["progress"]["left"] == 1
 
 
@@ -47,10 +50,12 @@ def test_pages_are_scoped_to_members(
     project: Project, other_project: Project, member: Callable[..., Any]
 ) -> None:
     annotator = browser_as(member())
-    assert annotator.get("/p/other-bot/label/").status_code == 404
-    assert annotator.get("/p/support-bot/review/").status_code == 403
-    assert annotator.get("/p/other-bot/review/").status_code == 404
-    assert Client().get("/p/support-bot/label/").status_code == 302  # to the login page
+    assert annotator.get(reverse("annotate", kwargs={"slug": "other-bot"})).status_code == 404
+    assert annotator.get(reverse("review", kwargs={"slug": "support-bot"})).status_code == 403
+    assert annotator.get(reverse("review", kwargs={"slug": "other-bot"})).status_code == 404
+    assert (
+        Client().get(reverse("annotate", kwargs={"slug": "support-bot"})).status_code == 302
+    )  # to the login page
 
 
 def test_home_lists_my_queues_with_counts(
@@ -70,8 +75,8 @@ def test_home_lists_my_queues_with_counts(
     ]
     html = response.content.decode()
     assert "My queues" in html
-    assert "/p/support-bot/label/" in html
-    assert "/p/other-bot/label/" not in html
+    assert reverse("annotate", kwargs={"slug": "support-bot"}) in html
+    assert reverse("annotate", kwargs={"slug": "other-bot"}) not in html
 
 
 def disputed_item(project: Project, member: Callable[..., Any], **interaction: Any) -> QueueItem:
@@ -95,7 +100,9 @@ def test_reviewer_pages_escape_content(project: Project, member: Callable[..., A
         messages=[{"role": "user", "content": XSS}],
     )
     reviewer = browser_as(member(Role.REVIEWER))
-    html = reviewer.get("/p/support-bot/review/disagreements/").content.decode()
+    html = reviewer.get(
+        reverse("review-disagreements", kwargs={"slug": "support-bot"})
+    ).content.decode()
     assert "<script>window.__xss" not in html
     assert "<img src=x" not in html
     assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in html
@@ -105,17 +112,22 @@ def test_reviewer_pages_escape_content(project: Project, member: Callable[..., A
 def test_adjudication_form_records_the_answer(project: Project, member: Callable[..., Any]) -> None:
     item = disputed_item(project, member)
     reviewer = browser_as(member(Role.REVIEWER))
-    bad = reviewer.post("/p/support-bot/review/disagreements/", {"item": item.pk, "quality": "9"})
+    bad = reviewer.post(
+        reverse("review-disagreements", kwargs={"slug": "support-bot"}),
+        {"item": item.pk, "quality": "9"},
+    )
     assert bad.status_code == 200
     assert "out of range" in bad.content.decode()
     response = reviewer.post(
-        "/p/support-bot/review/disagreements/",
+        reverse("review-disagreements", kwargs={"slug": "support-bot"}),
         {"item": item.pk, "quality": "4", "note": "Checked the docs"},
     )
     assert response.status_code == 302
     adjudication = Annotation.objects.get(kind=Annotation.Kind.ADJUDICATION)
     assert adjudication.values == {"quality": 4}
-    page = reviewer.get("/p/support-bot/review/disagreements/").content.decode()
+    page = reviewer.get(
+        reverse("review-disagreements", kwargs={"slug": "support-bot"})
+    ).content.decode()
     assert "No open disagreements" in page
 
 
@@ -123,7 +135,7 @@ def test_gold_form_sets_and_clears(project: Project, member: Callable[..., Any])
     item = QueueItemFactory(interaction__project=project)
     reviewer = browser_as(member(Role.REVIEWER))
     response = reviewer.post(
-        "/p/support-bot/review/gold/",
+        reverse("review-gold", kwargs={"slug": "support-bot"}),
         {
             "item": item.interaction.external_id,
             "quality": "5",
@@ -138,12 +150,17 @@ def test_gold_form_sets_and_clears(project: Project, member: Callable[..., Any])
         {"quality": 5, "failure_modes": ["tone"]},
         3,
     )
-    missing = reviewer.post("/p/support-bot/review/gold/", {"item": "nope", "quality": "5"})
+    missing = reviewer.post(
+        reverse("review-gold", kwargs={"slug": "support-bot"}), {"item": "nope", "quality": "5"}
+    )
     assert "No queued item" in missing.content.decode()
-    reviewer.post("/p/support-bot/review/gold/", {"item": str(item.pk), "action": "clear"})
+    reviewer.post(
+        reverse("review-gold", kwargs={"slug": "support-bot"}),
+        {"item": str(item.pk), "action": "clear"},
+    )
     item.refresh_from_db()
     assert item.is_gold is False
-    health = reviewer.get("/p/support-bot/review/")
+    health = reviewer.get(reverse("review", kwargs={"slug": "support-bot"}))
     assert health.status_code == 200
     assert health.context["health"]["items"] == 1
 
@@ -154,7 +171,11 @@ def test_gold_page_lists_answers_as_json(project: Project, member: Callable[...,
     reviewer_user = member(Role.REVIEWER)
     item = QueueItemFactory(interaction__project=project)
     gold_set(queue_item=item, actor=reviewer_user, answer={"quality": 5, "correction": "<b>x</b>"})
-    html = browser_as(reviewer_user).get("/p/support-bot/review/gold/").content.decode()
+    html = (
+        browser_as(reviewer_user)
+        .get(reverse("review-gold", kwargs={"slug": "support-bot"}))
+        .content.decode()
+    )
     assert (
         "{&quot;quality&quot;: 5, &quot;correction&quot;: &quot;&lt;b&gt;x&lt;/b&gt;&quot;}" in html
     )

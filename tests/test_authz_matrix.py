@@ -36,6 +36,7 @@ from labeling.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from labeling.routing import ALIAS_SUFFIX
 from sampling.judges.models import Judge
 from sampling.models import AlertRule, SamplingRun, SamplingStrategy
 from tests.conftest import client_for
@@ -87,73 +88,73 @@ ROUTES: dict[str, Route] = {
     "api-schema": Route("public", scoped=False),
     "api-docs": Route("public", scoped=False),
     # projects and membership
-    "api-projects": Route("auth", scoped=False),
-    "api-project": Route("member"),
-    "api-members": Route("configure"),
-    "api-member": Route("configure"),
-    "api-ingest-tokens": Route("ingest"),
-    "api-ingest-token": Route("ingest"),
+    "labeling_api:projects": Route("auth", scoped=False),
+    "labeling_api:project": Route("member"),
+    "labeling_api:members": Route("configure"),
+    "labeling_api:member": Route("configure"),
+    "labeling_api:ingest-tokens": Route("ingest"),
+    "labeling_api:ingest-token": Route("ingest"),
     # ingestion
-    "api-interactions": Route("read"),
-    "api-interactions-bulk": Route("ingest", token=True),
-    "api-events": Route("ingest", token=True),
-    "api-ingest-whoami": Route("token", scoped=False, token=True),
-    "otlp-traces": Route("token", scoped=False, token=True),
-    "api-import": Route("ingest", token=True),
+    "labeling_api:interactions": Route("read"),
+    "labeling_api:interactions-bulk": Route("ingest", token=True),
+    "labeling_api:events": Route("ingest", token=True),
+    "labeling_api:ingest-whoami": Route("token", scoped=False, token=True),
+    "otlp:traces": Route("token", scoped=False, token=True),
+    "labeling_api:import": Route("ingest", token=True),
     # queue
-    "api-queue-next": Route("label"),
-    "api-queue-progress": Route("label"),
-    "api-queue-health": Route("read"),
-    "api-assignment-submit": Route("label", owner=True),
-    "api-assignment-skip": Route("label", owner=True),
-    "api-agreement": Route("read"),
-    "api-disagreements": Route("review"),
-    "api-adjudicate": Route("review"),
-    "api-gold": Route("review"),
-    "api-item-reopen": Route("review"),
-    "api-annotation-history": Route("label"),
-    "api-gold-list": Route("review"),
-    "api-annotation-edit": Route("label", owner=True),
-    "api-my-labels": Route("label"),
-    "api-item-comments": Route("label"),
-    "api-annotation-review": Route("review"),
-    "api-queues": Route("label"),
-    "api-queue": Route("configure"),
-    "api-member-skills": Route("configure"),
+    "labeling_api:queue-next": Route("label"),
+    "labeling_api:queue-progress": Route("label"),
+    "labeling_api:queue-health": Route("read"),
+    "labeling_api:assignment-submit": Route("label", owner=True),
+    "labeling_api:assignment-skip": Route("label", owner=True),
+    "labeling_api:agreement": Route("read"),
+    "labeling_api:disagreements": Route("review"),
+    "labeling_api:adjudicate": Route("review"),
+    "labeling_api:gold": Route("review"),
+    "labeling_api:item-reopen": Route("review"),
+    "labeling_api:annotation-history": Route("label"),
+    "labeling_api:gold-list": Route("review"),
+    "labeling_api:annotation-edit": Route("label", owner=True),
+    "labeling_api:my-labels": Route("label"),
+    "labeling_api:item-comments": Route("label"),
+    "labeling_api:annotation-review": Route("review"),
+    "labeling_api:queues": Route("label"),
+    "labeling_api:queue": Route("configure"),
+    "labeling_api:member-skills": Route("configure"),
     # exports
-    "api-exports": Route("export"),
-    "api-export": Route("export"),
-    "api-export-retry": Route("export"),
-    "api-export-download": Route("export"),
+    "labeling_api:exports": Route("export"),
+    "labeling_api:export": Route("export"),
+    "labeling_api:export-retry": Route("export"),
+    "labeling_api:export-download": Route("export"),
     # webhooks
-    "api-webhooks": Route("configure"),
-    "api-webhook": Route("configure"),
-    "api-webhook-rotate": Route("configure"),
-    "api-webhook-test": Route("configure"),
-    "api-webhook-deliveries": Route("configure"),
-    "api-webhook-delivery": Route("configure"),
+    "labeling_api:webhooks": Route("configure"),
+    "labeling_api:webhook": Route("configure"),
+    "labeling_api:webhook-rotate": Route("configure"),
+    "labeling_api:webhook-test": Route("configure"),
+    "labeling_api:webhook-deliveries": Route("configure"),
+    "labeling_api:webhook-delivery": Route("configure"),
     # sampling
-    "api-strategies": Route("read"),
-    "api-strategy-preview": Route("configure"),
-    "api-strategy": Route("read"),
-    "api-runs": Route("read"),
-    "api-run": Route("read"),
-    "api-estimates": Route("read"),
-    "api-report-bias": Route("read"),
-    "api-report-power": Route("read"),
-    "api-report-regression": Route("read"),
-    "api-monitoring": Route("read"),
-    "api-alert-rules": Route("read"),
-    "api-alert-rules-evaluate": Route("configure"),
-    "api-alert-rule": Route("configure"),
-    "api-alerts": Route("read"),
+    "sampling_api:strategies": Route("read"),
+    "sampling_api:strategy-preview": Route("configure"),
+    "sampling_api:strategy": Route("read"),
+    "sampling_api:runs": Route("read"),
+    "sampling_api:run": Route("read"),
+    "sampling_api:estimates": Route("read"),
+    "sampling_api:report-bias": Route("read"),
+    "sampling_api:report-power": Route("read"),
+    "sampling_api:report-regression": Route("read"),
+    "sampling_api:monitoring": Route("read"),
+    "sampling_api:alert-rules": Route("read"),
+    "sampling_api:alert-rules-evaluate": Route("configure"),
+    "sampling_api:alert-rule": Route("configure"),
+    "sampling_api:alerts": Route("read"),
     # judges
-    "api-judges": Route("read"),
-    "api-judge": Route("read"),
-    "api-judge-results": Route("read"),
-    "api-judge-test": Route("configure"),
-    "api-judge-run": Route("configure"),
-    "api-judge-calibration": Route("read"),
+    "sampling_api:judges": Route("read"),
+    "sampling_api:judge": Route("read"),
+    "sampling_api:judge-results": Route("read"),
+    "sampling_api:judge-test": Route("configure"),
+    "sampling_api:judge-run": Route("configure"),
+    "sampling_api:judge-calibration": Route("read"),
     # pages
     "home": Route("auth", scoped=False, page=True),
     "login": Route("public", scoped=False, page=True),
@@ -201,22 +202,34 @@ ROUTES: dict[str, Route] = {
 }
 
 
-def walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
+def walk(
+    patterns: list[Any], prefix: str = "", namespace: str = ""
+) -> Iterator[tuple[str, str, URLPattern]]:
+    """(route, name with its namespaces, pattern) for every pattern under ``patterns``."""
     for p in patterns:
         if isinstance(p, URLResolver):
-            yield from walk(p.url_patterns, prefix + str(p.pattern))
+            inner = f"{namespace}{p.namespace}:" if p.namespace else namespace
+            yield from walk(p.url_patterns, prefix + str(p.pattern), inner)
         else:
-            yield prefix + str(p.pattern), p
+            yield prefix + str(p.pattern), f"{namespace}{p.name or ''}", p
 
 
 def app_routes() -> dict[str, URLPattern]:
-    """Every named pattern of the site except Django's admin (tested separately below)."""
+    """Every named pattern of the site except Django's admin (tested separately below) and the
+    slash-less aliases, which must reach the same view as the route they alias (so they share its
+    guard; tests/test_url_contract.py calls them)."""
     found: dict[str, URLPattern] = {}
-    for route, pattern in walk(get_resolver().url_patterns):
+    aliases: dict[str, URLPattern] = {}
+    for route, name, pattern in walk(get_resolver().url_patterns):
         if route.startswith("admin/"):
             continue
         assert pattern.name, f"unnamed URL pattern {route!r}: name it and classify it here"
-        found[pattern.name] = pattern
+        if name.endswith(ALIAS_SUFFIX):
+            aliases[name.removesuffix(ALIAS_SUFFIX)] = pattern
+        else:
+            found[name] = pattern
+    for name, alias in aliases.items():
+        assert alias.callback is found[name].callback, f"alias of {name} reaches another view"
     return found
 
 
@@ -351,11 +364,11 @@ def client(world: World, caller: str, *, page: bool) -> Client:
     return client_for(user)
 
 
-def url_for(pattern: URLPattern, kwargs: dict[str, str]) -> str:
+def url_for(name: str, pattern: URLPattern, kwargs: dict[str, str]) -> str:
     from django.urls import reverse
 
     needed = pattern.pattern.regex.groupindex
-    return reverse(pattern.name, kwargs={k: kwargs[k] for k in needed})
+    return reverse(name, kwargs={k: kwargs[k] for k in needed})
 
 
 def method_for(pattern: URLPattern) -> str:
@@ -385,7 +398,7 @@ CASES = [(name, caller) for name in ROUTES for caller in CALLERS]
 def test_matrix(world: World, name: str, caller: str) -> None:
     route = ROUTES[name]
     pattern = app_routes()[name]
-    url = url_for(pattern, world.kwargs)
+    url = url_for(name, pattern, world.kwargs)
     method = route.method or method_for(pattern)
     c = client(world, caller, page=route.page)
     response = getattr(c, method)(url)

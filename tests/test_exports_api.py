@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.models import Export, Project, Role
@@ -30,7 +31,9 @@ def export_root(settings: Any, tmp_path: Path) -> Path:
 
 def _create(client: APIClient, slug: str, body: dict[str, Any], capture: Any) -> Any:
     with capture(execute=True):
-        return client.post(f"/api/projects/{slug}/exports/", body, format="json")
+        return client.post(
+            reverse("labeling_api:exports", kwargs={"slug": slug}), body, format="json"
+        )
 
 
 # --- API ----------------------------------------------------------------------------------------
@@ -44,7 +47,9 @@ def test_create_follow_and_download_through_the_api(
     assert set(created.json()) == {"id", "status"}
     export_id = created.json()["id"]
 
-    detail = api.get(f"/api/exports/{export_id}/").json()  # the eager task has run
+    detail = api.get(
+        reverse("labeling_api:export", kwargs={"export_id": export_id})
+    ).json()  # the eager task has run
     assert detail["status"] == "done"
     assert detail["progress"] == 1.0
     assert detail["rows"] == 2
@@ -56,11 +61,11 @@ def test_create_follow_and_download_through_the_api(
         "seed": 0,
     }
 
-    listed = api.get(f"/api/projects/{project.slug}/exports/").json()
+    listed = api.get(reverse("labeling_api:exports", kwargs={"slug": project.slug})).json()
     assert listed["count"] == 1
     assert listed["results"][0]["id"] == export_id
 
-    download = api.get(f"/api/exports/{export_id}/download")
+    download = api.get(reverse("labeling_api:export-download", kwargs={"export_id": export_id}))
     assert download.status_code == 200
     body = b"".join(download.streaming_content)
     assert hashlib.sha256(body).hexdigest() == detail["sha256"]
@@ -69,7 +74,9 @@ def test_create_follow_and_download_through_the_api(
         "role": "assistant",
         "content": "Paris.",
     }
-    zipped = api.get(f"/api/exports/{export_id}/download?gzip=1")
+    zipped = api.get(
+        reverse("labeling_api:export-download", kwargs={"export_id": export_id}) + "?gzip=1"
+    )
     assert zipped["Content-Type"] == "application/gzip"
     assert gzip.decompress(b"".join(zipped.streaming_content)) == body
 
@@ -81,7 +88,7 @@ def test_gzip_option_stores_a_gzip_file(
     api = api_as(Role.ADMIN)
     body = {"kind": "classification", "options": {"gzip": True}}
     export_id = _create(api, project.slug, body, django_capture_on_commit_callbacks).json()["id"]
-    download = api.get(f"/api/exports/{export_id}/download")
+    download = api.get(reverse("labeling_api:export-download", kwargs={"export_id": export_id}))
     raw = b"".join(download.streaming_content)
     export = Export.objects.get(id=export_id)
     assert hashlib.sha256(raw).hexdigest() == export.sha256
@@ -93,7 +100,7 @@ def test_validation_errors_are_keyed_by_field(
 ) -> None:
     api = api_as(Role.ENGINEER)
     response = api.post(
-        f"/api/projects/{project.slug}/exports/",
+        reverse("labeling_api:exports", kwargs={"slug": project.slug}),
         {"kind": "sft", "filters": {"min_agreement": "lots"}, "options": {"seed": "x"}},
         format="json",
     )
@@ -101,7 +108,9 @@ def test_validation_errors_are_keyed_by_field(
     errors = response.json()["errors"]
     assert set(errors) == {"filters.min_agreement", "options.seed"}
     assert not Export.objects.exists()
-    response = api.post(f"/api/projects/{project.slug}/exports/", {}, format="json")
+    response = api.post(
+        reverse("labeling_api:exports", kwargs={"slug": project.slug}), {}, format="json"
+    )
     assert response.status_code == 400
     assert "kind" in response.json()["errors"]
 
@@ -110,7 +119,9 @@ def test_download_before_done_is_a_conflict(
     project: Project, api_as: Callable[..., APIClient]
 ) -> None:
     export = export_create(project=project, kind="sft", enqueue=False)
-    response = api_as(Role.ENGINEER).get(f"/api/exports/{export.id}/download")
+    response = api_as(Role.ENGINEER).get(
+        reverse("labeling_api:export-download", kwargs={"export_id": export.id})
+    )
     assert response.status_code == 409
     assert "pending" in response.json()["detail"]
 
@@ -123,10 +134,24 @@ def test_roles_without_export_get_403(
     export = export_create(project=project, kind="sft", enqueue=False)
     export_run(export_id=export.id)
     api = api_as(role)
-    assert api.post(f"/api/projects/{project.slug}/exports/", {"kind": "sft"}).status_code == 403
-    assert api.get(f"/api/projects/{project.slug}/exports/").status_code == 403
-    assert api.get(f"/api/exports/{export.id}/").status_code == 403
-    assert api.get(f"/api/exports/{export.id}/download").status_code == 403
+    assert (
+        api.post(
+            reverse("labeling_api:exports", kwargs={"slug": project.slug}), {"kind": "sft"}
+        ).status_code
+        == 403
+    )
+    assert (
+        api.get(reverse("labeling_api:exports", kwargs={"slug": project.slug})).status_code == 403
+    )
+    assert (
+        api.get(reverse("labeling_api:export", kwargs={"export_id": export.id})).status_code == 403
+    )
+    assert (
+        api.get(
+            reverse("labeling_api:export-download", kwargs={"export_id": export.id})
+        ).status_code
+        == 403
+    )
 
 
 def test_other_projects_exports_are_404(
@@ -136,17 +161,36 @@ def test_other_projects_exports_are_404(
     export = export_create(project=project, kind="sft", enqueue=False)
     export_run(export_id=export.id)
     outsider = client_for(member(Role.ADMIN, other_project))
-    assert outsider.get(f"/api/exports/{export.id}/").status_code == 404
-    assert outsider.get(f"/api/exports/{export.id}/download").status_code == 404
-    assert outsider.get(f"/api/projects/{project.slug}/exports/").status_code == 404
     assert (
-        outsider.post(f"/api/projects/{project.slug}/exports/", {"kind": "sft"}).status_code == 404
+        outsider.get(reverse("labeling_api:export", kwargs={"export_id": export.id})).status_code
+        == 404
     )
-    assert outsider.get("/api/exports/999999/").status_code == 404
+    assert (
+        outsider.get(
+            reverse("labeling_api:export-download", kwargs={"export_id": export.id})
+        ).status_code
+        == 404
+    )
+    assert (
+        outsider.get(reverse("labeling_api:exports", kwargs={"slug": project.slug})).status_code
+        == 404
+    )
+    assert (
+        outsider.post(
+            reverse("labeling_api:exports", kwargs={"slug": project.slug}), {"kind": "sft"}
+        ).status_code
+        == 404
+    )
+    assert (
+        outsider.get(reverse("labeling_api:export", kwargs={"export_id": 999999})).status_code
+        == 404
+    )
 
 
 def test_ingest_token_cannot_export(project: Project, ingest_client: APIClient) -> None:
-    response = ingest_client.post(f"/api/projects/{project.slug}/exports/", {"kind": "sft"})
+    response = ingest_client.post(
+        reverse("labeling_api:exports", kwargs={"slug": project.slug}), {"kind": "sft"}
+    )
     assert response.status_code == 403
 
 
@@ -157,12 +201,12 @@ def test_exports_page_creates_and_lists(
     seed_mixed(project)
     browser = Client()
     browser.force_login(member(Role.ENGINEER))
-    page = browser.get(f"/p/{project.slug}/exports/")
+    page = browser.get(reverse("project-exports", kwargs={"slug": project.slug}))
     assert page.status_code == 200
     assert b'data-testid="export-form"' in page.content
     with django_capture_on_commit_callbacks(execute=True):
         response = browser.post(
-            f"/p/{project.slug}/exports/",
+            reverse("project-exports", kwargs={"slug": project.slug}),
             {"kind": "preference", "dedupe": "on", "seed": "0", "segment": "tier=free"},
         )
     assert response.status_code == 302
@@ -170,9 +214,12 @@ def test_exports_page_creates_and_lists(
     assert export.kind == "preference"
     assert export.filters["segment"] == {"tier": ["free"]}
     assert export.status == Export.Status.DONE
-    page = browser.get(f"/p/{project.slug}/exports/")
+    page = browser.get(reverse("project-exports", kwargs={"slug": project.slug}))
     assert f'data-export="{export.id}"'.encode() in page.content
-    assert f"/api/exports/{export.id}/download".encode() in page.content
+    assert (
+        reverse("labeling_api:export-download-noslash", kwargs={"export_id": export.id}).encode()
+        in page.content
+    )
 
 
 def test_exports_page_shows_service_errors_on_the_field(
@@ -181,7 +228,7 @@ def test_exports_page_shows_service_errors_on_the_field(
     browser = Client()
     browser.force_login(member(Role.ENGINEER))
     response = browser.post(
-        f"/p/{project.slug}/exports/",
+        reverse("project-exports", kwargs={"slug": project.slug}),
         {"kind": "sft", "labels": '{"nope": {"gte": 1}}', "seed": "0"},
     )
     assert response.status_code == 200
@@ -196,7 +243,7 @@ def test_exports_page_forbidden_for_annotators(
 ) -> None:
     browser = Client()
     browser.force_login(member(Role.ANNOTATOR))
-    assert browser.get(f"/p/{project.slug}/exports/").status_code == 403
+    assert browser.get(reverse("project-exports", kwargs={"slug": project.slug})).status_code == 403
 
 
 # --- CLI ----------------------------------------------------------------------------------------
@@ -323,13 +370,23 @@ def test_retry_a_failed_export_through_the_api(
     api = api_as(Role.ENGINEER)
     (export_root / project.slug).unlink()
     with django_capture_on_commit_callbacks(execute=True):
-        response = api.post(f"/api/exports/{export.id}/retry")
+        response = api.post(reverse("labeling_api:export-retry", kwargs={"export_id": export.id}))
     assert response.status_code == 202
-    assert api.get(f"/api/exports/{export.id}/").json()["status"] == "done"
-    again = api.post(f"/api/exports/{export.id}/retry")  # a done export is not retried
+    assert (
+        api.get(reverse("labeling_api:export", kwargs={"export_id": export.id})).json()["status"]
+        == "done"
+    )
+    again = api.post(
+        reverse("labeling_api:export-retry", kwargs={"export_id": export.id})
+    )  # a done export is not retried
     assert again.status_code == 400
     assert "status" in again.json()["errors"]
-    assert api_as(Role.ANNOTATOR).post(f"/api/exports/{export.id}/retry").status_code == 403
+    assert (
+        api_as(Role.ANNOTATOR)
+        .post(reverse("labeling_api:export-retry", kwargs={"export_id": export.id}))
+        .status_code
+        == 403
+    )
 
 
 def test_retry_button_on_the_page(
@@ -340,8 +397,11 @@ def test_retry_button_on_the_page(
     Export.objects.filter(id=export.id).update(status=Export.Status.FAILED, error="boom")
     browser = Client()
     browser.force_login(member(Role.ENGINEER))
-    url = f"/p/{project.slug}/exports/{export.id}/retry"
-    assert url.encode() in browser.get(f"/p/{project.slug}/exports/").content
+    url = reverse("project-export-retry", kwargs={"slug": project.slug, "export_id": export.id})
+    assert (
+        url.encode()
+        in browser.get(reverse("project-exports", kwargs={"slug": project.slug})).content
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert browser.post(url).status_code == 302
     export.refresh_from_db()

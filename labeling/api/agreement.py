@@ -3,7 +3,6 @@ reviewer's adjudication of a disputed item."""
 
 from __future__ import annotations
 
-from django.urls import re_path
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -13,7 +12,7 @@ from rest_framework.views import APIView
 
 from labeling.access import acting_user, project_access
 from labeling.api.errors import invalid_values
-from labeling.api.params import SLUG, url_id
+from labeling.api.params import url_id
 from labeling.errors import Invalid
 from labeling.selectors.agreement import disagreement_items, disagreements, project_agreement
 from labeling.selectors.queue import queue_item_in
@@ -89,7 +88,7 @@ class AdjudicateApi(APIView):
             )
         },
     )
-    def post(self, request: Request, slug: str, item_id: str) -> Response:
+    def post(self, request: Request, slug: str, item_id: int) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
         item = queue_item_in(project, url_id(item_id))
         data = self.InputSerializer(data=request.data)
@@ -107,18 +106,3 @@ class AdjudicateApi(APIView):
             {"id": annotation.pk, "values": annotation.values, "version": annotation.version},
             status=status.HTTP_201_CREATED,
         )
-
-
-urlpatterns = [
-    re_path(rf"^projects/{SLUG}/agreement/?$", AgreementApi.as_view(), name="api-agreement"),
-    re_path(
-        rf"^projects/{SLUG}/disagreements/?$",
-        DisagreementListApi.as_view(),
-        name="api-disagreements",
-    ),
-    re_path(
-        rf"^projects/{SLUG}/items/(?P<item_id>\d+)/adjudicate/?$",
-        AdjudicateApi.as_view(),
-        name="api-adjudicate",
-    ),
-]

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from django.http import FileResponse, StreamingHttpResponse
-from django.urls import re_path
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
@@ -225,23 +224,3 @@ def _parquet_response(export: Export, data_path: Path) -> Any:
     response["Content-Disposition"] = f'attachment; filename="{path.name}"'
     response["X-Export-SHA256"] = parquet.get("sha256", "")
     return response
-
-
-urlpatterns = [
-    re_path(
-        r"^projects/(?P<slug>[-a-zA-Z0-9_]+)/exports/?$",
-        ProjectExportsApi.as_view(),
-        name="api-exports",
-    ),
-    re_path(r"^exports/(?P<export_id>[0-9]+)/?$", ExportDetailApi.as_view(), name="api-export"),
-    re_path(
-        r"^exports/(?P<export_id>[0-9]+)/retry/?$",
-        ExportRetryApi.as_view(),
-        name="api-export-retry",
-    ),
-    re_path(
-        r"^exports/(?P<export_id>[0-9]+)/download/?$",
-        ExportDownloadApi.as_view(),
-        name="api-export-download",
-    ),
-]

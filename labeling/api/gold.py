@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.urls import re_path
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -12,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.access import acting_user, project_access
-from labeling.api.params import SLUG, url_id
+from labeling.api.params import url_id
 from labeling.errors import Invalid
 from labeling.selectors.gold import gold_items, gold_row
 from labeling.selectors.queue import queue_item_in
@@ -48,7 +47,7 @@ class GoldApi(APIView):
         overlap = serializers.IntegerField(required=False, min_value=1, max_value=1000)
 
     @extend_schema(request=InputSerializer, responses={200: GoldOutputSerializer})
-    def post(self, request: Request, slug: str, item_id: str) -> Response:
+    def post(self, request: Request, slug: str, item_id: int) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
         item = queue_item_in(project, url_id(item_id))
         data = self.InputSerializer(data=request.data)
@@ -77,17 +76,9 @@ class GoldApi(APIView):
             )
         }
     )
-    def delete(self, request: Request, slug: str, item_id: str) -> Response:
+    def delete(self, request: Request, slug: str, item_id: int) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
         item = gold_clear(
             queue_item=queue_item_in(project, url_id(item_id)), actor=acting_user(request.user)
         )
         return Response({"queue_item_id": item.pk, "is_gold": item.is_gold})
-
-
-urlpatterns = [
-    re_path(
-        rf"^projects/{SLUG}/items/(?P<item_id>\d+)/gold/?$", GoldApi.as_view(), name="api-gold"
-    ),
-    re_path(rf"^projects/{SLUG}/gold/?$", GoldListApi.as_view(), name="api-gold-list"),
-]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import path, re_path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -24,7 +23,7 @@ from rest_framework.views import APIView
 
 from labeling.access import acting_user, project_access
 from labeling.api.errors import invalid_values
-from labeling.api.params import SLUG, url_id
+from labeling.api.params import url_id
 from labeling.api.queue import InteractionOutputSerializer
 from labeling.errors import Invalid
 from labeling.models import Annotation
@@ -136,7 +135,7 @@ class AnnotationHistoryApi(APIView):
     """Every version of an item's annotations; annotators see only their own."""
 
     @extend_schema(responses={200: AnnotationOutputSerializer(many=True)})
-    def get(self, request: Request, slug: str, item_id: str) -> Response:
+    def get(self, request: Request, slug: str, item_id: int) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
         item = queue_item_in(project, url_id(item_id))
         qs = annotation_history_for(project=project, queue_item=item, user=request.user)
@@ -154,7 +153,7 @@ class AnnotationEditApi(APIView):
         time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
 
     @extend_schema(request=InputSerializer, responses={201: AnnotationOutputSerializer})
-    def post(self, request: Request, annotation_id: str) -> Response:
+    def post(self, request: Request, annotation_id: int) -> Response:
         own_annotation(user=request.user, annotation_id=url_id(annotation_id))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -168,18 +167,3 @@ class AnnotationEditApi(APIView):
         except Invalid as exc:
             raise invalid_values(exc) from exc
         return Response(AnnotationOutputSerializer(new).data, status=status.HTTP_201_CREATED)
-
-
-urlpatterns = [
-    path("projects/<slug:slug>/my-labels/", MyLabelsApi.as_view(), name="api-my-labels"),
-    re_path(
-        rf"^projects/{SLUG}/items/(?P<item_id>\d+)/annotations/?$",
-        AnnotationHistoryApi.as_view(),
-        name="api-annotation-history",
-    ),
-    re_path(
-        r"^annotations/(?P<annotation_id>\d+)/edit/?$",
-        AnnotationEditApi.as_view(),
-        name="api-annotation-edit",
-    ),
-]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -70,6 +69,3 @@ class ImportApi(APIView):
         except BadBody as exc:
             return bad_body_response(exc)
         return Response(result.as_dict(), status=201 if result.ingest.created else 200)
-
-
-urlpatterns = [path("projects/<slug:slug>/import", ImportApi.as_view(), name="api-import")]

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
-from django.urls import path
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
@@ -361,15 +360,3 @@ class IngestWhoamiApi(APIView):
             )
         data = {"project": user.token.project.slug, "token": user.token.prefix}
         return Response(self.OutputSerializer(data).data)
-
-
-urlpatterns = [
-    path("ingest/whoami", IngestWhoamiApi.as_view(), name="api-ingest-whoami"),
-    path("projects/<slug:slug>/interactions/", InteractionsApi.as_view(), name="api-interactions"),
-    path(
-        "projects/<slug:slug>/interactions/bulk",
-        InteractionsBulkApi.as_view(),
-        name="api-interactions-bulk",
-    ),
-    path("projects/<slug:slug>/events/", EventsApi.as_view(), name="api-events"),
-]

@@ -18,7 +18,6 @@ import logging
 from typing import Any
 
 from django.http import HttpResponse
-from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from google.protobuf import json_format
@@ -119,6 +118,3 @@ class OtlpTracesApi(APIView):
     def _error(self, status: int, code: int, message: str, *, as_json: bool) -> HttpResponse:
         data, content_type = status_body(code, message, as_json=as_json)
         return HttpResponse(data, status=status, content_type=content_type)
-
-
-urlpatterns = [path("v1/traces", OtlpTracesApi.as_view(), name="otlp-traces")]

@@ -11,7 +11,6 @@ from typing import Any, cast
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.shortcuts import get_object_or_404
-from django.urls import path
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import PermissionDenied
@@ -287,23 +286,3 @@ class IngestTokenDetailApi(APIView):
         token = get_object_or_404(IngestToken, pk=token_id, project=project)
         ingest_token_revoke(token=token, revoked_by=actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-urlpatterns = [
-    path("projects/", ProjectsApi.as_view(), name="api-projects"),
-    path("projects/<slug:slug>/", ProjectDetailApi.as_view(), name="api-project"),
-    path("projects/<slug:slug>/members/", MembersApi.as_view(), name="api-members"),
-    path(
-        "projects/<slug:slug>/members/<str:username>/",
-        MemberDetailApi.as_view(),
-        name="api-member",
-    ),
-    path(
-        "projects/<slug:slug>/ingest-tokens/", IngestTokensApi.as_view(), name="api-ingest-tokens"
-    ),
-    path(
-        "projects/<slug:slug>/ingest-tokens/<int:token_id>/",
-        IngestTokenDetailApi.as_view(),
-        name="api-ingest-token",
-    ),
-]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import re_path
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -25,7 +24,7 @@ from rest_framework.views import APIView
 
 from labeling.access import acting_user, project_access
 from labeling.api.errors import invalid_values
-from labeling.api.params import SLUG, url_id
+from labeling.api.params import url_id
 from labeling.errors import DomainError, Invalid
 from labeling.selectors.assignments import assignment_payload, own_assignment
 from labeling.selectors.queue import annotator_stats, queue_health, queue_progress
@@ -166,7 +165,7 @@ class AssignmentSubmitApi(APIView):
         ],
         responses={201: OutputSerializer},
     )
-    def post(self, request: Request, assignment_id: str) -> Response:
+    def post(self, request: Request, assignment_id: int) -> Response:
         own = own_assignment(user=request.user, assignment_id=url_id(assignment_id))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -208,7 +207,7 @@ class AssignmentSkipApi(APIView):
         reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
     @extend_schema(request=InputSerializer, responses={200: _status_serializer("SkipResult")})
-    def post(self, request: Request, assignment_id: str) -> Response:
+    def post(self, request: Request, assignment_id: int) -> Response:
         own_assignment(user=request.user, assignment_id=url_id(assignment_id))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -235,37 +234,9 @@ class QueueItemReopenApi(APIView):
             )
         },
     )
-    def post(self, request: Request, slug: str, item_id: str) -> Response:
+    def post(self, request: Request, slug: str, item_id: int) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
         item = queue_item_reopen(
             queue_item_id=url_id(item_id), project=project, actor=acting_user(request.user)
         )
         return Response({"queue_item_id": item.pk, "status": item.status})
-
-
-urlpatterns = [
-    re_path(rf"^projects/{SLUG}/queue/next/?$", QueueNextApi.as_view(), name="api-queue-next"),
-    re_path(
-        rf"^projects/{SLUG}/queue/progress/?$",
-        QueueProgressApi.as_view(),
-        name="api-queue-progress",
-    ),
-    re_path(
-        rf"^projects/{SLUG}/queue/health/?$", QueueHealthApi.as_view(), name="api-queue-health"
-    ),
-    re_path(
-        r"^assignments/(?P<assignment_id>\d+)/submit/?$",
-        AssignmentSubmitApi.as_view(),
-        name="api-assignment-submit",
-    ),
-    re_path(
-        r"^assignments/(?P<assignment_id>\d+)/skip/?$",
-        AssignmentSkipApi.as_view(),
-        name="api-assignment-skip",
-    ),
-    re_path(
-        rf"^projects/{SLUG}/items/(?P<item_id>\d+)/reopen/?$",
-        QueueItemReopenApi.as_view(),
-        name="api-item-reopen",
-    ),
-]

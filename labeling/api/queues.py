@@ -14,7 +14,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
-from django.urls import path, re_path
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -96,12 +95,12 @@ class QueuesApi(APIView):
 class QueueDetailApi(APIView):
     """Change or delete a named queue (admins)."""
 
-    def _queue(self, request: Request, slug: str, queue_id: str) -> tuple[Project, Queue]:
+    def _queue(self, request: Request, slug: str, queue_id: int) -> tuple[Project, Queue]:
         project = project_access(user=request.user, slug=slug, need="configure")
         return project, get_object_or_404(Queue, pk=url_id(queue_id), project=project)
 
     @extend_schema(request=QueueInputSerializer, responses={200: QueueOutputSerializer})
-    def patch(self, request: Request, slug: str, queue_id: str) -> Response:
+    def patch(self, request: Request, slug: str, queue_id: int) -> Response:
         project, queue = self._queue(request, slug, queue_id)
         data = QueueInputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
@@ -111,7 +110,7 @@ class QueueDetailApi(APIView):
         return Response(_rows(project, [queue])[0])
 
     @extend_schema(responses={204: None})
-    def delete(self, request: Request, slug: str, queue_id: str) -> Response:
+    def delete(self, request: Request, slug: str, queue_id: int) -> Response:
         _, queue = self._queue(request, slug, queue_id)
         queue_delete(queue=queue, actor=acting_user(request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -142,18 +141,3 @@ class MemberSkillsApi(APIView):
             actor=acting_user(request.user),
         )
         return Response({"skills": membership.skills})
-
-
-urlpatterns = [
-    path("projects/<slug:slug>/queues/", QueuesApi.as_view(), name="api-queues"),
-    re_path(
-        r"^projects/(?P<slug>[-a-zA-Z0-9_]+)/queues/(?P<queue_id>\d+)/?$",
-        QueueDetailApi.as_view(),
-        name="api-queue",
-    ),
-    path(
-        "projects/<slug:slug>/members/<str:username>/skills",
-        MemberSkillsApi.as_view(),
-        name="api-member-skills",
-    ),
-]

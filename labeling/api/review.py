@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import re_path
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -21,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.access import acting_user, has_capability, project_access, role_in
-from labeling.api.params import SLUG, url_id
+from labeling.api.params import url_id
 from labeling.models import ItemComment
 from labeling.selectors.queue import queue_item_in
 from labeling.selectors.review import item_comments
@@ -53,7 +52,7 @@ class ItemCommentsApi(APIView):
         flag = serializers.BooleanField(required=False, default=False)
 
     @extend_schema(responses={200: CommentOutputSerializer(many=True)})
-    def get(self, request: Request, slug: str, item_id: str) -> Response:
+    def get(self, request: Request, slug: str, item_id: int) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
         item = queue_item_in(project, url_id(item_id))
         sees_all = has_capability(role=role_in(user=request.user, project=project), need="read")
@@ -61,7 +60,7 @@ class ItemCommentsApi(APIView):
         return Response(CommentOutputSerializer(comments, many=True).data)
 
     @extend_schema(request=InputSerializer, responses={201: CommentOutputSerializer})
-    def post(self, request: Request, slug: str, item_id: str) -> Response:
+    def post(self, request: Request, slug: str, item_id: int) -> Response:
         project = project_access(user=request.user, slug=slug, need="label")
         item = queue_item_in(project, url_id(item_id))
         data = self.InputSerializer(data=request.data)
@@ -95,7 +94,7 @@ class AnnotationReviewApi(APIView):
         reviewed_at = serializers.DateTimeField()
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
-    def post(self, request: Request, slug: str, annotation_id: str) -> Response:
+    def post(self, request: Request, slug: str, annotation_id: int) -> Response:
         project = project_access(user=request.user, slug=slug, need="review")
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -107,17 +106,3 @@ class AnnotationReviewApi(APIView):
             note=data.validated_data["note"],
         )
         return Response(self.OutputSerializer(annotation).data)
-
-
-urlpatterns = [
-    re_path(
-        rf"^projects/{SLUG}/items/(?P<item_id>\d+)/comments/?$",
-        ItemCommentsApi.as_view(),
-        name="api-item-comments",
-    ),
-    re_path(
-        rf"^projects/{SLUG}/annotations/(?P<annotation_id>\d+)/review/?$",
-        AnnotationReviewApi.as_view(),
-        name="api-annotation-review",
-    ),
-]

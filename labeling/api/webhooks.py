@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -219,33 +218,3 @@ class WebhookDeliveryApi(APIView):
         sub = _subscription(request, slug, webhook_id)
         delivery = webhook_delivery_get(subscription=sub, delivery_id=delivery_id)
         return Response(DeliveryDetailSerializer(delivery).data)
-
-
-urlpatterns = [
-    path("projects/<slug:slug>/webhooks/", WebhooksApi.as_view(), name="api-webhooks"),
-    path(
-        "projects/<slug:slug>/webhooks/<int:webhook_id>/",
-        WebhookDetailApi.as_view(),
-        name="api-webhook",
-    ),
-    path(
-        "projects/<slug:slug>/webhooks/<int:webhook_id>/rotate-secret",
-        WebhookRotateApi.as_view(),
-        name="api-webhook-rotate",
-    ),
-    path(
-        "projects/<slug:slug>/webhooks/<int:webhook_id>/test",
-        WebhookTestApi.as_view(),
-        name="api-webhook-test",
-    ),
-    path(
-        "projects/<slug:slug>/webhooks/<int:webhook_id>/deliveries/",
-        WebhookDeliveriesApi.as_view(),
-        name="api-webhook-deliveries",
-    ),
-    path(
-        "projects/<slug:slug>/webhooks/<int:webhook_id>/deliveries/<int:delivery_id>/",
-        WebhookDeliveryApi.as_view(),
-        name="api-webhook-delivery",
-    ),
-]

@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
@@ -61,17 +61,19 @@ def annotate(request: HttpRequest, slug: str) -> HttpResponse:
     config = {
         "slug": project.slug,
         "csrfToken": get_token(request),
-        "nextUrl": reverse("api-queue-next", kwargs={"slug": project.slug}) + only,
-        "progressUrl": reverse("api-queue-progress", kwargs={"slug": project.slug}) + only,
-        "submitUrl": reverse("api-assignment-submit", kwargs={"assignment_id": 0}),
-        "skipUrl": reverse("api-assignment-skip", kwargs={"assignment_id": 0}),
+        "nextUrl": reverse("labeling_api:queue-next", kwargs={"slug": project.slug}) + only,
+        "progressUrl": reverse("labeling_api:queue-progress", kwargs={"slug": project.slug}) + only,
+        "submitUrl": reverse("labeling_api:assignment-submit", kwargs={"assignment_id": 0}),
+        "skipUrl": reverse("labeling_api:assignment-skip", kwargs={"assignment_id": 0}),
         "homeUrl": reverse("home"),
         "autoStart": role == Role.ANNOTATOR or holds_lease,
-        "myLabelsUrl": reverse("api-my-labels", kwargs={"slug": project.slug}),
-        "editUrl": reverse("api-annotation-edit", kwargs={"annotation_id": 0}),
+        "myLabelsUrl": reverse("labeling_api:my-labels", kwargs={"slug": project.slug}),
+        "editUrl": reverse("labeling_api:annotation-edit", kwargs={"annotation_id": 0}),
         "editAnnotation": edit if (edit := request.GET.get("edit", "")).isdigit() else None,
         "queue": chosen,
-        "commentsUrl": reverse("api-item-comments", kwargs={"slug": project.slug, "item_id": 0}),
+        "commentsUrl": reverse(
+            "labeling_api:item-comments", kwargs={"slug": project.slug, "item_id": 0}
+        ),
         "returned": progress["returned"],
     }
     return render(
@@ -425,19 +427,3 @@ def review_gold_rate(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         messages.error(request, "Gold rate: give a percentage from 0 to 100.")
     return HttpResponseRedirect(reverse("review-gold", kwargs={"slug": slug}))
-
-
-urlpatterns = [
-    path("p/<slug:slug>/label/", annotate, name="annotate"),
-    path("p/<slug:slug>/label/history/", label_history, name="label-history"),
-    path("p/<slug:slug>/review/", review, name="review"),
-    path("p/<slug:slug>/review/items/<int:item_id>/reopen", reopen, name="review-reopen"),
-    path(
-        "p/<slug:slug>/review/disagreements/",
-        review_disagreements,
-        name="review-disagreements",
-    ),
-    path("p/<slug:slug>/review/gold/", review_gold, name="review-gold"),
-    path("p/<slug:slug>/review/gold/rate/", review_gold_rate, name="review-gold-rate"),
-    path("p/<slug:slug>/review/gold/<int:item_id>/", review_gold_item, name="review-gold-item"),
-]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
 
 from labeling.access import can_create_projects, projects_for, role_in, visible_projects
 from labeling.context_processors import project_links
 from labeling.selectors.queue import my_queues
-from labeling.views.login import ThrottledLoginView
 
 
 @login_required
@@ -41,11 +38,3 @@ def project_home(request: HttpRequest, slug: str) -> HttpResponse:
     if links:
         return redirect(links[0].url)
     return render(request, "labeling/project_home.html", {"project": found})
-
-
-urlpatterns = [
-    path("", home, name="home"),
-    path("login/", ThrottledLoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("p/<slug:slug>/", project_home, name="project-home"),
-]

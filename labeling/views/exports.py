@@ -14,7 +14,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
 from django.views.decorators.http import require_POST
 
 from labeling.access import acting_user, project_access
@@ -158,13 +157,3 @@ def export_retry_page(request: HttpRequest, slug: str, export_id: int) -> HttpRe
     else:
         messages.success(request, f"Export #{export.id} queued again (same snapshot).")
     return redirect("project-exports", slug=slug)
-
-
-urlpatterns = [
-    path("p/<slug:slug>/exports/", exports_page, name="project-exports"),
-    path(
-        "p/<slug:slug>/exports/<int:export_id>/retry",
-        export_retry_page,
-        name="project-export-retry",
-    ),
-]

@@ -9,7 +9,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
 
 from labeling.access import can_create_projects
 from labeling.forms import (
@@ -72,9 +71,3 @@ def project_settings(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(request, "Settings saved.")
             return redirect("project-settings", slug=slug)
     return render(request, "labeling/project_settings.html", {"project": project, "form": form})
-
-
-urlpatterns = [
-    path("projects/new/", project_new, name="project-new"),
-    path("p/<slug:slug>/settings/", project_settings, name="project-settings"),
-]

@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from labeling import hooks
@@ -112,8 +112,3 @@ def queues_page(request: HttpRequest, slug: str) -> HttpResponse:
             "members": members,
         },
     )
-
-
-urlpatterns = [
-    path("p/<slug:slug>/queues/", queues_page, name="project-queues"),
-]

@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from labeling.access import acting_user, project_access
@@ -126,8 +126,3 @@ def review_labels(request: HttpRequest, slug: str) -> HttpResponse:
             "limit": CARDS,
         },
     )
-
-
-urlpatterns = [
-    path("p/<slug:slug>/review/labels/", review_labels, name="review-labels"),
-]

@@ -16,7 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from labeling.access import acting_user, has_capability, project_access, role_in
@@ -285,20 +285,3 @@ def schema(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         form = SchemaForm(initial={"schema": json.dumps(project.label_schema, indent=2)})
     return render(request, "labeling/schema.html", {"project": project, "form": form})
-
-
-urlpatterns = [
-    path("p/<slug:slug>/members/", members, name="project-members"),
-    path(
-        "p/<slug:slug>/members/<int:membership_id>/",
-        member_change,
-        name="project-member-change",
-    ),
-    path("p/<slug:slug>/tokens/", tokens, name="project-tokens"),
-    path(
-        "p/<slug:slug>/tokens/<int:token_id>/revoke/",
-        token_revoke,
-        name="project-token-revoke",
-    ),
-    path("p/<slug:slug>/schema/", schema, name="project-schema"),
-]

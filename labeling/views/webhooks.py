@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from labeling.forms import SERVICE_ERRORS, WebhookForm, attach_errors, error_detail, error_message
@@ -208,14 +208,3 @@ def _confirm(
         fields=[("action", "delete")],
         cancel_url=back,
     )
-
-
-urlpatterns = [
-    path("p/<slug:slug>/webhooks/", webhooks, name="project-webhooks"),
-    path("p/<slug:slug>/webhooks/<int:webhook_id>/", webhook_detail, name="project-webhook"),
-    path(
-        "p/<slug:slug>/webhooks/<int:webhook_id>/action/",
-        webhook_action,
-        name="project-webhook-action",
-    ),
-]

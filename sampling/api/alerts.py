@@ -6,7 +6,6 @@ Reading needs ``read`` (reviewer, engineer, admin); changing rules and evaluatin
 
 from __future__ import annotations
 
-from django.urls import re_path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -19,8 +18,6 @@ from labeling.access import acting_user, project_access
 from sampling.models import Alert, AlertRule
 from sampling.selectors.alerts import alert_rule_get, alert_rules, alerts_list
 from sampling.services.alerts import alert_rule_create, alert_rule_update, alerts_evaluate
-
-SLUG = r"(?P<slug>[-a-zA-Z0-9_]+)"
 
 
 class AlertRuleInputSerializer(serializers.Serializer):
@@ -116,23 +113,3 @@ class AlertListApi(APIView):
             alerts_list(project=project, open_only=open_only), request, view=self
         )
         return paginator.get_paginated_response(AlertOutputSerializer(page, many=True).data)
-
-
-urlpatterns = [
-    re_path(
-        rf"^projects/{SLUG}/alert-rules/?$",
-        AlertRuleListCreateApi.as_view(),
-        name="api-alert-rules",
-    ),
-    re_path(
-        rf"^projects/{SLUG}/alert-rules/evaluate/?$",
-        AlertRuleEvaluateApi.as_view(),
-        name="api-alert-rules-evaluate",
-    ),
-    re_path(
-        rf"^projects/{SLUG}/alert-rules/(?P<rule_id>[0-9]{{1,18}})/?$",
-        AlertRuleDetailApi.as_view(),
-        name="api-alert-rule",
-    ),
-    re_path(rf"^projects/{SLUG}/alerts/?$", AlertListApi.as_view(), name="api-alerts"),
-]

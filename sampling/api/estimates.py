@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import re_path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -24,8 +23,6 @@ from sampling.judges.selectors import judges_power
 from sampling.selectors.estimates import EstimateQueryError, estimates_compute
 from sampling.selectors.monitoring import monitoring_report
 from sampling.selectors.reports import bias_report, power_report, regression_report
-
-SLUG = r"(?P<slug>[-a-zA-Z0-9_]+)"
 
 COMMON_PARAMETERS = [
     OpenApiParameter("method", str, description="ppi_pp (default), ppi, hajek or ht"),
@@ -287,18 +284,3 @@ class MonitoringApi(APIView):
         except EstimateQueryError as exc:
             _raise(exc)
         return Response(data)
-
-
-urlpatterns = [
-    re_path(rf"^projects/{SLUG}/monitoring/?$", MonitoringApi.as_view(), name="api-monitoring"),
-    re_path(rf"^projects/{SLUG}/estimates/?$", EstimatesApi.as_view(), name="api-estimates"),
-    re_path(rf"^projects/{SLUG}/reports/bias/?$", BiasReportApi.as_view(), name="api-report-bias"),
-    re_path(
-        rf"^projects/{SLUG}/reports/power/?$", PowerReportApi.as_view(), name="api-report-power"
-    ),
-    re_path(
-        rf"^projects/{SLUG}/reports/regression/?$",
-        RegressionReportApi.as_view(),
-        name="api-report-regression",
-    ),
-]

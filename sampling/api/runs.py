@@ -7,7 +7,6 @@ after commit; ``GET .../sampling-runs/{id}/`` shows its status, sizes, proxy mod
 from __future__ import annotations
 
 from django.db import transaction
-from django.urls import re_path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -22,8 +21,6 @@ from sampling.models import SamplingRun
 from sampling.selectors.runs import run_get, run_list
 from sampling.selectors.strategies import strategy_get
 from sampling.services.runs import sampling_run_create
-
-SLUG = r"(?P<slug>[-a-zA-Z0-9_]+)"
 
 
 class RunOutputSerializer(serializers.ModelSerializer):
@@ -104,13 +101,3 @@ class RunDetailApi(APIView):
         if run is None:
             raise NotFound("No such sampling run in this project.")
         return Response(RunOutputSerializer(run).data)
-
-
-urlpatterns = [
-    re_path(rf"^projects/{SLUG}/sampling-runs/?$", RunListCreateApi.as_view(), name="api-runs"),
-    re_path(
-        rf"^projects/{SLUG}/sampling-runs/(?P<run_id>[0-9]+)/?$",
-        RunDetailApi.as_view(),
-        name="api-run",
-    ),
-]

@@ -7,7 +7,6 @@ come back as ``{"detail": ..., "errors": {"weights.random": [...]}}``.
 
 from __future__ import annotations
 
-from django.urls import re_path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -20,8 +19,6 @@ from labeling.access import acting_user, project_access
 from sampling.models import SamplingStrategy
 from sampling.selectors.strategies import strategy_get, strategy_list, strategy_preview
 from sampling.services.strategies import strategy_create, strategy_update
-
-SLUG = r"(?P<slug>[-a-zA-Z0-9_]+)"
 
 
 class StrategyInputSerializer(serializers.Serializer):
@@ -114,22 +111,3 @@ class StrategyPreviewApi(APIView):
     def post(self, request: Request, slug: str) -> Response:
         project = project_access(user=request.user, slug=slug, need="configure")
         return Response(strategy_preview(strategy_data=_body(request), project=project))
-
-
-urlpatterns = [
-    re_path(
-        rf"^projects/{SLUG}/strategies/?$",
-        StrategyListCreateApi.as_view(),
-        name="api-strategies",
-    ),
-    re_path(
-        rf"^projects/{SLUG}/strategies/preview/?$",
-        StrategyPreviewApi.as_view(),
-        name="api-strategy-preview",
-    ),
-    re_path(
-        rf"^projects/{SLUG}/strategies/(?P<strategy_id>[0-9]+)/?$",
-        StrategyDetailApi.as_view(),
-        name="api-strategy",
-    ),
-]

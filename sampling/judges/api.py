@@ -11,7 +11,6 @@ from __future__ import annotations
 from functools import partial
 
 from django.db import transaction
-from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -213,18 +212,3 @@ class JudgeCalibrationApi(APIView):
         if report is None:
             raise NotFound("No such version of this judge.")
         return Response(report)
-
-
-P = "projects/<slug:slug>/judges/"
-urlpatterns = [
-    path(P, JudgeListCreateApi.as_view(), name="api-judges"),
-    path(f"{P}<int:judge_id>/", JudgeDetailApi.as_view(), name="api-judge"),
-    path(f"{P}<int:judge_id>/results/", JudgeResultsApi.as_view(), name="api-judge-results"),
-    path(f"{P}<int:judge_id>/test/", JudgeTestConnectionApi.as_view(), name="api-judge-test"),
-    path(f"{P}<int:judge_id>/run/", JudgeRunApi.as_view(), name="api-judge-run"),
-    path(
-        f"{P}<int:judge_id>/calibration/",
-        JudgeCalibrationApi.as_view(),
-        name="api-judge-calibration",
-    ),
-]

@@ -12,7 +12,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
@@ -133,12 +132,3 @@ def judge_trust(request: HttpRequest, slug: str, judge_id: int) -> HttpResponse:
         "unparseable": judge_results(judge=judge, status="unparseable")[:10],
     }
     return render(request, "judges/trust.html", context)
-
-
-urlpatterns = [
-    path("p/<slug:slug>/judges/", judges, name="project-judges"),
-    path("p/<slug:slug>/judges/new/", judge_edit, name="project-judge-new"),
-    path("p/<slug:slug>/judges/<int:judge_id>/", judge_edit, name="project-judge"),
-    path("p/<slug:slug>/judges/<int:judge_id>/action/", judge_action, name="project-judge-action"),
-    path("p/<slug:slug>/judges/<int:judge_id>/trust/", judge_trust, name="project-judge-trust"),
-]

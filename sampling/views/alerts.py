@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
 from django.views.decorators.http import require_POST
 
 from labeling.access import acting_user, project_access
@@ -79,10 +78,3 @@ def alerts_check(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         messages.success(request, "Rules checked: no new confirmed regression.")
     return redirect("project-alerts", slug=slug)
-
-
-urlpatterns = [
-    path("p/<slug:slug>/alerts/", alerts, name="project-alerts"),
-    path("p/<slug:slug>/alerts/check/", alerts_check, name="project-alerts-check"),
-    path("p/<slug:slug>/alerts/rules/<int:rule_id>/", alerts, name="project-alert-rule"),
-]

@@ -16,7 +16,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
 from django.views.decorators.http import require_POST
 
 from labeling import dispatch
@@ -132,15 +131,3 @@ def preview_context(preview: dict[str, Any]) -> dict[str, Any]:
         "segment_rows": segments,
         "max_weight": 1 / preview["min_pi"] if preview.get("min_pi") else None,
     }
-
-
-urlpatterns = [
-    path("p/<slug:slug>/retrain/", retrain, name="project-retrain"),
-    path("p/<slug:slug>/strategies/", strategies, name="project-strategies"),
-    path("p/<slug:slug>/strategies/new/", strategy_edit, name="project-strategy-new"),
-    path(
-        "p/<slug:slug>/strategies/<int:strategy_id>/",
-        strategy_edit,
-        name="project-strategy",
-    ),
-]

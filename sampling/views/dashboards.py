@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path
 from django.views.decorators.http import require_GET
 
 from labeling.access import project_access
@@ -73,13 +72,3 @@ def dashboard_plot_svg(request: HttpRequest, slug: str, section: str, name: str)
     response = HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
     response["Cache-Control"] = "private, max-age=60"
     return response
-
-
-urlpatterns = [
-    path("p/<slug:slug>/dashboard/", dashboard, name="project-dashboard"),
-    path(
-        "p/<slug:slug>/dashboard/plots/<slug:section>/<slug:name>.svg",
-        dashboard_plot_svg,
-        name="project-dashboard-plot",
-    ),
-]

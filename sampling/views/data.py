@@ -14,7 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import path, reverse
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from labeling.access import Capability, has_capability, project_access, role_in
@@ -134,10 +134,3 @@ def data_enqueue(request: HttpRequest, slug: str) -> HttpResponse:
     if as_gold:
         return HttpResponseRedirect(reverse("review-gold", kwargs={"slug": slug}))
     return HttpResponseRedirect(back)
-
-
-urlpatterns = [
-    path("p/<slug:slug>/data/", data_browser, name="data-browser"),
-    path("p/<slug:slug>/data/enqueue/", data_enqueue, name="data-enqueue"),
-    path("p/<slug:slug>/data/<int:interaction_id>/", data_item, name="data-item"),
-]
