@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from django.http import FileResponse, StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
@@ -63,12 +64,17 @@ class ExportOutputSerializer(serializers.Serializer):
     def get_download_url(self, export: Export) -> str | None:
         if export.status != Export.Status.DONE:
             return None
-        return f"/api/exports/{export.id}/download"
+        return _download_url(export)
 
     def get_parquet_url(self, export: Export) -> str | None:
         if export.status != Export.Status.DONE or not export.manifest.get("parquet"):
             return None
-        return f"/api/exports/{export.id}/download?file=parquet"
+        return _download_url(export) + "?file=parquet"
+
+
+def _download_url(export: Export) -> str:
+    """The slash-less alias: the form clients have always been given (and manifests store)."""
+    return reverse("labeling_api:export-download-noslash", kwargs={"export_id": export.id})
 
 
 class ProjectExportsApi(APIView):

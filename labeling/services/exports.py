@@ -30,6 +30,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Max, Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -570,7 +571,10 @@ def _write(export: Export, path: Path, progress: ProgressCallback | None) -> Non
                     "parquet": parquet_path.name,
                     "manifest": manifest_path_for(path).name,
                 },
-                "download_url": f"/api/exports/{export.id}/download",
+                # the slash-less alias every export has always named (docs/api.md)
+                "download_url": reverse(
+                    "labeling_api:export-download-noslash", kwargs={"export_id": export.id}
+                ),
             },
         )
     if progress is not None:

@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from labeling import dispatch
@@ -51,9 +52,13 @@ def strategies(request: HttpRequest, slug: str) -> HttpResponse:
             "proxies": ProxyModel.objects.filter(project=project).order_by("-version")[:5],
             "queue": queue_health(project=project),
             "export_kinds": ("sft", "preference", "classification", "eval"),
-            "api": {
-                "runs": reverse_api("sampling-runs", slug),
-                "exports": reverse_api("exports", slug),
+            # URLs for static/flywheel/config.js (rendered with json_script); "0" stands for an
+            # id the script learns later.
+            "jobs_config": {
+                "runsUrl": reverse("sampling_api:runs", kwargs={"slug": slug}),
+                "runUrl": reverse("sampling_api:run", kwargs={"slug": slug, "run_id": 0}),
+                "exportsUrl": reverse("labeling_api:exports", kwargs={"slug": slug}),
+                "exportUrl": reverse("labeling_api:export", kwargs={"export_id": 0}),
             },
         },
     )
@@ -68,10 +73,6 @@ def retrain(request: HttpRequest, slug: str) -> HttpResponse:
     dispatch.enqueue_on_commit("sampling.retrain", project_id)
     messages.success(request, "Retraining the proxy model: its row below shows the progress.")
     return redirect("project-strategies", slug=slug)
-
-
-def reverse_api(collection: str, slug: str) -> str:
-    return f"/api/projects/{slug}/{collection}/"
 
 
 @login_required

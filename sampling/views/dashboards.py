@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from labeling.access import project_access
@@ -29,14 +30,17 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     filters = DashboardFilters.from_query(request.GET)
     data = dashboard_data(project=project, filters=filters)
     query = urlencode(filters.api_query())
-    base = f"/api/projects/{slug}"
+
+    def api(name: str) -> str:
+        return reverse(name, kwargs={"slug": slug})
+
     api_links = {
-        "estimates": f"{base}/estimates/?by=model_version&{query}".rstrip("&"),
-        "bias report": f"{base}/reports/bias/?{query}".rstrip("?"),
-        "power report": f"{base}/reports/power/?{query}".rstrip("?"),
-        "regression report": f"{base}/reports/regression/?{query}".rstrip("?"),
-        "queue health": f"{base}/queue/health/",
-        "agreement": f"{base}/agreement/",
+        "estimates": f"{api('sampling_api:estimates')}?by=model_version&{query}".rstrip("&"),
+        "bias report": f"{api('sampling_api:report-bias')}?{query}".rstrip("?"),
+        "power report": f"{api('sampling_api:report-power')}?{query}".rstrip("?"),
+        "regression report": f"{api('sampling_api:report-regression')}?{query}".rstrip("?"),
+        "queue health": api("labeling_api:queue-health"),
+        "agreement": api("labeling_api:agreement"),
     }
     return render(
         request,

@@ -43,9 +43,15 @@
     tick();
   }
 
+  // The page renders the API's URLs with json_script; "/0/" in a URL stands for an id.
+  function withId(template, id) {
+    return template.replace("/0/", "/" + encodeURIComponent(id) + "/");
+  }
+
   function jobs() {
     var root = document.getElementById("jobs");
     if (!root) return;
+    var urls = JSON.parse(document.getElementById("jobs-config").textContent);
     var status = document.getElementById("job-status");
     function say(text, bad) { status.textContent = text; status.className = bad ? "help error" : "help"; }
 
@@ -53,9 +59,8 @@
       button.addEventListener("click", function () {
         button.disabled = true;
         say("Starting a sampling run…");
-        var base = root.dataset.runsApi;
-        api(root, "POST", base, { strategy: Number(button.dataset.strategyId) }).then(function (run) {
-          poll(function () { return api(root, "GET", base + run.id + "/"); }, function (r) {
+        api(root, "POST", urls.runsUrl, { strategy: Number(button.dataset.strategyId) }).then(function (run) {
+          poll(function () { return api(root, "GET", withId(urls.runUrl, run.id)); }, function (r) {
             say("Run #" + r.id + ": " + r.status + (r.pool_size ? " — pool " + r.pool_size : "") +
               (r.selected_count ? ", selected " + r.selected_count : ""));
           }, function (r) {
@@ -82,8 +87,8 @@
       box.hidden = false;
       exportButton.disabled = true;
       var kind = document.getElementById("export-kind").value;
-      api(root, "POST", root.dataset.exportsApi, { kind: kind, filters: {}, options: {} }).then(function (exp) {
-        poll(function () { return api(root, "GET", "/api/exports/" + exp.id + "/"); }, function (e) {
+      api(root, "POST", urls.exportsUrl, { kind: kind, filters: {}, options: {} }).then(function (exp) {
+        poll(function () { return api(root, "GET", withId(urls.exportUrl, exp.id)); }, function (e) {
           var pct = Math.round(100 * (e.progress || 0));
           bar.style.width = pct + "%";
           text.textContent = "Export #" + e.id + " (" + kind + "): " + e.status + ", " + pct + "%, " + (e.rows || 0) + " rows";
@@ -93,7 +98,7 @@
           bar.style.width = "100%";
           text.textContent = "";
           text.appendChild(document.createTextNode("Export #" + e.id + " done: " + (e.rows || 0) + " rows. "));
-          text.appendChild(el("a", { href: "/api/exports/" + e.id + "/download" }, ["Download"]));
+          text.appendChild(el("a", { href: e.download_url }, ["Download"]));
         });
       }).catch(function (err) { exportButton.disabled = false; text.textContent = "Could not start the export: " + err.message; text.className = "help error"; });
     });
