@@ -190,6 +190,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Each operation once, at its canonical path; the slash-less aliases are in docs/api.md.
+    "PREPROCESSING_HOOKS": ["labeling.routing.schema_without_aliases"],
     # Swagger UI assets are served locally: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

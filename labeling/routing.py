@@ -14,6 +14,7 @@ would turn a POST into a GET and lose its body. docs/api.md lists each alias and
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.urls import URLPattern, path, register_converter
 
@@ -63,3 +64,9 @@ def slashless_aliases(patterns: Iterable[URLPattern], names: Iterable[str]) -> l
             )
         )
     return aliases
+
+
+def schema_without_aliases(endpoints: list[Any], **kwargs: Any) -> list[Any]:
+    """drf-spectacular preprocessing hook: the OpenAPI schema documents each operation once, at
+    its canonical path (with the slash); the slash-less aliases are listed in docs/api.md."""
+    return [endpoint for endpoint in endpoints if endpoint[0].endswith("/")]
