@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.urls import reverse
 from sklearn.metrics import cohen_kappa_score
 
 from labeling.models import Project, QueueItem, Role
@@ -134,7 +135,7 @@ def test_project_agreement_per_question(project: Project, member: Callable[..., 
     assert result["failures"]["kappa"] == pytest.approx(cohen_kappa(flat_a, flat_b), abs=1e-4)
     # Through the API (reviewers and engineers read it).
     reviewer = client_for(member(Role.REVIEWER))
-    body = reviewer.get("/api/projects/support-bot/agreement/").json()
+    body = reviewer.get(reverse("labeling_api:agreement", kwargs={"slug": "support-bot"})).json()
     assert {q["key"]: q["items"] for q in body["questions"]} == {
         "safe": 4,
         "quality": 4,
@@ -162,10 +163,12 @@ def test_disagreements_and_adjudication(project: Project, member: Callable[..., 
         (items[2].pk, ["quality"]),  # a spread of 3 scale points
     ]
     reviewer = client_for(member(Role.REVIEWER))
-    listing = reviewer.get("/api/projects/support-bot/disagreements/").json()
+    listing = reviewer.get(
+        reverse("labeling_api:disagreements", kwargs={"slug": "support-bot"})
+    ).json()
     assert listing["count"] == 2
     assert listing["results"][0]["external_id"] == items[1].interaction.external_id
-    url = f"/api/projects/support-bot/items/{items[1].pk}/adjudicate"
+    url = reverse("labeling_api:adjudicate", kwargs={"slug": "support-bot", "item_id": items[1].pk})
     bad = reviewer.post(url, {"values": {"safe": "maybe"}}, format="json")
     assert bad.status_code == 400
     assert "true or false" in bad.json()["errors"]["values"]["safe"]
@@ -176,6 +179,8 @@ def test_disagreements_and_adjudication(project: Project, member: Callable[..., 
     final = final_labels(project=project)
     assert final[items[1].interaction_id]["safe"] is False  # the adjudication wins
     assert final[items[1].interaction_id]["quality"] == 4.0
-    remaining = reviewer.get("/api/projects/support-bot/disagreements/").json()
+    remaining = reviewer.get(
+        reverse("labeling_api:disagreements", kwargs={"slug": "support-bot"})
+    ).json()
     assert [r["queue_item_id"] for r in remaining["results"]] == [items[2].pk]
     assert QueueItem.objects.filter(project=project, status="done").count() == 3

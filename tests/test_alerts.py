@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 
 from labeling.models import Project, Role, WebhookDelivery
 from labeling.services.webhooks import webhook_subscription_create
@@ -14,7 +15,7 @@ from sampling.services.alerts import alert_rule_create, alerts_evaluate
 from tests.factories import MembershipFactory, UserFactory
 from tests.monitoring_fixtures import seed_daily
 
-RULES = "/api/projects/support-bot/alert-rules/"
+RULES = reverse("sampling_api:alert-rules", kwargs={"slug": "support-bot"})
 
 
 @pytest.fixture
@@ -142,10 +143,19 @@ def test_rule_validation_and_api(project, regressed, api_as) -> None:
     assert r.status_code == 200
     assert [a["model_version"] for a in r.json()["opened"]] == ["canary"]
     assert admin.post(RULES + "evaluate/").json()["opened"] == []
-    alerts = api_as("reviewer").get("/api/projects/support-bot/alerts/", {"open": 1}).json()
+    alerts = (
+        api_as("reviewer")
+        .get(reverse("sampling_api:alerts", kwargs={"slug": "support-bot"}), {"open": 1})
+        .json()
+    )
     assert alerts["count"] == 1
     assert alerts["results"][0]["rule"] == "pro canary"
-    assert api_as("annotator").get("/api/projects/support-bot/alerts/").status_code == 403
+    assert (
+        api_as("annotator")
+        .get(reverse("sampling_api:alerts", kwargs={"slug": "support-bot"}))
+        .status_code
+        == 403
+    )
 
 
 def test_the_periodic_task_evaluates_every_project_with_rules(project, regressed) -> None:
@@ -167,18 +177,25 @@ def test_open_alerts_show_on_project_pages_and_the_project_list(project, regress
     engineer, annotator = member(Role.ENGINEER), member(Role.ANNOTATOR)
     client = Client()
     client.force_login(engineer)
-    dashboard = client.get("/p/support-bot/dashboard/").content.decode()
+    dashboard = client.get(
+        reverse("project-dashboard", kwargs={"slug": "support-bot"})
+    ).content.decode()
     banner = dashboard.split('data-testid="alert-banner"', 1)[1].split("</div>", 1)[0]
     assert sentence in banner
     assert "canary watch" in banner
     home = client.get("/", follow=True).content.decode()
     assert 'data-testid="alert-count">1 confirmed regression<' in home
     client.force_login(annotator)  # annotators do not read estimates: no banner
-    assert "alert-banner" not in client.get("/p/support-bot/", follow=True).content.decode()
+    assert (
+        "alert-banner"
+        not in client.get(
+            reverse("project-home", kwargs={"slug": "support-bot"}), follow=True
+        ).content.decode()
+    )
 
 
 # --- The Alerts page (admins) ------------------------------------------------------------------
-PAGE = "/p/support-bot/alerts/"
+PAGE = reverse("project-alerts", kwargs={"slug": "support-bot"})
 
 
 def _page_client(user):

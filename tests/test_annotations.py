@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from labeling.models import Annotation, AuditLog, LabelSchemaVersion, Project, Role
 from labeling.schema import DEFAULT_SCHEMA, SchemaError
@@ -34,7 +35,9 @@ def test_edit_makes_a_new_version_and_keeps_history(
     first = labelled(project, user, {"quality": 2})
     client = client_for(user)
     response = client.post(
-        f"/api/annotations/{first.pk}/edit", {"values": {"quality": 4}}, format="json"
+        reverse("labeling_api:annotation-edit", kwargs={"annotation_id": first.pk}),
+        {"values": {"quality": 4}},
+        format="json",
     )
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -47,10 +50,17 @@ def test_edit_makes_a_new_version_and_keeps_history(
     assert final_labels(project=project)[first.interaction_id]["quality"] == 4.0
     # Editing the old version is refused; the history lists both versions.
     stale = client.post(
-        f"/api/annotations/{first.pk}/edit", {"values": {"quality": 1}}, format="json"
+        reverse("labeling_api:annotation-edit", kwargs={"annotation_id": first.pk}),
+        {"values": {"quality": 1}},
+        format="json",
     )
     assert stale.status_code == 409
-    history = client.get(f"/api/projects/support-bot/items/{first.queue_item_id}/annotations/")
+    history = client.get(
+        reverse(
+            "labeling_api:annotation-history",
+            kwargs={"slug": "support-bot", "item_id": first.queue_item_id},
+        )
+    )
     assert [(r["version"], r["is_current"]) for r in history.json()["results"]] == [
         (1, False),
         (2, True),
@@ -62,14 +72,17 @@ def test_edit_validates_and_is_scoped_to_the_author(
 ) -> None:
     author, other = member(), member()
     annotation = labelled(project, author, {"quality": 2})
-    url = f"/api/annotations/{annotation.pk}/edit"
+    url = reverse("labeling_api:annotation-edit", kwargs={"annotation_id": annotation.pk})
     assert client_for(other).post(url, {"values": {"quality": 1}}, format="json").status_code == 404
     bad = client_for(author).post(url, {"values": {"quality": 0}}, format="json")
     assert bad.status_code == 400
     assert "quality" in bad.json()["errors"]["values"]
     assert Annotation.objects.count() == 1
     # Another annotator cannot read the author's history of the item either.
-    history = f"/api/projects/support-bot/items/{annotation.queue_item_id}/annotations/"
+    history = reverse(
+        "labeling_api:annotation-history",
+        kwargs={"slug": "support-bot", "item_id": annotation.queue_item_id},
+    )
     assert client_for(other).get(history).status_code == 404
     reviewer = client_for(member(Role.REVIEWER))
     assert reviewer.get(history).json()["count"] == 1

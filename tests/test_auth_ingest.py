@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.auth import generate_key, hash_key
@@ -22,12 +23,29 @@ ROW = {
 @pytest.mark.django_db
 def test_ingestion_token_cannot_read(ingest_client: APIClient, project: Project) -> None:
     InteractionFactory(project=project)
-    assert ingest_client.get("/api/projects/support-bot/interactions/").status_code == 403
-    assert ingest_client.get("/api/projects/support-bot/").status_code == 403
-    assert ingest_client.get("/api/projects/").status_code == 403
-    assert ingest_client.get("/api/projects/support-bot/ingest-tokens/").status_code == 403
+    assert (
+        ingest_client.get(
+            reverse("labeling_api:interactions", kwargs={"slug": "support-bot"})
+        ).status_code
+        == 403
+    )
+    assert (
+        ingest_client.get(
+            reverse("labeling_api:project", kwargs={"slug": "support-bot"})
+        ).status_code
+        == 403
+    )
+    assert ingest_client.get(reverse("labeling_api:projects")).status_code == 403
+    assert (
+        ingest_client.get(
+            reverse("labeling_api:ingest-tokens", kwargs={"slug": "support-bot"})
+        ).status_code
+        == 403
+    )
     response = ingest_client.post(
-        "/api/projects/support-bot/ingest-tokens/", {"name": "more"}, format="json"
+        reverse("labeling_api:ingest-tokens", kwargs={"slug": "support-bot"}),
+        {"name": "more"},
+        format="json",
     )
     assert response.status_code == 403
     assert response.json()["detail"] == "An ingestion token can only ingest."
@@ -37,7 +55,9 @@ def test_ingestion_token_cannot_read(ingest_client: APIClient, project: Project)
 def test_ingestion_token_cannot_reach_another_project(
     ingest_client: APIClient, other_project: Project
 ) -> None:
-    response = ingest_client.post("/api/projects/other-bot/interactions/", ROW, format="json")
+    response = ingest_client.post(
+        reverse("labeling_api:interactions", kwargs={"slug": "other-bot"}), ROW, format="json"
+    )
     assert response.status_code == 404
     assert not Interaction.objects.filter(project=other_project).exists()
 
@@ -51,7 +71,9 @@ def test_revoked_token_is_refused(project: Project) -> None:
     from labeling.services.projects import ingest_token_revoke
 
     ingest_token_revoke(token=IngestToken.objects.get(name="old"))
-    response = client.post("/api/projects/support-bot/interactions/", ROW, format="json")
+    response = client.post(
+        reverse("labeling_api:interactions", kwargs={"slug": "support-bot"}), ROW, format="json"
+    )
     assert response.status_code == 401
 
 
@@ -61,25 +83,48 @@ def test_member_of_a_gets_404_on_b(
 ) -> None:
     InteractionFactory(project=other_project)
     client = api_as(Role.ADMIN)  # admin of support-bot only
-    assert client.get("/api/projects/other-bot/interactions/").status_code == 404
-    assert client.get("/api/projects/other-bot/").status_code == 404
-    assert client.patch("/api/projects/other-bot/", {"name": "x"}, format="json").status_code == 404
     assert (
-        client.post("/api/projects/other-bot/interactions/", ROW, format="json").status_code == 404
+        client.get(reverse("labeling_api:interactions", kwargs={"slug": "other-bot"})).status_code
+        == 404
     )
-    assert client.post("/api/projects/other-bot/events/", [], format="json").status_code == 404
-    assert client.get("/api/projects/no-such-project/").status_code == 404
+    assert (
+        client.get(reverse("labeling_api:project", kwargs={"slug": "other-bot"})).status_code == 404
+    )
+    assert (
+        client.patch(
+            reverse("labeling_api:project", kwargs={"slug": "other-bot"}),
+            {"name": "x"},
+            format="json",
+        ).status_code
+        == 404
+    )
+    assert (
+        client.post(
+            reverse("labeling_api:interactions", kwargs={"slug": "other-bot"}), ROW, format="json"
+        ).status_code
+        == 404
+    )
+    assert (
+        client.post(
+            reverse("labeling_api:events", kwargs={"slug": "other-bot"}), [], format="json"
+        ).status_code
+        == 404
+    )
+    assert (
+        client.get(reverse("labeling_api:project", kwargs={"slug": "no-such-project"})).status_code
+        == 404
+    )
 
 
 @pytest.mark.django_db
 def test_anonymous_is_refused(project: Project) -> None:
     client = APIClient()
     for method, url in [
-        ("get", "/api/projects/"),
-        ("get", "/api/projects/support-bot/interactions/"),
-        ("post", "/api/projects/support-bot/interactions/"),
-        ("post", "/api/projects/support-bot/interactions/bulk"),
-        ("post", "/api/projects/support-bot/events/"),
+        ("get", reverse("labeling_api:projects")),
+        ("get", reverse("labeling_api:interactions", kwargs={"slug": "support-bot"})),
+        ("post", reverse("labeling_api:interactions", kwargs={"slug": "support-bot"})),
+        ("post", reverse("labeling_api:interactions-bulk", kwargs={"slug": "support-bot"})),
+        ("post", reverse("labeling_api:events", kwargs={"slug": "support-bot"})),
     ]:
         response = getattr(client, method)(url)
         assert response.status_code in (401, 403), url
@@ -90,16 +135,30 @@ def test_anonymous_is_refused(project: Project) -> None:
 def test_roles_for_ingest_and_read(api_as: Callable[..., APIClient], project: Project) -> None:
     annotator = api_as(Role.ANNOTATOR)
     assert (
-        annotator.post("/api/projects/support-bot/interactions/", ROW, format="json").status_code
+        annotator.post(
+            reverse("labeling_api:interactions", kwargs={"slug": "support-bot"}), ROW, format="json"
+        ).status_code
         == 403
     )
-    assert annotator.get("/api/projects/support-bot/interactions/").status_code == 403
+    assert (
+        annotator.get(
+            reverse("labeling_api:interactions", kwargs={"slug": "support-bot"})
+        ).status_code
+        == 403
+    )
     engineer = api_as(Role.ENGINEER)
     assert (
-        engineer.post("/api/projects/support-bot/interactions/", ROW, format="json").status_code
+        engineer.post(
+            reverse("labeling_api:interactions", kwargs={"slug": "support-bot"}), ROW, format="json"
+        ).status_code
         == 201
     )
-    assert engineer.get("/api/projects/support-bot/interactions/").status_code == 200
+    assert (
+        engineer.get(
+            reverse("labeling_api:interactions", kwargs={"slug": "support-bot"})
+        ).status_code
+        == 200
+    )
 
 
 @pytest.mark.django_db
@@ -119,7 +178,7 @@ def test_ingest_rate_limit_is_per_token(project: Project) -> None:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Ingest {key}")
         clients.append(client)
-    url = "/api/projects/support-bot/events/"
+    url = reverse("labeling_api:events", kwargs={"slug": "support-bot"})
     original = ScopedRateThrottle.THROTTLE_RATES
     ScopedRateThrottle.THROTTLE_RATES = rates
     try:

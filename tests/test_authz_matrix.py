@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from labeling.auth import generate_key, hash_key
@@ -365,8 +365,6 @@ def client(world: World, caller: str, *, page: bool) -> Client:
 
 
 def url_for(name: str, pattern: URLPattern, kwargs: dict[str, str]) -> str:
-    from django.urls import reverse
-
     needed = pattern.pattern.regex.groupindex
     return reverse(name, kwargs={k: kwargs[k] for k in needed})
 
@@ -416,8 +414,8 @@ def test_outsider_and_stranger_get_the_same_answer(world: World) -> None:
     """404 for another project's object is indistinguishable from 404 for an object that does not
     exist: same status, same body."""
     api = client_for(world.users["outsider"])
-    real = api.get(f"/api/exports/{world.kwargs['export_id']}/")
-    missing = api.get("/api/exports/999999999/")
+    real = api.get(reverse("labeling_api:export", kwargs={"export_id": world.kwargs["export_id"]}))
+    missing = api.get(reverse("labeling_api:export", kwargs={"export_id": 999999999}))
     assert real.status_code == missing.status_code == 404
     assert real.json() == missing.json()
 

@@ -15,14 +15,15 @@ from typing import Any
 
 import orjson
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.models import Annotation, Event, Interaction, Project
 from tests.conftest import client_for
 from tests.factories import QueueItemFactory
 
-BULK = "/api/projects/support-bot/interactions/bulk"
-EVENTS = "/api/projects/support-bot/events/"
+BULK = reverse("labeling_api:interactions-bulk", kwargs={"slug": "support-bot"})
+EVENTS = reverse("labeling_api:events", kwargs={"slug": "support-bot"})
 
 
 def row(external_id: str, **extra: Any) -> dict[str, Any]:
@@ -215,10 +216,12 @@ def test_bad_submission_is_refused_and_nothing_stored(
 ) -> None:
     QueueItemFactory(interaction__project=project)
     client = client_for(member())
-    lease = client.post(f"/api/projects/{project.slug}/queue/next").json()
+    lease = client.post(reverse("labeling_api:queue-next", kwargs={"slug": project.slug})).json()
     values, where = SUBMIT_CASES[name]
     response = client.post(
-        f"/api/assignments/{lease['id']}/submit", {"values": values}, format="json"
+        reverse("labeling_api:assignment-submit", kwargs={"assignment_id": lease["id"]}),
+        {"values": values},
+        format="json",
     )
     assert response.status_code == 400, response.content[:300]
     body = response.json()
@@ -227,7 +230,9 @@ def test_bad_submission_is_refused_and_nothing_stored(
     assert not Annotation.objects.exists()
     # The same lease still takes a good answer afterwards.
     ok = client.post(
-        f"/api/assignments/{lease['id']}/submit", {"values": {"quality": 4}}, format="json"
+        reverse("labeling_api:assignment-submit", kwargs={"assignment_id": lease["id"]}),
+        {"values": {"quality": 4}},
+        format="json",
     )
     assert ok.status_code in (200, 201), ok.content[:300]
     assert Annotation.objects.count() == 1

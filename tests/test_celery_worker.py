@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import orjson
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from flywheel_site.celery import app
@@ -60,14 +61,18 @@ def test_ingest_succeeds_with_broker_down_and_the_sweep_catches_up(
     with celery_on("redis://127.0.0.1:1/0"), caplog.at_level(logging.WARNING):
         response = ingest_client.generic(
             "POST",
-            "/api/projects/support-bot/interactions/bulk",
+            reverse("labeling_api:interactions-bulk", kwargs={"slug": "support-bot"}),
             gzip.compress(body),
             content_type="application/x-ndjson",
             HTTP_CONTENT_ENCODING="gzip",
         )
         assert response.status_code == 201
         assert response.json()["created"] == 5
-        events = ingest_client.post("/api/projects/support-bot/events/", late_event, format="json")
+        events = ingest_client.post(
+            reverse("labeling_api:events", kwargs={"slug": "support-bot"}),
+            late_event,
+            format="json",
+        )
         assert events.status_code == 201
     assert "broker unreachable" in caplog.text
     assert Interaction.objects.filter(processed_at__isnull=True).count() == 5

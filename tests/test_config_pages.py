@@ -234,7 +234,9 @@ def test_token_is_shown_once_and_revocable(project: Project, admin_client: Clien
         "messages": [{"role": "user", "content": "hi"}],
         "response": "hello",
     }
-    assert ingest.post(f"/api/projects/{project.slug}/interactions/", body, format="json")
+    assert ingest.post(
+        reverse("labeling_api:interactions", kwargs={"slug": project.slug}), body, format="json"
+    )
     # ...and is never shown again.
     assert key not in admin_client.get(url).content.decode()
     revoke = reverse("project-token-revoke", args=[project.slug, token.pk])
@@ -245,7 +247,9 @@ def test_token_is_shown_once_and_revocable(project: Project, admin_client: Clien
     assert admin_client.post(revoke, {"confirm": "1"}).status_code == 302
     token.refresh_from_db()
     assert token.revoked_at is not None
-    again = ingest.post(f"/api/projects/{project.slug}/interactions/", body, format="json")
+    again = ingest.post(
+        reverse("labeling_api:interactions", kwargs={"slug": project.slug}), body, format="json"
+    )
     assert again.status_code == 401
     assert "revoked" in admin_client.get(url).content.decode()
 

@@ -7,6 +7,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.urls import reverse
 
 from labeling import hooks
 from labeling.demo import DEMO_SCHEMA, DEMO_USERS, split_dialogue
@@ -101,7 +102,7 @@ def test_the_demo_tells_its_story() -> None:
     # Labels of the true answers: the estimate covers the simulated truth.
     client = Client()
     client.login(username="manager", password="manager-demo")
-    html = client.get("/p/support-bot/dashboard/").content.decode()
+    html = client.get(reverse("project-dashboard", kwargs={"slug": "support-bot"})).content.decode()
     assert alert.sentence in html
     assert 'data-testid="monitoring-headline">' + alert.sentence in html
     for testid in ("quality-headline", "bias-headline", "power-headline", "coverage-headline"):

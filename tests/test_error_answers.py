@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from labeling.models import QueueItem, Role
 from labeling.services.queue import queue_items_enqueue
@@ -177,7 +178,9 @@ def test_error_answers_are_unchanged(
     ann = client_for(ann_user)
     ann2 = client_for(member(Role.ANNOTATOR))
     outsider = client_for(UserFactory())
-    base = "/api/projects/support-bot"
+
+    def url(name: str, **kwargs: int) -> str:
+        return reverse(name, kwargs={"slug": "support-bot", **kwargs})
 
     def rec(name: str, resp: Any) -> None:
         try:
@@ -189,7 +192,7 @@ def test_error_answers_are_unchanged(
     rec(
         "schema bad",
         admin.patch(
-            f"{base}/",
+            url("labeling_api:project"),
             {
                 "label_schema": {
                     "questions": [{"key": "q", "type": "rating", "scale": []}],
@@ -199,88 +202,139 @@ def test_error_answers_are_unchanged(
             format="json",
         ),
     )
-    rec("schema not obj", admin.patch(f"{base}/", {"label_schema": 5}, format="json"))
-    rec("unknown field", admin.patch(f"{base}/", {"slug": "x"}, format="json"))
-    rec("event clash", admin.patch(f"{base}/", {"custom_event_types": ["copy"]}, format="json"))
-    rec("gold rate", admin.patch(f"{base}/", {"gold_rate": 3}, format="json"))
-    rec("outsider", outsider.get(f"{base}/"))
-    rec("annotator exports", ann.get(f"{base}/exports/"))
-    rec("token not ingest", ingest_client.get(f"{base}/"))
+    rec(
+        "schema not obj",
+        admin.patch(url("labeling_api:project"), {"label_schema": 5}, format="json"),
+    )
+    rec("unknown field", admin.patch(url("labeling_api:project"), {"slug": "x"}, format="json"))
+    rec(
+        "event clash",
+        admin.patch(url("labeling_api:project"), {"custom_event_types": ["copy"]}, format="json"),
+    )
+    rec("gold rate", admin.patch(url("labeling_api:project"), {"gold_rate": 3}, format="json"))
+    rec("outsider", outsider.get(url("labeling_api:project")))
+    rec("annotator exports", ann.get(url("labeling_api:exports")))
+    rec("token not ingest", ingest_client.get(url("labeling_api:project")))
     rec(
         "member bad role",
-        admin.post(f"{base}/members/", {"username": "nobody", "role": "x"}, format="json"),
+        admin.post(url("labeling_api:members"), {"username": "nobody", "role": "x"}, format="json"),
     )
-    rec("export bad kind", admin.post(f"{base}/exports/", {"kind": "nope"}, format="json"))
+    rec("export bad kind", admin.post(url("labeling_api:exports"), {"kind": "nope"}, format="json"))
     rec(
         "export filters",
-        admin.post(f"{base}/exports/", {"kind": "sft", "filters": 3}, format="json"),
+        admin.post(url("labeling_api:exports"), {"kind": "sft", "filters": 3}, format="json"),
     )
     rec(
         "export bad filter",
         admin.post(
-            f"{base}/exports/", {"kind": "sft", "filters": {"min_agreement": "x"}}, format="json"
+            url("labeling_api:exports"),
+            {"kind": "sft", "filters": {"min_agreement": "x"}},
+            format="json",
         ),
     )
-    rec("export missing", admin.get("/api/exports/999999/"))
+    rec("export missing", admin.get(reverse("labeling_api:export", kwargs={"export_id": 999999})))
     rec(
         "strategy bad",
         admin.post(
-            f"{base}/strategies/",
+            url("sampling_api:strategies"),
             {"name": "s", "weights": {"random": 0.01, "uncertainty": 0.99, "coverage": 0}},
             format="json",
         ),
     )
-    rec("strategy missing", admin.get(f"{base}/strategies/99999/"))
+    rec("strategy missing", admin.get(url("sampling_api:strategy", strategy_id=99999)))
     inter = InteractionFactory(project=project)
     queue_items_enqueue(project=project, interaction_ids=[inter.pk])
-    nxt = ann.post(f"{base}/queue/next")
+    nxt = ann.post(url("labeling_api:queue-next"))
     rec("next", nxt)
     aid = nxt.json()["id"]
     rec(
         "submit invalid",
-        ann.post(f"/api/assignments/{aid}/submit", {"values": {"quality": 99}}, format="json"),
+        ann.post(
+            reverse("labeling_api:assignment-submit", kwargs={"assignment_id": aid}),
+            {"values": {"quality": 99}},
+            format="json",
+        ),
     )
     rec(
         "submit not mine",
-        ann2.post(f"/api/assignments/{aid}/submit", {"values": {"quality": 4}}, format="json"),
+        ann2.post(
+            reverse("labeling_api:assignment-submit", kwargs={"assignment_id": aid}),
+            {"values": {"quality": 4}},
+            format="json",
+        ),
     )
-    ok = ann.post(f"/api/assignments/{aid}/submit", {"values": {"quality": 4}}, format="json")
+    ok = ann.post(
+        reverse("labeling_api:assignment-submit", kwargs={"assignment_id": aid}),
+        {"values": {"quality": 4}},
+        format="json",
+    )
     rec("submit ok", ok)
     rec(
         "submit again",
-        ann.post(f"/api/assignments/{aid}/submit", {"values": {"quality": 4}}, format="json"),
+        ann.post(
+            reverse("labeling_api:assignment-submit", kwargs={"assignment_id": aid}),
+            {"values": {"quality": 4}},
+            format="json",
+        ),
     )
     rec(
         "skip after submit",
-        ann.post(f"/api/assignments/{aid}/skip", {"reason": "x"}, format="json"),
+        ann.post(
+            reverse("labeling_api:assignment-skip", kwargs={"assignment_id": aid}),
+            {"reason": "x"},
+            format="json",
+        ),
     )
     item = QueueItem.objects.get(interaction=inter)
-    rec("reopen not flagged", admin.post(f"{base}/items/{item.pk}/reopen"))
-    rec("reopen missing", admin.post(f"{base}/items/999999/reopen"))
-    rec("gold invalid", admin.post(f"{base}/items/{item.pk}/gold", {"answer": {}}, format="json"))
+    rec("reopen not flagged", admin.post(url("labeling_api:item-reopen", item_id=item.pk)))
+    rec("reopen missing", admin.post(url("labeling_api:item-reopen", item_id=999999)))
+    rec(
+        "gold invalid",
+        admin.post(url("labeling_api:gold", item_id=item.pk), {"answer": {}}, format="json"),
+    )
     rec(
         "gold invalid2",
-        admin.post(f"{base}/items/{item.pk}/gold", {"answer": {"quality": 77}}, format="json"),
+        admin.post(
+            url("labeling_api:gold", item_id=item.pk), {"answer": {"quality": 77}}, format="json"
+        ),
     )
     ann_id = ok.json()["id"]
     rec(
         "edit invalid",
-        ann.post(f"/api/annotations/{ann_id}/edit", {"values": {"quality": 0}}, format="json"),
+        ann.post(
+            reverse("labeling_api:annotation-edit", kwargs={"annotation_id": ann_id}),
+            {"values": {"quality": 0}},
+            format="json",
+        ),
     )
-    e1 = ann.post(f"/api/annotations/{ann_id}/edit", {"values": {"quality": 5}}, format="json")
+    e1 = ann.post(
+        reverse("labeling_api:annotation-edit", kwargs={"annotation_id": ann_id}),
+        {"values": {"quality": 5}},
+        format="json",
+    )
     rec("edit ok", e1)
     rec(
         "edit old",
-        ann.post(f"/api/annotations/{ann_id}/edit", {"values": {"quality": 3}}, format="json"),
+        ann.post(
+            reverse("labeling_api:annotation-edit", kwargs={"annotation_id": ann_id}),
+            {"values": {"quality": 3}},
+            format="json",
+        ),
     )
     rec(
         "edit missing",
-        ann.post("/api/annotations/999999/edit", {"values": {"quality": 3}}, format="json"),
+        ann.post(
+            reverse("labeling_api:annotation-edit", kwargs={"annotation_id": 999999}),
+            {"values": {"quality": 3}},
+            format="json",
+        ),
     )
     rec(
         "adjudicate invalid",
         admin.post(
-            f"{base}/items/{item.pk}/adjudicate", {"values": {"quality": "x"}}, format="json"
+            url("labeling_api:adjudicate", item_id=item.pk),
+            {"values": {"quality": "x"}},
+            format="json",
         ),
     )
     got = [(name, status, body) for name, status, body in out if status >= 400]

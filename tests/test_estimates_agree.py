@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.urls import reverse
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -173,7 +174,7 @@ def test_every_surface_gives_the_same_number(
     engineer = UserFactory()
     MembershipFactory(project=project, user=engineer, role=Role.ENGINEER)
     api = client_for(engineer)
-    url = f"/api/projects/{project.slug}/estimates/"
+    url = reverse("sampling_api:estimates", kwargs={"slug": project.slug})
     grouped = {g["group"]: g for g in api.get(url, {"by": "model_version"}).json()["groups"]}
     regression = {v["model_version"]: v for v in regression_report(project=project)["versions"]}
     checked_slow = False

@@ -6,6 +6,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from django.urls import reverse
 
 from labeling.models import Annotation, Interaction, QueueItem
 from sampling import estimators as est
@@ -14,7 +15,7 @@ from sampling.services.population import population_cells_rebuild
 from tests.estimate_fixtures import arrays, make_run, response_rates, seed_project
 from tests.factories import InteractionFactory, UserFactory
 
-URL = "/api/projects/support-bot/estimates/"
+URL = reverse("sampling_api:estimates", kwargs={"slug": "support-bot"})
 
 
 def _expected(items, method="ppi_pp", level=0.95):
@@ -172,7 +173,12 @@ def test_access_rules(project, other_project, api_as) -> None:
     assert api_as("annotator").get(URL).status_code == 403
     assert api_as("reviewer").get(URL).status_code == 200
     assert api_as("engineer", project=other_project).get(URL).status_code == 404
-    assert api_as("engineer").get("/api/projects/nope/estimates/").status_code == 404
+    assert (
+        api_as("engineer")
+        .get(reverse("sampling_api:estimates", kwargs={"slug": "nope"}))
+        .status_code
+        == 404
+    )
 
 
 def test_estimate_uses_f_recorded_at_sampling(project, api_as) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.urls import reverse
 
 from labeling.models import Interaction, Project, QueueItem
 from sampling import estimators as est
@@ -26,7 +27,7 @@ from tests.estimate_fixtures import (
     seed_project,
 )
 
-URL = "/api/projects/support-bot/estimates/"
+URL = reverse("sampling_api:estimates", kwargs={"slug": "support-bot"})
 METHODS = ["ppi_pp", "ppi", "hajek", "ht"]
 
 
@@ -333,7 +334,6 @@ def test_power_report_counts_only_labels_that_enter_the_estimate(project: Projec
 
 def test_dashboard_names_the_runs_it_covers(project: Project, member: Any) -> None:
     from django.test import Client
-    from django.urls import reverse
 
     from labeling.models import Role
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.urls import reverse
 
 from labeling.models import Annotation, Export, Project, QueueItem
 from labeling.services.exports import export_create, export_run, manifest_path_for
@@ -115,7 +116,11 @@ def test_manifest_holds_design_and_estimates(project: Project) -> None:
 def test_round_trip_to_the_same_estimate(project: Project, api_as: Any) -> None:
     seed_project(project, seed=23, n_items=500)
     export, rows = run_eval(project)
-    api = api_as("engineer").get("/api/projects/support-bot/estimates/").json()["groups"][0]
+    api = (
+        api_as("engineer")
+        .get(reverse("sampling_api:estimates", kwargs={"slug": "support-bot"}))
+        .json()["groups"][0]
+    )
     manifest_estimate = export.manifest["estimates"]["all"]["groups"][0]
     theta, low, high = recompute_from_file(export.file_path)
     assert theta == pytest.approx(api["estimate"], abs=1e-12)
@@ -132,7 +137,10 @@ def test_filtered_export_round_trips_to_the_domain(project: Project, api_as: Any
     assert {r["model_version"] for r in rows} == {"model-b"}
     api = (
         api_as("engineer")
-        .get("/api/projects/support-bot/estimates/", {"model_version": "model-b"})
+        .get(
+            reverse("sampling_api:estimates", kwargs={"slug": "support-bot"}),
+            {"model_version": "model-b"},
+        )
         .json()["groups"][0]
     )
     theta, _, _ = recompute_from_file(export.file_path)
@@ -161,9 +169,13 @@ def test_eval_export_through_the_api(
     seed_project(project, seed=26, n_items=150)
     client = api_as("engineer")
     with django_capture_on_commit_callbacks(execute=True):
-        r = client.post("/api/projects/support-bot/exports/", {"kind": "eval"}, format="json")
+        r = client.post(
+            reverse("labeling_api:exports", kwargs={"slug": "support-bot"}),
+            {"kind": "eval"},
+            format="json",
+        )
     assert r.status_code == 202, r.content
-    detail = client.get(f"/api/exports/{r.json()['id']}/").json()
+    detail = client.get(reverse("labeling_api:export", kwargs={"export_id": r.json()["id"]})).json()
     assert detail["status"] == "done"
     assert detail["manifest"]["design"]["runs"]
     assert detail["rows"] > 0
@@ -174,7 +186,9 @@ def test_rates_and_manifest_are_as_of_the_snapshot(project: Project, api_as: Any
     response rates nor the manifest's estimates: all read the snapshot's labels."""
     seeded = seed_project(project, seed=27, n_items=500, n_runs=3, mixed_runs=True)
     client = api_as("engineer")
-    before = client.get("/api/projects/support-bot/estimates/").json()["groups"][0]
+    before = client.get(reverse("sampling_api:estimates", kwargs={"slug": "support-bot"})).json()[
+        "groups"
+    ][0]
     export = export_create(project=project, kind="eval", enqueue=False)
     late_user = UserFactory()
     late = [it for it in seeded.items if it.selected and not it.labelled and it.pi is not None]
@@ -188,7 +202,9 @@ def test_rates_and_manifest_are_as_of_the_snapshot(project: Project, api_as: Any
             values={"quality": 1},
             schema_version=1,
         )
-    now = client.get("/api/projects/support-bot/estimates/").json()["groups"][0]
+    now = client.get(reverse("sampling_api:estimates", kwargs={"slug": "support-bot"})).json()[
+        "groups"
+    ][0]
     assert now["n_labels"] > before["n_labels"]
     done = export_run(export_id=export.id)
     assert done is not None
@@ -225,7 +241,9 @@ def test_label_filters_are_refused_for_eval(
         export_create(project=project, kind="eval", filters=filters, enqueue=False)
     assert "not allowed for eval" in str(info.value.errors[f"filters.{key}"])
     r = api_as("engineer").post(
-        "/api/projects/support-bot/exports/", {"kind": "eval", "filters": filters}, format="json"
+        reverse("labeling_api:exports", kwargs={"slug": "support-bot"}),
+        {"kind": "eval", "filters": filters},
+        format="json",
     )
     assert r.status_code == 400
     assert "not allowed for eval" in r.json()["errors"][f"filters.{key}"]

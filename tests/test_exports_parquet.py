@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.models import Export, Project, Role
@@ -151,15 +152,21 @@ def test_download_as_parquet(project: Project, api_as: Any) -> None:
     seed_mixed(project)
     export = run(project, "sft")
     api: APIClient = api_as(Role.ENGINEER)
-    detail = api.get(f"/api/exports/{export.id}/").json()
-    assert detail["parquet_url"] == f"/api/exports/{export.id}/download?file=parquet"
+    detail = api.get(reverse("labeling_api:export", kwargs={"export_id": export.id})).json()
+    assert (
+        detail["parquet_url"]
+        == reverse("labeling_api:export-download-noslash", kwargs={"export_id": export.id})
+        + "?file=parquet"
+    )
     response = api.get(detail["parquet_url"])
     assert response.status_code == 200
     body = b"".join(response.streaming_content)
     assert hashlib.sha256(body).hexdigest() == response["X-Export-SHA256"]
     assert response["X-Export-SHA256"] == export.manifest["parquet"]["sha256"]
     assert f'filename="export-{export.id}-sft.parquet"' in response["Content-Disposition"]
-    bad = api.get(f"/api/exports/{export.id}/download?file=csv")
+    bad = api.get(
+        reverse("labeling_api:export-download", kwargs={"export_id": export.id}) + "?file=csv"
+    )
     assert bad.status_code == 400
     assert "file" in bad.json()["errors"]
 

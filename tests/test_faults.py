@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.models import Interaction, Project
@@ -28,7 +29,7 @@ from labeling.services.bulk import insert_returning
 from labeling.services.ingest import BATCH_SIZE, storage
 from tests.killed_worker import kill_at_pause
 
-BULK = "/api/projects/support-bot/interactions/bulk"
+BULK = reverse("labeling_api:interactions-bulk", kwargs={"slug": "support-bot"})
 
 
 def body(prefix: str, n: int) -> bytes:

@@ -21,6 +21,7 @@ from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
 from django.test import override_settings
+from django.urls import reverse
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
@@ -41,7 +42,7 @@ def ndjson_serializer(ctx: Any, value: Any) -> dict[str, Any]:
 
 
 with override_settings(ALLOWED_HOSTS=["localhost"]):  # schemathesis's WSGI client's host
-    schema = schemathesis.openapi.from_wsgi("/api/schema/", WSGIHandler())
+    schema = schemathesis.openapi.from_wsgi(reverse("api-schema"), WSGIHandler())
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 
 from labeling.models import Interaction, Project, Role
 
@@ -174,7 +175,7 @@ def test_openai_batch_output_joined_with_its_input_file(tmp_path: Path, project:
 def test_openai_batch_through_the_api_input_lines_first(project: Project, ingest_client: Any):
     body = gzip.compress(BATCH_INPUT + BATCH_OUTPUT)
     answer = ingest_client.post(
-        f"/api/projects/{project.slug}/import?format=openai-batch",
+        reverse("labeling_api:import", kwargs={"slug": project.slug}) + "?format=openai-batch",
         data=body,
         content_type="application/x-ndjson",
         HTTP_CONTENT_ENCODING="gzip",
@@ -357,7 +358,7 @@ def test_langsmith_runs_export(tmp_path: Path, project: Project):
 
 
 def test_api_import_rules(project: Project, api_as: Any, ingest_client: Any):
-    url = f"/api/projects/{project.slug}/import"
+    url = reverse("labeling_api:import", kwargs={"slug": project.slug})
     unknown = ingest_client.post(f"{url}?format=csv", data=b"", content_type="application/x-ndjson")
     assert unknown.status_code == 400
     assert "openai-chat" in unknown.json()["errors"]["format"]

@@ -7,13 +7,14 @@ from typing import Any
 
 import orjson
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.models import Event, Interaction, Project
 
-BULK = "/api/projects/support-bot/interactions/bulk"
-ARRAY = "/api/projects/support-bot/interactions/"
-EVENTS = "/api/projects/support-bot/events/"
+BULK = reverse("labeling_api:interactions-bulk", kwargs={"slug": "support-bot"})
+ARRAY = reverse("labeling_api:interactions", kwargs={"slug": "support-bot"})
+EVENTS = reverse("labeling_api:events", kwargs={"slug": "support-bot"})
 
 
 def row(external_id: str, **extra: Any) -> dict[str, Any]:

@@ -6,12 +6,13 @@ import datetime as dt
 from collections.abc import Callable
 
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.models import Annotation, Project, Role
 from tests.factories import InteractionFactory, QueueItemFactory, UserFactory
 
-URL = "/api/projects/support-bot/interactions/"
+URL = reverse("labeling_api:interactions", kwargs={"slug": "support-bot"})
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
 from labeling.models import Project
 from sampling.judges import calibration
@@ -19,7 +20,7 @@ from sampling.judges.parsing import parse_reply, parse_text
 from sampling.judges.prompt import DEFAULT_TEMPLATE, MAX_TEMPLATE_CHARS, template_errors
 from tests.judge_server import StubJudge
 
-API = "/api/projects/support-bot/judges/"
+API = reverse("sampling_api:judges", kwargs={"slug": "support-bot"})
 
 
 @pytest.fixture
@@ -193,7 +194,12 @@ def test_roles_and_projects_are_enforced(project: Project, other_project, api_as
     assert api_as("annotator").get(API).status_code == 403
     outsider = api_as("admin", other_project)
     assert outsider.get(f"{API}{judge.pk}/").status_code == 404
-    assert outsider.get(f"/api/projects/other-bot/judges/{judge.pk}/").status_code == 404
+    assert (
+        outsider.get(
+            reverse("sampling_api:judge", kwargs={"slug": "other-bot", "judge_id": judge.pk})
+        ).status_code
+        == 404
+    )
 
 
 def test_test_connection_reports_a_score_or_an_unreachable_url(project, api_as, stub) -> None:
@@ -229,11 +235,11 @@ def test_run_endpoint_queues_and_judges_by_external_id(project, api_as, stub) ->
 def test_admin_page_lists_creates_and_shows_field_errors(project, member, client, stub) -> None:
     admin = member("admin")
     client.force_login(admin)
-    page = client.get("/p/support-bot/judges/new/")
+    page = client.get(reverse("project-judge-new", kwargs={"slug": "support-bot"}))
     assert page.status_code == 200
     assert "Reply with only a JSON object" in page.content.decode()
     bad = client.post(
-        "/p/support-bot/judges/new/",
+        reverse("project-judge-new", kwargs={"slug": "support-bot"}),
         {
             "name": "j",
             "base_url": stub.url,
@@ -248,7 +254,7 @@ def test_admin_page_lists_creates_and_shows_field_errors(project, member, client
     assert "unknown placeholder(s) nope" in text
     assert "must not be negative" in text
     ok = client.post(
-        "/p/support-bot/judges/new/",
+        reverse("project-judge-new", kwargs={"slug": "support-bot"}),
         {
             "name": "j",
             "base_url": stub.url,
@@ -260,7 +266,7 @@ def test_admin_page_lists_creates_and_shows_field_errors(project, member, client
         },
     )
     assert ok.status_code == 302
-    listing = client.get("/p/support-bot/judges/").content.decode()
+    listing = client.get(reverse("project-judges", kwargs={"slug": "support-bot"})).content.decode()
     assert 'data-judge="j"' in listing
     assert "$MY_KEY" in listing
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.test import override_settings
+from django.urls import reverse
 
 from labeling.models import Interaction, Project
 from sampling.judges import client as judge_client
@@ -102,7 +103,11 @@ def test_ingest_through_the_api_judges_new_arrivals(
         for i in range(4)
     ]
     with django_capture_on_commit_callbacks(execute=True):
-        answer = client.post("/api/projects/support-bot/interactions/", rows, format="json")
+        answer = client.post(
+            reverse("labeling_api:interactions", kwargs={"slug": "support-bot"}),
+            rows,
+            format="json",
+        )
     assert answer.status_code in (200, 201), answer.content
     stored = dict(Interaction.objects.filter(project=project).values_list("external_id", "scores"))
     assert stored["r3"]["judge:helpful"] == pytest.approx(4 / 9)
@@ -249,9 +254,15 @@ def test_the_key_is_sent_but_never_stored_logged_or_shown(
     assert stub.requests[0].headers["Authorization"] == f"Bearer {secret}"
     client = api_as("admin")
     pages = [
-        client.get("/api/projects/support-bot/judges/").content,
-        client.get(f"/api/projects/support-bot/judges/{judge.pk}/").content,
-        client.get(f"/api/projects/support-bot/judges/{judge.pk}/results/").content,
+        client.get(reverse("sampling_api:judges", kwargs={"slug": "support-bot"})).content,
+        client.get(
+            reverse("sampling_api:judge", kwargs={"slug": "support-bot", "judge_id": judge.pk})
+        ).content,
+        client.get(
+            reverse(
+                "sampling_api:judge-results", kwargs={"slug": "support-bot", "judge_id": judge.pk}
+            )
+        ).content,
     ]
     for text in [*(p.decode() for p in pages), caplog.text]:
         assert secret not in text
@@ -282,21 +293,27 @@ def test_a_server_echoing_the_key_gets_it_into_no_row_page_log_or_answer(
     assert any(secret in r.headers.get("Authorization", "") for r in stub.requests)
 
     api = api_as("admin")
-    base = f"/api/projects/support-bot/judges/{judge.pk}"
+    ids = {"slug": "support-bot", "judge_id": judge.pk}
     answers = [
-        api.get("/api/projects/support-bot/judges/"),
-        api.get(f"{base}/"),
-        api.get(f"{base}/results/"),
-        api.get(f"{base}/calibration/"),
-        api.post(f"{base}/test/"),
+        api.get(reverse("sampling_api:judges", kwargs={"slug": "support-bot"})),
+        api.get(reverse("sampling_api:judge", kwargs=ids)),
+        api.get(reverse("sampling_api:judge-results", kwargs=ids)),
+        api.get(reverse("sampling_api:judge-calibration", kwargs=ids)),
+        api.post(reverse("sampling_api:judge-test", kwargs=ids)),
     ]
     client.force_login(member("admin"))
     pages = [
-        client.get("/p/support-bot/judges/"),
-        client.get(f"/p/support-bot/judges/{judge.pk}/"),
-        client.get(f"/p/support-bot/judges/{judge.pk}/trust/"),
-        client.get("/p/support-bot/dashboard/"),
-        client.post(f"/p/support-bot/judges/{judge.pk}/action/", {"action": "test"}, follow=True),
+        client.get(reverse("project-judges", kwargs={"slug": "support-bot"})),
+        client.get(reverse("project-judge", kwargs={"slug": "support-bot", "judge_id": judge.pk})),
+        client.get(
+            reverse("project-judge-trust", kwargs={"slug": "support-bot", "judge_id": judge.pk})
+        ),
+        client.get(reverse("project-dashboard", kwargs={"slug": "support-bot"})),
+        client.post(
+            reverse("project-judge-action", kwargs={"slug": "support-bot", "judge_id": judge.pk}),
+            {"action": "test"},
+            follow=True,
+        ),
     ]
     for answer in [*answers, *pages]:
         assert answer.status_code in (200, 400), answer
@@ -337,7 +354,9 @@ def test_an_outage_never_blocks_ingest(project, api_as, django_capture_on_commit
     ]
     with django_capture_on_commit_callbacks(execute=True):
         answer = api_as("engineer").post(
-            "/api/projects/support-bot/interactions/", rows, format="json"
+            reverse("labeling_api:interactions", kwargs={"slug": "support-bot"}),
+            rows,
+            format="json",
         )
     assert answer.status_code in (200, 201), answer.content
     assert Interaction.objects.filter(project=project).count() == 3

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 from django.test.utils import override_settings
+from django.urls import reverse
 
 from labeling import hooks
 from labeling.models import Project
@@ -102,22 +103,24 @@ def test_the_dashboard_shows_judge_agreement_next_to_the_unbiased_estimate(
     project: Project, stub: StubJudge, client, member
 ) -> None:
     client.force_login(member("reviewer"))
-    page = client.get("/p/support-bot/dashboard/").content.decode()
+    page = client.get(reverse("project-dashboard", kwargs={"slug": "support-bot"})).content.decode()
     assert 'data-testid="judges-panel"' not in page  # no judge, no panel
 
     judge = judged_project(project, stub, informative=True)
-    page = client.get("/p/support-bot/dashboard/").content.decode()
+    page = client.get(reverse("project-dashboard", kwargs={"slug": "support-bot"})).content.decode()
     assert 'data-testid="judges-panel"' in page
     assert "not calibrated yet" in page
 
     judges_calibrate(project_id=project.pk)
     report = judge_version_current(judge=judge).calibration
-    page = client.get("/p/support-bot/dashboard/").content.decode()
+    page = client.get(reverse("project-dashboard", kwargs={"slug": "support-bot"})).content.decode()
     assert f"{report['r2']:.3f}" in page
     assert f"{100 * report['judge_share_good_all']:.1f}%" in page
     assert "a biased estimator" in page
     assert "labels instead of" in page
-    assert f"/p/support-bot/judges/{judge.pk}/trust/" in page
+    assert (
+        reverse("project-judge-trust", kwargs={"slug": "support-bot", "judge_id": judge.pk}) in page
+    )
 
 
 def test_the_dashboard_warns_about_a_judge_with_weight_zero(
@@ -126,5 +129,5 @@ def test_the_dashboard_warns_about_a_judge_with_weight_zero(
     judged_project(project, stub, informative=False)
     judges_calibrate(project_id=project.pk)
     client.force_login(member("reviewer"))
-    page = client.get("/p/support-bot/dashboard/").content.decode()
+    page = client.get(reverse("project-dashboard", kwargs={"slug": "support-bot"})).content.decode()
     assert "weight 0, the proxy ignores this judge" in page

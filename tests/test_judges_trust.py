@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from django.urls import reverse
 
 from labeling.models import Project
 from sampling.judges.config import judge_create
@@ -58,7 +59,11 @@ def judged_project(project: Project, stub: StubJudge, *, informative: bool) -> J
 
 def test_an_informative_judge_reports_agreement_and_savings(project, stub, api_as, client, member):
     judge = judged_project(project, stub, informative=True)
-    report = api_as("engineer").get(f"/api/projects/support-bot/judges/{judge.pk}/calibration/")
+    report = api_as("engineer").get(
+        reverse(
+            "sampling_api:judge-calibration", kwargs={"slug": "support-bot", "judge_id": judge.pk}
+        )
+    )
     assert report.status_code == 200, report.content
     body = report.json()
     assert body["n_labels"] == 70
@@ -75,7 +80,9 @@ def test_an_informative_judge_reports_agreement_and_savings(project, stub, api_a
     project.refresh_from_db()
     assert project.primary_judge == "judge:rubric"
     client.force_login(member("reviewer"))
-    page = client.get(f"/p/support-bot/judges/{judge.pk}/trust/")
+    page = client.get(
+        reverse("project-judge-trust", kwargs={"slug": "support-bot", "judge_id": judge.pk})
+    )
     assert page.status_code == 200
     text = page.content.decode()
     assert "labels instead of" in text
@@ -86,7 +93,14 @@ def test_an_informative_judge_reports_agreement_and_savings(project, stub, api_a
 def test_a_noise_judge_gets_weight_zero_and_leaves_the_proxy(project, stub, api_as):
     judge = judged_project(project, stub, informative=False)
     body = (
-        api_as("engineer").get(f"/api/projects/support-bot/judges/{judge.pk}/calibration/").json()
+        api_as("engineer")
+        .get(
+            reverse(
+                "sampling_api:judge-calibration",
+                kwargs={"slug": "support-bot", "judge_id": judge.pk},
+            )
+        )
+        .json()
     )
     assert body["r2"] <= 0
     assert body["weight"] == 0.0
@@ -102,14 +116,20 @@ def test_the_power_report_says_what_each_judge_saves(project, stub, api_as):
     from sampling.judges.calibration_report import judges_calibrate
 
     judge = judged_project(project, stub, informative=True)
-    power = api_as("engineer").get("/api/projects/support-bot/reports/power/")
+    power = api_as("engineer").get(
+        reverse("sampling_api:report-power", kwargs={"slug": "support-bot"})
+    )
     assert power.status_code == 200, power.content
     before = power.json()["judges"]
     if before[0]["labels_uniform"] is None:  # not calibrated yet: said, never a number
         assert before[0]["sentence"] is None
         assert "not calibrated yet" in before[0]["warning"]
     judges_calibrate(project_id=project.pk)
-    (row,) = api_as("engineer").get("/api/projects/support-bot/reports/power/").json()["judges"]
+    (row,) = (
+        api_as("engineer")
+        .get(reverse("sampling_api:report-power", kwargs={"slug": "support-bot"}))
+        .json()["judges"]
+    )
     assert (row["judge"], row["primary"], row["weight"]) == ("rubric", True, 1.0)
     assert row["labels_with_judge"] < row["labels_uniform"]
     assert row["sentence"] == (
@@ -119,10 +139,18 @@ def test_the_power_report_says_what_each_judge_saves(project, stub, api_as):
     assert row["warning"] is None
     judge.weight = 0.0
     judge.save(update_fields=["weight"])
-    (row,) = api_as("engineer").get("/api/projects/support-bot/reports/power/").json()["judges"]
+    (row,) = (
+        api_as("engineer")
+        .get(reverse("sampling_api:report-power", kwargs={"slug": "support-bot"}))
+        .json()["judges"]
+    )
     assert "weight 0" in row["warning"]
 
 
 def test_the_power_report_without_judges_lists_none(project, api_as):
-    power = api_as("engineer").get("/api/projects/support-bot/reports/power/").json()
+    power = (
+        api_as("engineer")
+        .get(reverse("sampling_api:report-power", kwargs={"slug": "support-bot"}))
+        .json()
+    )
     assert power["judges"] == []

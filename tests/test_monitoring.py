@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.urls import reverse
 
 from labeling.models import Project
 from sampling import sequential
 from sampling.selectors.monitoring import monitoring_report
 from tests.monitoring_fixtures import seed_daily
 
-URL = "/api/projects/support-bot/monitoring/"
+URL = reverse("sampling_api:monitoring", kwargs={"slug": "support-bot"})
 
 
 @pytest.fixture
@@ -60,7 +61,9 @@ def test_a_regression_is_confirmed_with_its_day_and_sentence(project, regressed,
 def test_last_look_is_the_estimates_api_number(project, regressed, api_as) -> None:
     client = api_as("engineer")
     body = client.get(URL).json()
-    estimates = client.get("/api/projects/support-bot/estimates/", {"by": "model_version"}).json()
+    estimates = client.get(
+        reverse("sampling_api:estimates", kwargs={"slug": "support-bot"}), {"by": "model_version"}
+    ).json()
     for g in estimates["groups"]:
         row = _group(body, g["group"])
         assert row["estimate"] == pytest.approx(g["estimate"], abs=1e-9)
@@ -150,7 +153,11 @@ def test_monitoring_errors_and_access(project, regressed, api_as) -> None:
 
 
 def test_power_report_days_to_detect(project, regressed, api_as) -> None:
-    body = api_as("engineer").get("/api/projects/support-bot/reports/power/").json()
+    body = (
+        api_as("engineer")
+        .get(reverse("sampling_api:report-power", kwargs={"slug": "support-bot"}))
+        .json()
+    )
     assert body["labels_per_day"] > 0
     assert body["traffic_per_day"] == pytest.approx(80, rel=0.1)  # two versions x 40
     assert body["days_to_detect"] == sequential.days_to_detect(

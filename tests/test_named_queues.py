@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from labeling.errors import Forbidden, Invalid, NotFound
 from labeling.models import Assignment, Project, Queue, QueueItem, Role
@@ -98,15 +99,23 @@ def test_blind_by_default_and_open_queues_show_earlier_answers(
     _enqueue(project, "de", overlap_by_id=None, default_overlap=2)  # German: blind
     _enqueue(project, "en", strategy_id=7, default_overlap=2)  # Safety review: open
     api1, api2 = client_for(first), client_for(second)
-    url = f"/api/projects/{project.slug}/queue/next"
+    url = reverse("labeling_api:queue-next", kwargs={"slug": project.slug})
     seen: dict[str, Any] = {}
     for _ in range(2):
         a = api1.post(url).json()
         assert a["earlier_answers"] == []  # nobody answered before
-        api1.post(f"/api/assignments/{a['id']}/submit", {"values": {"quality": 2}}, format="json")
+        api1.post(
+            reverse("labeling_api:assignment-submit", kwargs={"assignment_id": a["id"]}),
+            {"values": {"quality": 2}},
+            format="json",
+        )
         b = api2.post(url).json()
         seen[b["queue"]["slug"]] = b["earlier_answers"]
-        api2.post(f"/api/assignments/{b['id']}/submit", {"values": {"quality": 4}}, format="json")
+        api2.post(
+            reverse("labeling_api:assignment-submit", kwargs={"assignment_id": b["id"]}),
+            {"values": {"quality": 4}},
+            format="json",
+        )
     assert seen["german"] == []  # blind
     assert seen["safety-review"] == [{"annotator": first.username, "values": {"quality": 2}}]
     assert german.blind
@@ -115,7 +124,7 @@ def test_blind_by_default_and_open_queues_show_earlier_answers(
 
 def test_queue_api_and_rules(project: Project, member: Any) -> None:
     admin, annotator = member(Role.ADMIN), member(username="ann")
-    base = f"/api/projects/{project.slug}/queues/"
+    base = reverse("labeling_api:queues", kwargs={"slug": project.slug})
     created = client_for(admin).post(
         base, {"name": "German", "segment": {"locale": "de"}, "skill": "de"}, format="json"
     )
@@ -127,26 +136,29 @@ def test_queue_api_and_rules(project: Project, member: Any) -> None:
     assert client_for(admin).post(base, {"name": "Main"}, format="json").status_code == 400
     assert client_for(annotator).post(base, {"name": "X"}, format="json").status_code == 403
     assert [q["name"] for q in client_for(annotator).get(base).json()] == ["German"]
-    patched = client_for(admin).patch(f"{base}{body['id']}", {"blind": False}, format="json")
+    detail = reverse("labeling_api:queue", kwargs={"slug": project.slug, "queue_id": body["id"]})
+    patched = client_for(admin).patch(detail, {"blind": False}, format="json")
     assert patched.status_code == 200
     assert patched.json()["blind"] is False
     skills = client_for(admin).put(
-        f"/api/projects/{project.slug}/members/ann/skills", {"skills": ["de"]}, format="json"
+        reverse("labeling_api:member-skills", kwargs={"slug": project.slug, "username": "ann"}),
+        {"skills": ["de"]},
+        format="json",
     )
     assert skills.json() == {"skills": ["de"]}
     assert (
         client_for(annotator)
-        .post(f"/api/projects/{project.slug}/queue/next?queue=german")
+        .post(reverse("labeling_api:queue-next", kwargs={"slug": project.slug}) + "?queue=german")
         .status_code
         == 204
     )
     assert (
         client_for(annotator)
-        .post(f"/api/projects/{project.slug}/queue/next?queue=nope")
+        .post(reverse("labeling_api:queue-next", kwargs={"slug": project.slug}) + "?queue=nope")
         .status_code
         == 404
     )
-    assert client_for(admin).delete(f"{base}{body['id']}").status_code == 204
+    assert client_for(admin).delete(detail).status_code == 204
     assert not Queue.objects.exists()
     assert not Assignment.objects.exists()
 
@@ -157,16 +169,21 @@ def test_submit_can_carry_the_next_item_in_one_round_trip(project: Project, memb
     member_skills_set(project=project, user=annotator, skills=["de"], actor=None)
     first, second = _enqueue(project, "de"), _enqueue(project, "en")
     api = client_for(annotator)
-    lease = api.post(f"/api/projects/{project.slug}/queue/next?queue=german").json()
+    lease = api.post(
+        reverse("labeling_api:queue-next", kwargs={"slug": project.slug}) + "?queue=german"
+    ).json()
     assert lease["interaction"]["segment"]["locale"] == "de"
     plain = api.post(
-        f"/api/assignments/{lease['id']}/submit", {"values": {"quality": 3}}, format="json"
+        reverse("labeling_api:assignment-submit", kwargs={"assignment_id": lease["id"]}),
+        {"values": {"quality": 3}},
+        format="json",
     )
     assert plain.status_code == 201
     assert "next" not in plain.json()  # only when asked for
-    again = api.post(f"/api/projects/{project.slug}/queue/next").json()
+    again = api.post(reverse("labeling_api:queue-next", kwargs={"slug": project.slug})).json()
     done = api.post(
-        f"/api/assignments/{again['id']}/submit?next=1&queue=german",
+        reverse("labeling_api:assignment-submit", kwargs={"assignment_id": again["id"]})
+        + "?next=1&queue=german",
         {"values": {"quality": 3}},
         format="json",
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.urls import reverse
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -82,7 +83,7 @@ def test_the_official_exporter_sends_protobuf_to_the_live_server(
     live_server: Any, key: str, project: Project
 ):
     exporter = OTLPSpanExporter(
-        endpoint=f"{live_server.url}/v1/traces",
+        endpoint=live_server.url + reverse("otlp:traces"),
         headers={"Authorization": f"Bearer {key}"},
         compression=Compression.Gzip,
     )
@@ -92,7 +93,8 @@ def test_the_official_exporter_sends_protobuf_to_the_live_server(
     _check_interactions(project)
     # The same spans exported again: stored once (the span ids are the external ids).
     again = OTLPSpanExporter(
-        endpoint=f"{live_server.url}/v1/traces", headers={"Authorization": f"Bearer {key}"}
+        endpoint=live_server.url + reverse("otlp:traces"),
+        headers={"Authorization": f"Bearer {key}"},
     )
     assert again.export(recorded()) == SpanExportResult.SUCCESS
     assert Interaction.objects.filter(project=project).count() == LLM_SPANS * 2  # new ids
@@ -103,7 +105,7 @@ def test_protobuf_and_json_answer_partial_success(live_server: Any, key: str, pr
     spans = recorded()
     auth = {"Authorization": f"Bearer {key}"}
     answer = httpx.post(
-        f"{live_server.url}/v1/traces",
+        live_server.url + reverse("otlp:traces"),
         content=gzip.compress(protobuf_body(spans)),
         headers={**auth, "Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
     )
@@ -119,7 +121,7 @@ def test_protobuf_and_json_answer_partial_success(live_server: Any, key: str, pr
 
     # The same request as OTLP/JSON: every span is a duplicate now.
     as_json = httpx.post(
-        f"{live_server.url}/v1/traces",
+        live_server.url + reverse("otlp:traces"),
         content=json_body(spans),
         headers={**auth, "Content-Type": "application/json"},
     )
@@ -131,7 +133,7 @@ def test_protobuf_and_json_answer_partial_success(live_server: Any, key: str, pr
     )
     # New spans as JSON are stored like protobuf ones.
     fresh = httpx.post(
-        f"{live_server.url}/v1/traces",
+        live_server.url + reverse("otlp:traces"),
         content=json_body(recorded("b", with_uncaptured=False)),
         headers={**auth, "Content-Type": "application/json"},
     )
@@ -144,7 +146,7 @@ def test_protobuf_and_json_answer_partial_success(live_server: Any, key: str, pr
 
 
 def _post(client: Any, body: bytes, content_type: str, **headers: str) -> Any:
-    return client.post("/v1/traces", data=body, content_type=content_type, **headers)
+    return client.post(reverse("otlp:traces"), data=body, content_type=content_type, **headers)
 
 
 @pytest.fixture
@@ -297,7 +299,7 @@ def test_bad_gzip_and_who_may_send(otlp: Any, project: Project, api_as: Any):
 @pytest.mark.django_db
 def test_segment_mapping_is_a_project_setting(project: Project, api_as: Any):
     admin = api_as(Role.ADMIN)
-    url = f"/api/projects/{project.slug}/"
+    url = reverse("labeling_api:project", kwargs={"slug": project.slug})
     ok = admin.patch(url, {"otlp_segment_attributes": {"user.plan": "tier"}}, format="json")
     assert ok.status_code == 200, ok.json()
     assert ok.json()["otlp_segment_attributes"] == {"user.plan": "tier"}

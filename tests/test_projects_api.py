@@ -6,6 +6,7 @@ import copy
 from collections.abc import Callable
 
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.auth import hash_key
@@ -27,7 +28,7 @@ def test_end_to_end_setup_by_script() -> None:
     staff = UserFactory(username="lead", is_staff=True)
     client = client_for(staff)
     response = client.post(
-        "/api/projects/",
+        reverse("labeling_api:projects"),
         {
             "slug": "helpdesk",
             "name": "Helpdesk",
@@ -46,7 +47,9 @@ def test_end_to_end_setup_by_script() -> None:
 
     UserFactory(username="ann")
     response = client.post(
-        "/api/projects/helpdesk/members/", {"username": "ann", "role": "annotator"}, format="json"
+        reverse("labeling_api:members", kwargs={"slug": "helpdesk"}),
+        {"username": "ann", "role": "annotator"},
+        format="json",
     )
     assert response.status_code == 201
     assert response.json() == {
@@ -54,19 +57,27 @@ def test_end_to_end_setup_by_script() -> None:
         "role": "annotator",
         "created_at": response.json()["created_at"],
     }
-    members = client.get("/api/projects/helpdesk/members/").json()["results"]
+    members = client.get(reverse("labeling_api:members", kwargs={"slug": "helpdesk"})).json()[
+        "results"
+    ]
     assert {(m["username"], m["role"]) for m in members} == {
         ("ann", "annotator"),
         ("lead", "admin"),
     }
 
-    response = client.post("/api/projects/helpdesk/ingest-tokens/", {"name": "prod"}, format="json")
+    response = client.post(
+        reverse("labeling_api:ingest-tokens", kwargs={"slug": "helpdesk"}),
+        {"name": "prod"},
+        format="json",
+    )
     assert response.status_code == 201
     key = response.json()["key"]
     token = IngestToken.objects.get(pk=response.json()["id"])
     assert token.key_hash == hash_key(key)
     assert key not in str(IngestToken.objects.filter(pk=token.pk).values().first())
-    listed = client.get("/api/projects/helpdesk/ingest-tokens/").json()["results"]
+    listed = client.get(reverse("labeling_api:ingest-tokens", kwargs={"slug": "helpdesk"})).json()[
+        "results"
+    ]
     assert [t["name"] for t in listed] == ["prod"]
     assert "key" not in listed[0]
 
@@ -79,12 +90,23 @@ def test_end_to_end_setup_by_script() -> None:
         "response": "hello",
     }
     assert (
-        ingest.post("/api/projects/helpdesk/interactions/", row, format="json").status_code == 201
+        ingest.post(
+            reverse("labeling_api:interactions", kwargs={"slug": "helpdesk"}), row, format="json"
+        ).status_code
+        == 201
     )
 
-    assert client.delete(f"/api/projects/helpdesk/ingest-tokens/{token.pk}/").status_code == 204
     assert (
-        ingest.post("/api/projects/helpdesk/interactions/", row, format="json").status_code == 401
+        client.delete(
+            reverse("labeling_api:ingest-token", kwargs={"slug": "helpdesk", "token_id": token.pk})
+        ).status_code
+        == 204
+    )
+    assert (
+        ingest.post(
+            reverse("labeling_api:interactions", kwargs={"slug": "helpdesk"}), row, format="json"
+        ).status_code
+        == 401
     )
     actions = set(AuditLog.objects.filter(project=project).values_list("action", flat=True))
     assert {
@@ -98,7 +120,9 @@ def test_end_to_end_setup_by_script() -> None:
 @pytest.mark.django_db
 def test_only_staff_create_projects(api_as: Callable[..., APIClient]) -> None:
     client = api_as(Role.ADMIN)
-    response = client.post("/api/projects/", {"slug": "x", "name": "X"}, format="json")
+    response = client.post(
+        reverse("labeling_api:projects"), {"slug": "x", "name": "X"}, format="json"
+    )
     assert response.status_code == 403
     assert not Project.objects.filter(slug="x").exists()
 
@@ -107,14 +131,14 @@ def test_only_staff_create_projects(api_as: Callable[..., APIClient]) -> None:
 def test_create_rejects_bad_schema_and_duplicate_slug(project: Project) -> None:
     client = client_for(UserFactory(is_staff=True))
     response = client.post(
-        "/api/projects/",
+        reverse("labeling_api:projects"),
         {"slug": "bad", "name": "Bad", "label_schema": {"questions": []}},
         format="json",
     )
     assert response.status_code == 400
     assert "label_schema" in response.json()["errors"]
     response = client.post(
-        "/api/projects/", {"slug": "support-bot", "name": "Again"}, format="json"
+        reverse("labeling_api:projects"), {"slug": "support-bot", "name": "Again"}, format="json"
     )
     assert response.status_code == 400
     assert "slug" in response.json()["errors"]
@@ -125,11 +149,14 @@ def test_list_shows_only_my_projects(
     api_as: Callable[..., APIClient], project: Project, other_project: Project
 ) -> None:
     client = api_as(Role.ANNOTATOR)
-    body = client.get("/api/projects/").json()
+    body = client.get(reverse("labeling_api:projects")).json()
     assert [p["slug"] for p in body["results"]] == ["support-bot"]
     assert body["results"][0]["role"] == "annotator"
     assert body["count"] == 1
-    assert client.get("/api/projects/support-bot/").status_code == 200
+    assert (
+        client.get(reverse("labeling_api:project", kwargs={"slug": "support-bot"})).status_code
+        == 200
+    )
 
 
 @pytest.mark.django_db
@@ -141,14 +168,22 @@ def test_patch_needs_configure_and_schema_change_is_versioned(
 
     engineer = api_as(Role.ENGINEER)
     assert (
-        engineer.patch("/api/projects/support-bot/", {"name": "N"}, format="json").status_code
+        engineer.patch(
+            reverse("labeling_api:project", kwargs={"slug": "support-bot"}),
+            {"name": "N"},
+            format="json",
+        ).status_code
         == 403
     )
     admin = api_as(Role.ADMIN)
     # No annotations yet: the current version is replaced in place.
     schema = copy.deepcopy(DEFAULT_SCHEMA)
     schema["questions"][0]["prompt"] = "Rate it"
-    response = admin.patch("/api/projects/support-bot/", {"label_schema": schema}, format="json")
+    response = admin.patch(
+        reverse("labeling_api:project", kwargs={"slug": "support-bot"}),
+        {"label_schema": schema},
+        format="json",
+    )
     assert response.status_code == 200, response.content
     assert response.json()["schema_version"] == 1
     # Once annotations exist under version 1, a change makes version 2.
@@ -161,12 +196,20 @@ def test_patch_needs_configure_and_schema_change_is_versioned(
         schema_version=1,
     )
     schema["questions"][0]["prompt"] = "Rate it again"
-    response = admin.patch("/api/projects/support-bot/", {"label_schema": schema}, format="json")
+    response = admin.patch(
+        reverse("labeling_api:project", kwargs={"slug": "support-bot"}),
+        {"label_schema": schema},
+        format="json",
+    )
     assert response.json()["schema_version"] == 2
     versions = LabelSchemaVersion.objects.filter(project=project).order_by("version")
     assert [v.version for v in versions] == [1, 2]
     assert versions[1].schema["questions"][0]["prompt"] == "Rate it again"
-    response = admin.patch("/api/projects/support-bot/", {"slug": "renamed"}, format="json")
+    response = admin.patch(
+        reverse("labeling_api:project", kwargs={"slug": "support-bot"}),
+        {"slug": "renamed"},
+        format="json",
+    )
     assert response.status_code == 400
 
 
@@ -177,29 +220,42 @@ def test_members_roles_and_last_admin(api_as: Callable[..., APIClient], project:
     UserFactory(username="bob")
     assert (
         reviewer.post(
-            "/api/projects/support-bot/members/",
+            reverse("labeling_api:members", kwargs={"slug": "support-bot"}),
             {"username": "bob", "role": "admin"},
             format="json",
         ).status_code
         == 403
     )
     response = admin.post(
-        "/api/projects/support-bot/members/", {"username": "nobody", "role": "admin"}, format="json"
+        reverse("labeling_api:members", kwargs={"slug": "support-bot"}),
+        {"username": "nobody", "role": "admin"},
+        format="json",
     )
     assert response.status_code == 400
     assert "username" in response.json()["errors"]
     admin.post(
-        "/api/projects/support-bot/members/", {"username": "bob", "role": "reviewer"}, format="json"
+        reverse("labeling_api:members", kwargs={"slug": "support-bot"}),
+        {"username": "bob", "role": "reviewer"},
+        format="json",
     )
     admin.post(
-        "/api/projects/support-bot/members/", {"username": "bob", "role": "engineer"}, format="json"
+        reverse("labeling_api:members", kwargs={"slug": "support-bot"}),
+        {"username": "bob", "role": "engineer"},
+        format="json",
     )
     assert Membership.objects.get(project=project, user__username="bob").role == "engineer"
-    assert admin.delete("/api/projects/support-bot/members/bob/").status_code == 204
+    assert (
+        admin.delete(
+            reverse("labeling_api:member", kwargs={"slug": "support-bot", "username": "bob"})
+        ).status_code
+        == 204
+    )
     assert not Membership.objects.filter(project=project, user__username="bob").exists()
     # The only admin cannot remove themselves.
     admin_name = Membership.objects.get(project=project, role="admin").user.username
-    response = admin.delete(f"/api/projects/support-bot/members/{admin_name}/")
+    response = admin.delete(
+        reverse("labeling_api:member", kwargs={"slug": "support-bot", "username": admin_name})
+    )
     assert response.status_code == 400
 
 
@@ -211,6 +267,13 @@ def test_token_of_other_project_cannot_be_revoked(
 
     token, _ = ingest_token_create(project=other_project, name="theirs", created_by=None)
     client = api_as(Role.ADMIN)
-    assert client.delete(f"/api/projects/support-bot/ingest-tokens/{token.pk}/").status_code == 404
+    assert (
+        client.delete(
+            reverse(
+                "labeling_api:ingest-token", kwargs={"slug": "support-bot", "token_id": token.pk}
+            )
+        ).status_code
+        == 404
+    )
     token.refresh_from_db()
     assert token.revoked_at is None

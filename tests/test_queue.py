@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -28,12 +29,12 @@ def items(project: Project, n: int, **kwargs: Any) -> list[QueueItem]:
 
 
 def next_item(client: APIClient, slug: str = "support-bot") -> Any:
-    return client.post(f"/api/projects/{slug}/queue/next")
+    return client.post(reverse("labeling_api:queue-next", kwargs={"slug": slug}))
 
 
 def submit(client: APIClient, assignment_id: int, values: dict[str, Any], **extra: Any) -> Any:
     return client.post(
-        f"/api/assignments/{assignment_id}/submit",
+        reverse("labeling_api:assignment-submit", kwargs={"assignment_id": assignment_id}),
         {"values": values, **extra},
         format="json",
     )
@@ -155,14 +156,22 @@ def test_skip_gives_item_to_someone_else_and_flags_after_max(
     item = items(project, 1)[0]
     a, b, c = (client_for(member()) for _ in range(3))
     first = next_item(a).json()["id"]
-    response = a.post(f"/api/assignments/{first}/skip", {"reason": "not English"}, format="json")
+    response = a.post(
+        reverse("labeling_api:assignment-skip", kwargs={"assignment_id": first}),
+        {"reason": "not English"},
+        format="json",
+    )
     assert response.status_code == 200
     assert Assignment.objects.get(pk=first).skip_reason == "not English"
     assert next_item(a).status_code == 204  # the skipper does not get it back
     second = next_item(b).json()["id"]
     item.refresh_from_db()
     assert (item.status, item.leased_count, item.skip_count) == ("open", 1, 1)
-    b.post(f"/api/assignments/{second}/skip", {"reason": "unclear"}, format="json")
+    b.post(
+        reverse("labeling_api:assignment-skip", kwargs={"assignment_id": second}),
+        {"reason": "unclear"},
+        format="json",
+    )
     item.refresh_from_db()
     assert (item.status, item.skip_count, item.leased_count) == ("flagged", 2, 0)
     assert next_item(c).status_code == 204
@@ -170,7 +179,12 @@ def test_skip_gives_item_to_someone_else_and_flags_after_max(
     assert queue_health(project=project)["flagged"] == 1
     # A reviewer puts it back.
     reviewer = client_for(member(Role.REVIEWER))
-    assert reviewer.post(f"/api/projects/support-bot/items/{item.pk}/reopen").status_code == 200
+    assert (
+        reviewer.post(
+            reverse("labeling_api:item-reopen", kwargs={"slug": "support-bot", "item_id": item.pk})
+        ).status_code
+        == 200
+    )
     assert next_item(c).status_code == 200
 
 
@@ -274,7 +288,7 @@ def test_gold_items_are_mixed_in_and_scored(project: Project, member: Callable) 
 def test_gold_api_requires_reviewer(project: Project, member: Callable) -> None:
     item = items(project, 1)[0]
     annotator = client_for(member())
-    url = f"/api/projects/support-bot/items/{item.pk}/gold"
+    url = reverse("labeling_api:gold", kwargs={"slug": "support-bot", "item_id": item.pk})
     assert annotator.post(url, {"answer": {"quality": 5}}, format="json").status_code == 403
     reviewer = client_for(member(Role.REVIEWER))
     bad = reviewer.post(url, {"answer": {"quality": 7}}, format="json")
@@ -283,7 +297,7 @@ def test_gold_api_requires_reviewer(project: Project, member: Callable) -> None:
     ok = reviewer.post(url, {"answer": {"quality": 5}, "overlap": 3}, format="json")
     assert ok.status_code == 200
     assert ok.json()["gold_answer"] == {"quality": 5}
-    listing = reviewer.get("/api/projects/support-bot/gold/").json()
+    listing = reviewer.get(reverse("labeling_api:gold-list", kwargs={"slug": "support-bot"})).json()
     assert listing["count"] == 1
     assert reviewer.delete(url).json()["is_gold"] is False
     assert AuditLog.objects.filter(action__startswith="gold.").count() == 2
@@ -300,19 +314,39 @@ def test_permissions_scope_queues_and_assignments(
     a = client_for(alice)
     # Another project's queue: 404, as if it did not exist.
     assert next_item(a, "other-bot").status_code == 404
-    assert a.get("/api/projects/other-bot/queue/progress").status_code == 404
+    assert (
+        a.get(reverse("labeling_api:queue-progress", kwargs={"slug": "other-bot"})).status_code
+        == 404
+    )
     # Engineers read data but do not label.
     assert next_item(engineer).status_code == 403
     assignment = next_item(a).json()["id"]
     b = client_for(bob)
     # Someone else's assignment: 404 for submit and skip.
     assert submit(b, assignment, {"quality": 3}).status_code == 404
-    assert b.post(f"/api/assignments/{assignment}/skip", {}, format="json").status_code == 404
-    assert APIClient().post("/api/projects/support-bot/queue/next").status_code in (401, 403)
+    assert (
+        b.post(
+            reverse("labeling_api:assignment-skip", kwargs={"assignment_id": assignment}),
+            {},
+            format="json",
+        ).status_code
+        == 404
+    )
+    assert APIClient().post(
+        reverse("labeling_api:queue-next", kwargs={"slug": "support-bot"})
+    ).status_code in (401, 403)
     # Annotators cannot see agreement, health or disagreements.
-    assert a.get("/api/projects/support-bot/agreement/").status_code == 403
-    assert a.get("/api/projects/support-bot/disagreements/").status_code == 403
-    assert engineer.get("/api/projects/support-bot/agreement/").status_code == 200
+    assert (
+        a.get(reverse("labeling_api:agreement", kwargs={"slug": "support-bot"})).status_code == 403
+    )
+    assert (
+        a.get(reverse("labeling_api:disagreements", kwargs={"slug": "support-bot"})).status_code
+        == 403
+    )
+    assert (
+        engineer.get(reverse("labeling_api:agreement", kwargs={"slug": "support-bot"})).status_code
+        == 200
+    )
 
 
 def test_progress_and_health(project: Project, member: Callable) -> None:
@@ -321,7 +355,9 @@ def test_progress_and_health(project: Project, member: Callable) -> None:
     client = client_for(user)
     body = next_item(client).json()
     submit(client, body["id"], {"quality": 3})
-    progress = client.get("/api/projects/support-bot/queue/progress").json()
+    progress = client.get(
+        reverse("labeling_api:queue-progress", kwargs={"slug": "support-bot"})
+    ).json()
     assert progress == {"done_today": 1, "done_total": 1, "left": 2, "returned": 0}
     next_item(client)
     # The item on the annotator's screen (their live lease) is still left to do.
@@ -335,7 +371,9 @@ def test_progress_and_health(project: Project, member: Callable) -> None:
     assignments_expire(project=project, now=later)
     assert queue_health(project=project, now=later)["expired_leases"] == 0
     reviewer = client_for(member(Role.REVIEWER))
-    stats = reviewer.get("/api/projects/support-bot/queue/health").json()
+    stats = reviewer.get(
+        reverse("labeling_api:queue-health", kwargs={"slug": "support-bot"})
+    ).json()
     assert stats["health"]["done"] == 1
     assert stats["annotators"][0]["submitted"] == 1
 
@@ -387,10 +425,21 @@ def test_ids_beyond_the_integer_range_are_404(project: Project, member: Callable
     client = client_for(member(Role.REVIEWER))
     huge = 10**20
     assert submit(client, huge, {"quality": 3}).status_code == 404
-    assert client.post(f"/api/assignments/{huge}/skip", {}, format="json").status_code == 404
     assert (
-        client.post(f"/api/annotations/{huge}/edit", {"values": {}}, format="json").status_code
+        client.post(
+            reverse("labeling_api:assignment-skip", kwargs={"assignment_id": huge}),
+            {},
+            format="json",
+        ).status_code
         == 404
     )
-    url = f"/api/projects/support-bot/items/{huge}/gold"
+    assert (
+        client.post(
+            reverse("labeling_api:annotation-edit", kwargs={"annotation_id": huge}),
+            {"values": {}},
+            format="json",
+        ).status_code
+        == 404
+    )
+    url = reverse("labeling_api:gold", kwargs={"slug": "support-bot", "item_id": huge})
     assert client.post(url, {"answer": {"quality": 5}}, format="json").status_code == 404

@@ -6,13 +6,16 @@ import math
 
 import pytest
 from django.db.models import Max, Min
+from django.urls import reverse
 
 from labeling.models import Interaction
 from sampling import estimators as est
 from sampling.selectors.reports import labels_needed
 from tests.estimate_fixtures import arrays, response_rates, seed_project
 
-BASE = "/api/projects/support-bot/reports/"
+
+def report(kind: str) -> str:
+    return reverse(f"sampling_api:report-{kind}", kwargs={"slug": "support-bot"})
 
 
 def test_bias_report_shows_the_thumbs_bias(project, api_as) -> None:
@@ -21,7 +24,7 @@ def test_bias_report_shows_the_thumbs_bias(project, api_as) -> None:
         project, seed=11, n_items=600, thumbs_down_if_bad=0.4, thumbs_down_if_good=0.01
     )
     client = api_as("engineer")
-    body = client.get(BASE + "bias/").json()
+    body = client.get(report("bias")).json()
     prob = [it for it in seeded.items if it.pi is not None]
     rated = [it for it in prob if it.explicit is not None]
     overall = body["overall"]
@@ -30,7 +33,9 @@ def test_bias_report_shows_the_thumbs_bias(project, api_as) -> None:
     assert overall["explicit_rate"] == pytest.approx(len(rated) / len(prob))
     down = sum(it.explicit == -1 for it in rated)
     assert overall["thumbs_down_rate"] == pytest.approx(down / len(rated))
-    share_good = client.get("/api/projects/support-bot/estimates/").json()["groups"][0]
+    share_good = client.get(
+        reverse("sampling_api:estimates", kwargs={"slug": "support-bot"})
+    ).json()["groups"][0]
     assert overall["bad_rate"]["estimate"] == pytest.approx(1 - share_good["estimate"])
     assert overall["bad_rate"]["ci_low"] == pytest.approx(1 - share_good["ci_high"])
     # The known bias: thumbs say far more is bad than really is.
@@ -64,7 +69,7 @@ def test_labels_needed_by_hand() -> None:
 
 def test_power_report(project, api_as) -> None:
     seeded = seed_project(project, seed=12)
-    body = api_as("engineer").get(BASE + "power/", {"delta": 0.1}).json()
+    body = api_as("engineer").get(report("power"), {"delta": 0.1}).json()
     rates = response_rates(seeded.items)
     y, f, pi, n_pop, f_total = arrays(seeded.items, rates=rates)
     e = est.estimate(y=y, f=f, pi=pi, population=n_pop, f_total=f_total)
@@ -89,7 +94,7 @@ def test_power_report(project, api_as) -> None:
     assert body["days_by_labelling"] == pytest.approx(
         body["labels_needed"] / body["labels_per_day"]
     )
-    assert api_as("engineer").get(BASE + "power/", {"delta": 2}).status_code == 400
+    assert api_as("engineer").get(report("power"), {"delta": 2}).status_code == 400
 
 
 def test_label_window_is_first_label_to_now_at_most_seven_days() -> None:
@@ -136,7 +141,7 @@ def test_power_report_rate_over_days_of_labels(project, api_as) -> None:
         Annotation.objects.filter(pk=a.pk).update(
             created_at=now - timedelta(days=5) + timedelta(seconds=i * 5 * 86400 / len(annotations))
         )
-    body = api_as("engineer").get(BASE + "power/").json()
+    body = api_as("engineer").get(report("power")).json()
     window = body["labels_window"]
     assert window["days"] == pytest.approx(5.0, abs=0.01)
     assert window["note"] is None
@@ -149,14 +154,15 @@ def test_regression_flags_a_worse_version(project, api_as) -> None:
         project, seed=13, n_items=800, bad_rate_by_version={"model-a": 0.1, "model-b": 0.5}
     )
     client = api_as("engineer")
-    body = client.get(BASE + "regression/", {"baseline": "model-a"}).json()
+    body = client.get(report("regression"), {"baseline": "model-a"}).json()
     assert body["baseline"] == "model-a"
     rows = {r["model_version"]: r for r in body["versions"]}
     est_by_version = {
         g["group"]: g
-        for g in client.get("/api/projects/support-bot/estimates/", {"by": "model_version"}).json()[
-            "groups"
-        ]
+        for g in client.get(
+            reverse("sampling_api:estimates", kwargs={"slug": "support-bot"}),
+            {"by": "model_version"},
+        ).json()["groups"]
     }
     b, a = rows["model-b"], rows["model-a"]
     assert b["estimate"] == pytest.approx(est_by_version["model-b"]["estimate"])
@@ -167,13 +173,13 @@ def test_regression_flags_a_worse_version(project, api_as) -> None:
     assert b["flagged"] is True
     assert a["flagged"] is False
     assert a["difference"] is None
-    flipped = client.get(BASE + "regression/", {"baseline": "model-b"}).json()
+    flipped = client.get(report("regression"), {"baseline": "model-b"}).json()
     assert not any(r["flagged"] for r in flipped["versions"])
-    r = client.get(BASE + "regression/", {"baseline": "model-z"})
+    r = client.get(report("regression"), {"baseline": "model-z"})
     assert r.status_code == 400
     assert "model-z" in r.json()["errors"]["baseline"]
 
 
 def test_reports_need_read(project, api_as) -> None:
-    for name in ("bias/", "power/", "regression/"):
-        assert api_as("annotator").get(BASE + name).status_code == 403
+    for kind in ("bias", "power", "regression"):
+        assert api_as("annotator").get(report(kind)).status_code == 403

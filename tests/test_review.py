@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from labeling.errors import Conflict, Invalid, NotFound
 from labeling.models import Annotation, AuditLog, ItemComment, Project, QueueItem, Role
@@ -57,7 +58,9 @@ def test_a_rejected_label_goes_back_to_its_annotator_until_they_change_it(
     assert queue_progress(project=project, user=annotator)["returned"] == 1
     assert AuditLog.objects.filter(action="annotation.rejected").count() == 1
 
-    rows = client_for(annotator).get(f"/api/projects/{project.slug}/my-labels/?returned=1")
+    rows = client_for(annotator).get(
+        reverse("labeling_api:my-labels", kwargs={"slug": project.slug}) + "?returned=1"
+    )
     assert rows.status_code == 200
     (row,) = rows.json()["results"]
     assert row["review"]["status"] == "rejected"
@@ -111,7 +114,7 @@ def test_comments_and_flags_annotators_only_on_their_items_reviewers_see_all(
     assert counts["comments"] == 1
     assert counts["unreviewed"] == 1
 
-    url = f"/api/projects/{project.slug}/items/{item.pk}/comments"
+    url = reverse("labeling_api:item-comments", kwargs={"slug": project.slug, "item_id": item.pk})
     assert [c["body"] for c in client_for(reviewer).get(url).json()] == [
         "Leaks a phone number",
         "Looking",
@@ -132,7 +135,9 @@ def test_review_api_rejects_with_a_note_and_annotators_may_not_review(
 ) -> None:
     annotator, reviewer = member(), member(Role.REVIEWER)
     _, label = _labelled(project, annotator)
-    url = f"/api/projects/{project.slug}/annotations/{label.pk}/review"
+    url = reverse(
+        "labeling_api:annotation-review", kwargs={"slug": project.slug, "annotation_id": label.pk}
+    )
     assert client_for(annotator).post(url, {"decision": "accept"}).status_code == 403
     missing = client_for(reviewer).post(url, {"decision": "reject"}, format="json")
     assert missing.status_code == 400
@@ -154,14 +159,20 @@ def test_suggestions_are_off_by_default_and_recorded_when_shown(
         interaction=InteractionFactory(project=project, external_id="s-1", scores=scored),
     )
     api = client_for(annotator)
-    first = api.post(f"/api/projects/{project.slug}/queue/next").json()
+    first = api.post(reverse("labeling_api:queue-next", kwargs={"slug": project.slug})).json()
     assert first["suggestion"] is None  # off by default
-    api.post(f"/api/assignments/{first['id']}/submit", {"values": {"quality": 4}}, format="json")
+    api.post(
+        reverse("labeling_api:assignment-submit", kwargs={"assignment_id": first["id"]}),
+        {"values": {"quality": 4}},
+        format="json",
+    )
     assert Annotation.objects.get().saw_suggestion is False
 
     admin = member(Role.ADMIN)
     patched = client_for(admin).patch(
-        f"/api/projects/{project.slug}/", {"show_suggestions": True}, format="json"
+        reverse("labeling_api:project", kwargs={"slug": project.slug}),
+        {"show_suggestions": True},
+        format="json",
     )
     assert patched.status_code == 200
     assert patched.json()["show_suggestions"] is True
@@ -173,12 +184,20 @@ def test_suggestions_are_off_by_default_and_recorded_when_shown(
     QueueItem.objects.create(
         project=project, interaction=InteractionFactory(project=project, external_id="s-3")
     )
-    second = api.post(f"/api/projects/{project.slug}/queue/next").json()
+    second = api.post(reverse("labeling_api:queue-next", kwargs={"slug": project.slug})).json()
     assert second["suggestion"] == {"source": "judge", "name": "judge_helpfulness", "score": 0.82}
-    api.post(f"/api/assignments/{second['id']}/submit", {"values": {"quality": 5}}, format="json")
-    third = api.post(f"/api/projects/{project.slug}/queue/next").json()
+    api.post(
+        reverse("labeling_api:assignment-submit", kwargs={"assignment_id": second["id"]}),
+        {"values": {"quality": 5}},
+        format="json",
+    )
+    third = api.post(reverse("labeling_api:queue-next", kwargs={"slug": project.slug})).json()
     assert third["suggestion"] is None  # no score for this one: nothing shown
-    api.post(f"/api/assignments/{third['id']}/submit", {"values": {"quality": 5}}, format="json")
+    api.post(
+        reverse("labeling_api:assignment-submit", kwargs={"assignment_id": third["id"]}),
+        {"values": {"quality": 5}},
+        format="json",
+    )
     saw = dict(Annotation.objects.values_list("interaction__external_id", "saw_suggestion"))
     assert saw == {"s-1": False, "s-2": True, "s-3": False}
     edited = annotation_edit(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.test.utils import override_settings
+from django.urls import reverse
 
 from labeling.models import Project, Role
 from sampling.models import Inclusion, SamplingRun, SamplingStrategy
@@ -32,26 +33,26 @@ def _model_root(tmp_path: Path):
         yield
 
 
-def _url(project: Project, suffix: str = "") -> str:
-    return f"/api/projects/{project.slug}/{suffix}"
+def _url(project: Project, name: str, **kwargs: object) -> str:
+    return reverse(f"sampling_api:{name}", kwargs={"slug": project.slug, **kwargs})
 
 
 def test_create_read_list_and_patch_a_strategy(project: Project, api_as) -> None:
     admin = api_as(Role.ADMIN)
-    created = admin.post(_url(project, "strategies/"), STRATEGY, format="json")
+    created = admin.post(_url(project, "strategies"), STRATEGY, format="json")
     assert created.status_code == 201, created.json()
     body = created.json()
     for key, value in STRATEGY.items():
         assert body[key] == value, key
     assert body["mode"] == "probabilistic"
-    detail = admin.get(_url(project, f"strategies/{body['id']}/"))
+    detail = admin.get(_url(project, "strategy", strategy_id=body["id"]))
     assert detail.status_code == 200
     assert detail.json()["name"] == "weekly"
-    listing = admin.get(_url(project, "strategies/")).json()
+    listing = admin.get(_url(project, "strategies")).json()
     assert listing["count"] == 1
     assert listing["results"][0]["id"] == body["id"]
     patched = admin.patch(
-        _url(project, f"strategies/{body['id']}/"),
+        _url(project, "strategy", strategy_id=body["id"]),
         {"batch_size": 50, "weights": {"uncertainty": 0.5, "random": 0.5}},
         format="json",
     )
@@ -99,7 +100,7 @@ def test_validation_names_the_field_and_the_problem(
     project: Project, api_as, change: dict, location: str, words: str
 ) -> None:
     response = api_as(Role.ADMIN).post(
-        _url(project, "strategies/"), {**STRATEGY, **change}, format="json"
+        _url(project, "strategies"), {**STRATEGY, **change}, format="json"
     )
     assert response.status_code == 400
     body = response.json()
@@ -111,38 +112,32 @@ def test_validation_names_the_field_and_the_problem(
 
 def test_duplicate_names_are_rejected(project: Project, api_as) -> None:
     admin = api_as(Role.ADMIN)
-    assert admin.post(_url(project, "strategies/"), STRATEGY, format="json").status_code == 201
-    again = admin.post(_url(project, "strategies/"), STRATEGY, format="json")
+    assert admin.post(_url(project, "strategies"), STRATEGY, format="json").status_code == 201
+    again = admin.post(_url(project, "strategies"), STRATEGY, format="json")
     assert again.status_code == 400
     assert "already exists" in again.json()["errors"]["name"][0]
 
 
 def test_permissions(project: Project, other_project: Project, api_as) -> None:
     for role in (Role.ANNOTATOR, Role.REVIEWER, Role.ENGINEER):
-        response = api_as(role).post(_url(project, "strategies/"), STRATEGY, format="json")
+        response = api_as(role).post(_url(project, "strategies"), STRATEGY, format="json")
         assert response.status_code == 403, role
-    assert api_as(Role.ANNOTATOR).get(_url(project, "strategies/")).status_code == 403
-    assert api_as(Role.ENGINEER).get(_url(project, "strategies/")).status_code == 200
+    assert api_as(Role.ANNOTATOR).get(_url(project, "strategies")).status_code == 403
+    assert api_as(Role.ENGINEER).get(_url(project, "strategies")).status_code == 200
     strategy = SamplingStrategy.objects.create(
         project=project, name="x", weights=STRATEGY["weights"]
     )
     outsider = api_as(Role.ADMIN, project=other_project)
-    assert outsider.get(_url(project, "strategies/")).status_code == 404
-    assert outsider.get(_url(project, f"strategies/{strategy.pk}/")).status_code == 404
-    assert (
-        outsider.post(_url(project, "sampling-runs/"), {"strategy": strategy.pk}).status_code == 404
-    )
+    assert outsider.get(_url(project, "strategies")).status_code == 404
+    assert outsider.get(_url(project, "strategy", strategy_id=strategy.pk)).status_code == 404
+    assert outsider.post(_url(project, "runs"), {"strategy": strategy.pk}).status_code == 404
     # another project's strategy id through one's own project: 404 / 400, never the object
-    assert outsider.get(_url(other_project, f"strategies/{strategy.pk}/")).status_code == 404
-    response = outsider.post(
-        _url(other_project, "sampling-runs/"), {"strategy": strategy.pk}, format="json"
-    )
+    assert outsider.get(_url(other_project, "strategy", strategy_id=strategy.pk)).status_code == 404
+    response = outsider.post(_url(other_project, "runs"), {"strategy": strategy.pk}, format="json")
     assert response.status_code == 400
     assert "strategy" in response.json()["errors"]
     assert (
-        api_as(Role.ENGINEER)
-        .post(_url(project, "sampling-runs/"), {"strategy": strategy.pk})
-        .status_code
+        api_as(Role.ENGINEER).post(_url(project, "runs"), {"strategy": strategy.pk}).status_code
         == 403
     )
 
@@ -153,16 +148,14 @@ def test_start_and_follow_a_run(
     seed_interactions(project, 150)
     admin = api_as(Role.ADMIN)
     strategy_id = admin.post(
-        _url(project, "strategies/"), {**STRATEGY, "filters": {}}, format="json"
+        _url(project, "strategies"), {**STRATEGY, "filters": {}}, format="json"
     ).json()["id"]
     with django_capture_on_commit_callbacks(execute=True):
-        started = admin.post(
-            _url(project, "sampling-runs/"), {"strategy": strategy_id}, format="json"
-        )
+        started = admin.post(_url(project, "runs"), {"strategy": strategy_id}, format="json")
     assert started.status_code == 202
     assert set(started.json()) == {"id", "status"}
     assert started.json()["status"] == "pending"
-    detail = api_as(Role.ENGINEER).get(_url(project, f"sampling-runs/{started.json()['id']}/"))
+    detail = api_as(Role.ENGINEER).get(_url(project, "run", run_id=started.json()["id"]))
     assert detail.status_code == 200
     run = detail.json()
     assert run["status"] == "done"
@@ -171,14 +164,12 @@ def test_start_and_follow_a_run(
     assert run["selected_count"] == Inclusion.objects.filter(selected=True).count()
     for key in ("holdout_count", "proxy_model", "started_at", "finished_at", "error"):
         assert key in run
-    listing = admin.get(_url(project, "sampling-runs/")).json()
+    listing = admin.get(_url(project, "runs")).json()
     assert listing["results"][0]["id"] == run["id"]
 
 
 def test_run_of_unknown_strategy_is_a_400(project: Project, api_as) -> None:
-    response = api_as(Role.ADMIN).post(
-        _url(project, "sampling-runs/"), {"strategy": 999}, format="json"
-    )
+    response = api_as(Role.ADMIN).post(_url(project, "runs"), {"strategy": 999}, format="json")
     assert response.status_code == 400
     assert response.json()["errors"]["strategy"]
     assert not SamplingRun.objects.exists()
@@ -187,7 +178,7 @@ def test_run_of_unknown_strategy_is_a_400(project: Project, api_as) -> None:
 def test_preview_endpoint_writes_nothing(project: Project, api_as) -> None:
     seed_interactions(project, 80)
     response = api_as(Role.ADMIN).post(
-        _url(project, "strategies/preview/"), {**STRATEGY, "filters": {}}, format="json"
+        _url(project, "strategy-preview"), {**STRATEGY, "filters": {}}, format="json"
     )
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -215,4 +206,4 @@ def test_sample_command(project: Project) -> None:
 def test_other_projects_runs_are_invisible(project: Project, api_as) -> None:
     other = ProjectFactory(slug="third")
     run = SamplingRun.objects.create(project=other)
-    assert api_as(Role.ADMIN).get(_url(project, f"sampling-runs/{run.pk}/")).status_code == 404
+    assert api_as(Role.ADMIN).get(_url(project, "run", run_id=run.pk)).status_code == 404

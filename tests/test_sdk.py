@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 from flywheel_sdk import AsyncFlywheel, Flywheel, wrap_openai
 
 from labeling.auth import generate_key, hash_key
@@ -180,7 +181,7 @@ def test_the_project_comes_from_the_key(live_server: Any, key: str, api_as: Any)
     assert fw.project == "support-bot"
     fw.close()
     # A person's token has no single project.
-    assert api_as("engineer").get("/api/ingest/whoami").status_code == 403
+    assert api_as("engineer").get(reverse("labeling_api:ingest-whoami")).status_code == 403
 
 
 def test_async_interface(live_server: Any, key: str, project: Project):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from flywheel_sdk import ChecksumMismatch, FlywheelClient, HttpError
 from rest_framework.authtoken.models import Token
 
@@ -35,7 +36,7 @@ def test_sampling_run_estimates_and_reports(live_server: Any, project: Project, 
     seed_interactions(project, 120)
     client = FlywheelClient(live_server.url, _token(member, Role.ADMIN))
     admin_api = client._post(
-        f"/api/projects/{project.slug}/strategies/",
+        reverse("sampling_api:strategies", kwargs={"slug": project.slug}),
         {
             "name": "sdk",
             "weights": {"uncertainty": 0.6, "coverage": 0.2, "random": 0.2},
@@ -100,7 +101,7 @@ def test_download_endpoint_serves_ranges(project: Project, api_as: Any):
     export = _done_export(project)
     whole = Path(export.file_path).read_bytes()
     api = api_as(Role.ENGINEER)
-    url = f"/api/exports/{export.pk}/download"
+    url = reverse("labeling_api:export-download-noslash", kwargs={"export_id": export.pk})
 
     full = api.get(url)
     assert full.status_code == 200

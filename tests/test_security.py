@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from labeling.models import Export, Project, Role
@@ -65,7 +66,7 @@ def secure_client(settings: Any) -> Client:
 
 @pytest.mark.django_db
 def test_security_headers_on_pages_and_api(secure_client: Client) -> None:
-    for path in ("/login/", "/api/projects/"):
+    for path in ("/login/", reverse("labeling_api:projects")):
         response = secure_client.get(path, secure=True)
         assert response["X-Frame-Options"] == "DENY", path
         assert response["X-Content-Type-Options"] == "nosniff", path
@@ -87,7 +88,7 @@ def test_session_cookie_is_http_only(
 def test_csrf_enforced_on_session_form_posts(project: Project, member: Callable[..., Any]) -> None:
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(member(Role.ADMIN))
-    url = f"/p/{project.slug}/exports/"
+    url = reverse("project-exports", kwargs={"slug": project.slug})
     refused = browser.post(url, {"kind": "sft"})
     assert refused.status_code == 403
     assert not Export.objects.exists()
@@ -100,7 +101,7 @@ def test_csrf_enforced_on_session_form_posts(project: Project, member: Callable[
 def test_csrf_enforced_on_session_api_posts(project: Project, member: Callable[..., Any]) -> None:
     api = APIClient(enforce_csrf_checks=True)
     api.force_login(member(Role.ADMIN))
-    url = f"/api/projects/{project.slug}/exports/"
+    url = reverse("labeling_api:exports", kwargs={"slug": project.slug})
     refused = api.post(url, {"kind": "sft"}, format="json")
     assert refused.status_code == 403
     assert "CSRF" in refused.json()["detail"]
@@ -110,7 +111,11 @@ def test_csrf_enforced_on_session_api_posts(project: Project, member: Callable[.
 def test_token_api_posts_need_no_csrf(project: Project, api_as: Callable[..., APIClient]) -> None:
     api = api_as(Role.ADMIN)
     api.enforce_csrf_checks = True
-    response = api.post(f"/api/projects/{project.slug}/exports/", {"kind": "sft"}, format="json")
+    response = api.post(
+        reverse("labeling_api:exports", kwargs={"slug": project.slug}),
+        {"kind": "sft"},
+        format="json",
+    )
     assert response.status_code == 202
 
 

@@ -35,7 +35,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def _create(api: APIClient, slug: str, body: dict[str, Any]) -> Any:
-    return api.post(f"/api/projects/{slug}/webhooks/", body, format="json")
+    return api.post(reverse("labeling_api:webhooks", kwargs={"slug": slug}), body, format="json")
 
 
 def bodies(receiver: Receiver, event: str) -> list[dict[str, Any]]:
@@ -53,10 +53,10 @@ def test_create_list_change_and_delete(
     assert body["secret"].startswith("whsec_")
     assert body["active"] is True
     assert body["summary"] == {"pending": 0, "delivered": 0, "failed": 0, "median_latency_ms": None}
-    listed = api.get(f"/api/projects/{project.slug}/webhooks/").json()
+    listed = api.get(reverse("labeling_api:webhooks", kwargs={"slug": project.slug})).json()
     assert listed["count"] == 1
     assert "secret" not in listed["results"][0]  # shown once
-    url = f"/api/projects/{project.slug}/webhooks/{body['id']}/"
+    url = reverse("labeling_api:webhook", kwargs={"slug": project.slug, "webhook_id": body["id"]})
     assert "secret" not in api.get(url).json()
 
     changed = api.patch(url, {"events": ["item.completed", "label.submitted"]}, format="json")
@@ -88,7 +88,9 @@ def test_bad_input_gets_field_errors(project: Project, api_as: Callable[..., API
         api, project.slug, {"url": "https://hooks.example.com/x", "events": "export.ready"}
     )
     assert ok.status_code == 201
-    url = f"/api/projects/{project.slug}/webhooks/{ok.json()['id']}/"
+    url = reverse(
+        "labeling_api:webhook", kwargs={"slug": project.slug, "webhook_id": ok.json()["id"]}
+    )
     patched = api.patch(url, {"active": "yes", "colour": "red"}, format="json")
     assert patched.status_code == 400
     assert set(patched.json()["errors"]) == {"active", "colour"}
@@ -100,7 +102,10 @@ def test_bad_input_gets_field_errors(project: Project, api_as: Callable[..., API
 def test_only_admins_manage_webhooks(project: Project, api_as: Callable[..., APIClient]) -> None:
     for role in (Role.ANNOTATOR, Role.REVIEWER, Role.ENGINEER):
         api = api_as(role)
-        assert api.get(f"/api/projects/{project.slug}/webhooks/").status_code == 403
+        assert (
+            api.get(reverse("labeling_api:webhooks", kwargs={"slug": project.slug})).status_code
+            == 403
+        )
 
 
 def test_send_test_and_the_delivery_log(
@@ -108,7 +113,9 @@ def test_send_test_and_the_delivery_log(
 ) -> None:
     api = api_as(Role.ADMIN)
     created = _create(api, project.slug, {"url": receiver.url, "events": ["export.ready"]}).json()
-    base = f"/api/projects/{project.slug}/webhooks/{created['id']}/"
+    base = reverse(
+        "labeling_api:webhook", kwargs={"slug": project.slug, "webhook_id": created["id"]}
+    )
     sent = api.post(base + "test")
     assert sent.status_code == 200
     delivery = sent.json()
@@ -188,7 +195,9 @@ def test_export_ready(
     export.refresh_from_db()
     assert data["export_id"] == export.pk
     assert data["sha256"] == export.sha256
-    assert data["download_url"] == f"/api/exports/{export.pk}/download"
+    assert data["download_url"] == reverse(
+        "labeling_api:export-download-noslash", kwargs={"export_id": export.pk}
+    )
 
 
 def test_sampling_run_done(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.urls import reverse
+
 from labeling.models import Annotation, Project, QueueItem
 from labeling.schema import schema_validate
 from tests.conftest import client_for
@@ -40,15 +42,17 @@ def test_a_pairwise_item_without_the_preference_is_refused(
         interaction=InteractionFactory(project=project, alt_response="Other answer."),
     )
     api = client_for(user)
-    claimed = api.post(f"/api/projects/{project.slug}/queue/next").json()
+    claimed = api.post(reverse("labeling_api:queue-next", kwargs={"slug": project.slug})).json()
     refused = api.post(
-        f"/api/assignments/{claimed['id']}/submit", {"values": {"quality": True}}, format="json"
+        reverse("labeling_api:assignment-submit", kwargs={"assignment_id": claimed["id"]}),
+        {"values": {"quality": True}},
+        format="json",
     )
     assert refused.status_code == 400
     assert refused.json()["errors"]["values"]["preference"] == "this question is required"
     assert not Annotation.objects.exists()
     accepted = api.post(
-        f"/api/assignments/{claimed['id']}/submit",
+        reverse("labeling_api:assignment-submit", kwargs={"assignment_id": claimed["id"]}),
         {"values": {"quality": True, "preference": "tie"}},
         format="json",
     )
@@ -63,7 +67,7 @@ def test_an_export_with_until_not_after_since_is_a_400(
     api = api_as(Role.ENGINEER)
     for until in ("2026-11-01", "2026-11-20T00:00:00Z"):
         response = api.post(  # type: ignore[attr-defined]
-            f"/api/projects/{project.slug}/exports/",
+            reverse("labeling_api:exports", kwargs={"slug": project.slug}),
             {"kind": "sft", "filters": {"since": "2026-11-20", "until": until}},
             format="json",
         )
@@ -71,7 +75,7 @@ def test_an_export_with_until_not_after_since_is_a_400(
         assert "is not after filters.since" in response.json()["errors"]["filters.until"]
     assert not Export.objects.exists()
     ok = api.post(  # type: ignore[attr-defined]
-        f"/api/projects/{project.slug}/exports/",
+        reverse("labeling_api:exports", kwargs={"slug": project.slug}),
         {"kind": "sft", "filters": {"since": "2026-11-01", "until": "2026-11-20"}},
         format="json",
     )
@@ -99,7 +103,7 @@ def test_a_403_page_logs_one_line_without_a_traceback(
     keep = Keep()
     logging.getLogger("django.request").addHandler(keep)
     try:
-        response = browser.get(f"/p/{project.slug}/review/")
+        response = browser.get(reverse("review", kwargs={"slug": project.slug}))
     finally:
         logging.getLogger("django.request").removeHandler(keep)
     assert response.status_code == 403
@@ -128,22 +132,30 @@ def test_my_labels_newest_submission_first_and_no_edit_after_adjudication(
         )
     ids = []
     for n in range(3):
-        claimed = api.post(f"/api/projects/{project.slug}/queue/next").json()
+        claimed = api.post(reverse("labeling_api:queue-next", kwargs={"slug": project.slug})).json()
         body = {"values": {"quality": n + 1}}
         ids.append(
-            api.post(f"/api/assignments/{claimed['id']}/submit", body, format="json").json()["id"]
+            api.post(
+                reverse("labeling_api:assignment-submit", kwargs={"assignment_id": claimed["id"]}),
+                body,
+                format="json",
+            ).json()["id"]
         )
     # The first label was submitted last week: "today" leaves it out, "week" keeps it.
     Assignment.objects.filter(annotations__pk=ids[0]).update(
         finished_at=timezone.now() - dt.timedelta(days=3)
     )
-    url = f"/api/projects/{project.slug}/my-labels/"
+    url = reverse("labeling_api:my-labels", kwargs={"slug": project.slug})
     today = api.get(url, {"period": "today"}).json()["results"]
     assert [r["interaction"]["external_id"] for r in today] == ["h-2", "h-1"]
     week = api.get(url, {"period": "week"}).json()["results"]
     assert [r["annotation_id"] for r in week] == [ids[2], ids[1], ids[0]]
     # Editing h-2 does not move it: undo still walks h-2, h-1, h-0.
-    edited = api.post(f"/api/annotations/{ids[2]}/edit", {"values": {"quality": 5}}, format="json")
+    edited = api.post(
+        reverse("labeling_api:annotation-edit", kwargs={"annotation_id": ids[2]}),
+        {"values": {"quality": 5}},
+        format="json",
+    )
     assert edited.status_code == 201
     rows = api.get(url).json()["results"]
     assert [r["interaction"]["external_id"] for r in rows] == ["h-2", "h-1", "h-0"]
@@ -158,7 +170,11 @@ def test_my_labels_newest_submission_first_and_no_edit_after_adjudication(
     reviewer = member(Role.REVIEWER)
     item = QueueItem.objects.get(interaction__external_id="h-1")
     annotation_adjudicate(queue_item=item, reviewer=reviewer, values={"quality": 2})
-    refused = api.post(f"/api/annotations/{ids[1]}/edit", {"values": {"quality": 4}}, format="json")
+    refused = api.post(
+        reverse("labeling_api:annotation-edit", kwargs={"annotation_id": ids[1]}),
+        {"values": {"quality": 4}},
+        format="json",
+    )
     assert refused.status_code == 409
     assert "adjudicated" in refused.json()["detail"]
     row = next(r for r in api.get(url).json()["results"] if r["annotation_id"] == ids[1])

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from labeling.models import Project, Role
 from sampling.models import Alert, AlertRule
@@ -26,7 +27,7 @@ def test_an_admin_adds_an_alert_rule_and_sees_the_alert(
     seed_daily(project, days=20, per_day=40, p_good={"stable": 0.85, "canary": 0.55})
     admin = member(Role.ADMIN, username="ada")
     login(page, live_server, admin)
-    page.goto(f"{live_server.url}/p/{project.slug}/alerts/")
+    page.goto(live_server.url + reverse("project-alerts", kwargs={"slug": project.slug}))
     expect(page.get_by_text("No rules yet.")).to_be_visible()
     form = page.get_by_test_id("alert-rule-form")
     form.locator("input[name=name]").fill("canary watch")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from labeling.models import Annotation, Assignment, Membership, Project, QueueItem, Role
@@ -69,7 +70,7 @@ def test_annotator_labels_three_items_and_skips_one_with_the_keyboard(
     project, user, items = setup_queue()
     login(page, live_server, user)
     expect(page.locator(".queues")).to_contain_text("4 left for you")
-    page.goto(f"{live_server.url}/p/e2e/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "e2e"}))
 
     # 1. A rating: "4" picks "good", Enter submits.
     current(page, "rate-me")
@@ -177,7 +178,7 @@ def test_content_is_rendered_as_text_not_html(page: Any, live_server: Any) -> No
         ),
     )
     login(page, live_server, user)
-    page.goto(f"{live_server.url}/p/xss/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "xss"}))
     expect(page.locator("#responses .text")).to_have_text(payload)
     expect(page.locator("#conversation .text")).to_have_text(payload)
     assert page.locator("#item img").count() == 0
@@ -200,7 +201,7 @@ def test_lost_lease_and_empty_queue_messages(page: Any, live_server: Any) -> Non
         project=project, interaction=InteractionFactory(project=project, external_id="only")
     )
     login(page, live_server, slow)
-    page.goto(f"{live_server.url}/p/lease/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "lease"}))
     current(page, "only")
     # Meanwhile the lease runs out and another annotator takes the slot.
     lease = Assignment.objects.get(queue_item=item, annotator=slow)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from labeling.models import Annotation, Assignment, Membership, QueueItem, Role
@@ -50,7 +51,7 @@ def test_fast_annotator_with_low_gold_accuracy_is_flagged(page: Any, live_server
                 time_spent_ms=ms,
             )
     login(page, live_server, reviewer)
-    page.goto(f"{live_server.url}/p/qual/review/")
+    page.goto(live_server.url + reverse("review", kwargs={"slug": "qual"}))
     table = page.get_by_test_id("annotator-quality")
     fast = table.locator('tr[data-annotator="speedy"]')
     expect(fast).to_contain_text("fast: median 0.9 s per label against 21.0 s for the others")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -71,7 +72,10 @@ def label_everything(project: Project, annotator: Any) -> int:
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_admin_configures_runs_and_watches(page: Any, live_server: Any) -> None:
     project, admin, annotator = seed()
-    base = f"{live_server.url}/p/{project.slug}"
+
+    def at(name: str) -> str:
+        return live_server.url + reverse(name, kwargs={"slug": project.slug})
+
     login(page, live_server, admin)
 
     # The switcher opens and closes with the keyboard and a click elsewhere.
@@ -86,7 +90,7 @@ def test_admin_configures_runs_and_watches(page: Any, live_server: Any) -> None:
     # Two clicks from home: open the switcher, pick the page.
     switcher.locator("summary").click()
     page.get_by_test_id("project-switcher").get_by_role("link", name="Strategies").click()
-    page.wait_for_url(f"{base}/strategies/")
+    page.wait_for_url(at("project-strategies"))
     expect(page.get_by_text("No strategy yet.")).to_be_visible()
     shot(page, "01-strategies-empty")
 
@@ -110,7 +114,7 @@ def test_admin_configures_runs_and_watches(page: Any, live_server: Any) -> None:
     assert not SamplingStrategy.objects.filter(project=project).exists()
     shot(page, "03-strategy-preview")
     page.get_by_test_id("save").click()
-    page.wait_for_url(f"{base}/strategies/")
+    page.wait_for_url(at("project-strategies"))
     expect(page.get_by_test_id("strategies")).to_contain_text("hourly")
     expect(page.get_by_test_id("queue-backlog")).to_have_text("0")
 
@@ -129,9 +133,9 @@ def test_admin_configures_runs_and_watches(page: Any, live_server: Any) -> None:
     # time out here); the navigation and the result get their own, longer waits. The page may
     # also still be reloading itself after the run: load it fresh first.
     assert label_everything(project, annotator) > 0
-    page.goto(f"{base}/strategies/")
+    page.goto(at("project-strategies"))
     expect(page.get_by_test_id("retrain")).to_be_enabled()
-    with page.expect_navigation(url=f"{base}/strategies/", timeout=120_000):
+    with page.expect_navigation(url=at("project-strategies"), timeout=120_000):
         page.get_by_test_id("retrain").click(no_wait_after=True)
     expect(page.locator(".messages")).to_contain_text("Retraining the proxy model", timeout=60_000)
     expect(page.get_by_test_id("proxies")).to_contain_text("ready", timeout=60_000)
@@ -147,7 +151,7 @@ def test_admin_configures_runs_and_watches(page: Any, live_server: Any) -> None:
 
     # The dashboard draws its plots from the labels.
     page.get_by_role("navigation", name=project.name).get_by_role("link", name="Dashboard").click()
-    page.wait_for_url(f"{base}/dashboard/")
+    page.wait_for_url(at("project-dashboard"))
     for testid in (
         "plot-quality",
         "plot-coverage-tier",
@@ -175,27 +179,30 @@ def test_admin_configures_runs_and_watches(page: Any, live_server: Any) -> None:
 def test_config_pages_render_and_work(page: Any, live_server: Any) -> None:
     project, admin, _annotator = seed(n=20)
     UserFactory(username="eve-engineer")
-    base = f"{live_server.url}/p/{project.slug}"
+
+    def at(name: str) -> str:
+        return live_server.url + reverse(name, kwargs={"slug": project.slug})
+
     login(page, live_server, admin)
 
-    page.goto(f"{base}/dashboard/")
+    page.goto(at("project-dashboard"))
     expect(page.get_by_test_id("getting-started")).to_be_visible()
     shot(page, "10-dashboard-empty")
 
-    page.goto(f"{base}/members/")
+    page.goto(at("project-members"))
     page.fill("#id_username", "eve-engineer")
     page.select_option("#id_role", "engineer")
     page.get_by_role("button", name="Add member").click()
     expect(page.get_by_test_id("members")).to_contain_text("eve-engineer")
     shot(page, "11-members")
 
-    page.goto(f"{base}/tokens/")
+    page.goto(at("project-tokens"))
     page.fill("#id_name", "prod-chat-api")
     page.get_by_role("button", name="Create token").click()
     key = page.locator("#new-key").inner_text()
     assert key.startswith("fwi_")
     shot(page, "12-token-created")
-    page.goto(f"{base}/tokens/")  # a plain visit never shows the key again
+    page.goto(at("project-tokens"))  # a plain visit never shows the key again
     expect(page.locator("#new-key")).to_have_count(0)
     assert key not in page.content()
     page.get_by_role("button", name="Revoke").click()
@@ -203,7 +210,7 @@ def test_config_pages_render_and_work(page: Any, live_server: Any) -> None:
     expect(page.get_by_test_id("tokens")).to_contain_text("revoked")
     shot(page, "13-token-revoked")
 
-    page.goto(f"{base}/schema/")
+    page.goto(at("project-schema"))
     preview = page.get_by_test_id("schema-preview")
     expect(preview).to_contain_text("How good is the response?")
     textarea = page.locator("#schema-form textarea")

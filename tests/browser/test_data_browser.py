@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -58,7 +59,7 @@ def test_search_filter_open_and_queue_a_deliberate_batch(page: Any, live_server:
     QueueItem.objects.create(project=project, interaction=made["login-1"], sampling_run_id=run.pk)
 
     login(page, live_server, admin)
-    page.goto(f"{live_server.url}/p/data/")
+    page.goto(live_server.url + reverse("project-home", kwargs={"slug": "data"}))
     page.locator(".subnav").get_by_role("link", name="Data").click()
     results = page.get_by_test_id("data-results")
     expect(results.locator("tr[data-external-id]")).to_have_count(3)
@@ -72,13 +73,19 @@ def test_search_filter_open_and_queue_a_deliberate_batch(page: Any, live_server:
     expect(results.locator("tr[data-external-id]")).to_have_attribute(
         "data-external-id", "refund-2"
     )
-    page.goto(f"{live_server.url}/p/data/data/?signal=thumbs_down&segment=tier%3Dfree")
+    page.goto(
+        live_server.url
+        + reverse("data-browser", kwargs={"slug": "data"})
+        + "?signal=thumbs_down&segment=tier%3Dfree"
+    )
     expect(results.locator("tr[data-external-id]")).to_have_count(1)
-    page.goto(f"{live_server.url}/p/data/data/?proxy_min=abc")
+    page.goto(live_server.url + reverse("data-browser", kwargs={"slug": "data"}) + "?proxy_min=abc")
     expect(page.get_by_test_id("filter-error")).to_contain_text("proxy_min: must be a number")
 
     # Open the sampled one: its inclusion (f, pi) and queue status are shown.
-    page.goto(f"{live_server.url}/p/data/data/?model_version=v2")
+    page.goto(
+        live_server.url + reverse("data-browser", kwargs={"slug": "data"}) + "?model_version=v2"
+    )
     expect(results.locator("tr[data-external-id]")).to_have_count(2)
     results.get_by_role("link", name="login-1").click()
     expect(page.get_by_test_id("inclusion")).to_contain_text("pi = 0.2500")
@@ -87,7 +94,7 @@ def test_search_filter_open_and_queue_a_deliberate_batch(page: Any, live_server:
     page.go_back()
 
     # Queue the two refund items as a deliberate batch with 2 annotators each.
-    page.goto(f"{live_server.url}/p/data/data/?q=refund")
+    page.goto(live_server.url + reverse("data-browser", kwargs={"slug": "data"}) + "?q=refund")
     for ext in ("refund-1", "refund-2"):
         results.get_by_label(f"Choose {ext}").check()
     page.fill('input[name="overlap"]', "2")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from labeling.models import Annotation, Assignment, Membership, QueueItem, Role
 from tests.browser.conftest import login, screenshot
@@ -52,28 +53,31 @@ def test_every_page_fits_the_window(page: Any, live_server: Any) -> None:
         schema_version=1,
         time_spent_ms=4000,
     )
-    base = "/p/pages"
+
+    def at(name: str, query: str = "", **kwargs: int) -> str:
+        return reverse(name, kwargs={"slug": "pages", **kwargs}) + query
+
     paths = {
-        "home": "/",
-        "label": f"{base}/label/",
-        "history": f"{base}/label/history/?period=all",
-        "review": f"{base}/review/",
-        "disagreements": f"{base}/review/disagreements/",
-        "gold": f"{base}/review/gold/",
-        "gold-item": f"{base}/review/gold/{item.pk}/",
-        "review-labels": f"{base}/review/labels/?show=all",
-        "queues": f"{base}/queues/",
-        "data": f"{base}/data/",
-        "data-item": f"{base}/data/{item.interaction_id}/",
-        "dashboard": f"{base}/dashboard/",
-        "strategies": f"{base}/strategies/",
-        "alerts": f"{base}/alerts/",
-        "schema": f"{base}/schema/",
-        "members": f"{base}/members/",
-        "tokens": f"{base}/tokens/",
-        "settings": f"{base}/settings/",
-        "exports": f"{base}/exports/",
-        "new-project": "/projects/new/",
+        "home": reverse("home"),
+        "label": at("annotate"),
+        "history": at("label-history", "?period=all"),
+        "review": at("review"),
+        "disagreements": at("review-disagreements"),
+        "gold": at("review-gold"),
+        "gold-item": at("review-gold-item", item_id=item.pk),
+        "review-labels": at("review-labels", "?show=all"),
+        "queues": at("project-queues"),
+        "data": at("data-browser"),
+        "data-item": at("data-item", interaction_id=item.interaction_id),
+        "dashboard": at("project-dashboard"),
+        "strategies": at("project-strategies"),
+        "alerts": at("project-alerts"),
+        "schema": at("project-schema"),
+        "members": at("project-members"),
+        "tokens": at("project-tokens"),
+        "settings": at("project-settings"),
+        "exports": at("project-exports"),
+        "new-project": reverse("project-new"),
     }
     login(page, live_server, admin)
     overflowing = []

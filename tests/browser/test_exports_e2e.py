@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.test import Client
+from django.urls import reverse
 
 from labeling.models import Project, Role
 from labeling.services.exports import export_create, export_run
@@ -30,7 +31,7 @@ def test_progress_bar_follows_the_export_in_the_browser(
     page.context.add_cookies(
         [{"name": django_settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
     )
-    page.goto(f"{live_server.url}/p/{project.slug}/exports/")
+    page.goto(live_server.url + reverse("project-exports", kwargs={"slug": project.slug}))
     row = page.locator(f'tr[data-export="{export.id}"]')
     expect(row).to_have_attribute("data-status", "pending")
     expect(row.locator(".download a")).to_have_count(0)
@@ -41,6 +42,12 @@ def test_progress_bar_follows_the_export_in_the_browser(
     expect(row.locator(".progress")).to_have_attribute("aria-valuenow", "100")
     expect(row.locator(".rows")).to_have_text("2")
     link = row.locator(".download a")
-    expect(link).to_have_attribute("href", f"/api/exports/{export.id}/download")
+    expect(link).to_have_attribute(
+        "href", reverse("labeling_api:export-download-noslash", kwargs={"export_id": export.id})
+    )
     parquet = row.locator(".parquet a")  # filled in by the same poll, from parquet_url
-    expect(parquet).to_have_attribute("href", f"/api/exports/{export.id}/download?file=parquet")
+    expect(parquet).to_have_attribute(
+        "href",
+        reverse("labeling_api:export-download-noslash", kwargs={"export_id": export.id})
+        + "?file=parquet",
+    )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from labeling.models import Membership, Role
 from sampling.judges.calibration_report import judges_calibrate
@@ -35,7 +36,7 @@ def test_the_judges_panel_shows_agreement_and_fits(page: Any, live_server: Any, 
     login(page, live_server, reviewer)
     for name, (width, height) in {"desktop": (1440, 900), "phone": (390, 844)}.items():
         page.set_viewport_size({"width": width, "height": height})
-        page.goto(f"{live_server.url}/p/support-bot/dashboard/")
+        page.goto(live_server.url + reverse("project-dashboard", kwargs={"slug": "support-bot"}))
         panel = page.get_by_test_id("judges-panel")
         panel.scroll_into_view_if_needed()
         assert "Judges vs humans" in panel.inner_text()

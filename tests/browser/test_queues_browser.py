@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from labeling.models import Annotation, Membership, Queue, QueueItem, Role
@@ -54,7 +55,7 @@ def test_admin_routes_german_items_to_a_skill_queue_and_only_skilled_annotators_
     _member(project, "emma")
     page.set_viewport_size({"width": 1440, "height": 900})
     login(page, live_server, admin)
-    page.goto(f"{live_server.url}/p/multi/queues/")
+    page.goto(live_server.url + reverse("project-queues", kwargs={"slug": "multi"}))
     form = page.locator("[data-testid=queue-new]")
     form.get_by_label("Name").fill("German")
     form.get_by_label("Segment rule").fill("locale=de,at")
@@ -70,7 +71,7 @@ def test_admin_routes_german_items_to_a_skill_queue_and_only_skilled_annotators_
 
     _enqueue(project, "hallo", "de")
     _enqueue(project, "hello", "en")
-    page.goto(f"{live_server.url}/p/multi/queues/")
+    page.goto(live_server.url + reverse("project-queues", kwargs={"slug": "multi"}))
     expect(page.locator("tr[data-queue=german]")).to_contain_text("de")
     _fits(page, "queues-page")
 
@@ -79,7 +80,7 @@ def test_admin_routes_german_items_to_a_skill_queue_and_only_skilled_annotators_
     context.set_default_timeout(15_000)
     dpage = context.new_page()
     login(dpage, live_server, dieter)
-    dpage.goto(f"{live_server.url}/p/multi/label/")
+    dpage.goto(live_server.url + reverse("annotate", kwargs={"slug": "multi"}))
     picker = dpage.locator(".queue-picker")
     expect(picker).to_contain_text("German")
     picker.get_by_role("link", name="German").click()
@@ -120,7 +121,7 @@ def test_an_open_queue_shows_the_earlier_answers_and_a_blind_one_does_not(
     open_item.save()
     page.set_viewport_size({"width": 1440, "height": 900})
     login(page, live_server, later)
-    page.goto(f"{live_server.url}/p/openq/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "openq"}))
     expect(page.locator("#item")).to_have_attribute("data-external-id", "open-item")
     earlier = page.locator("#earlier")
     expect(earlier).to_be_visible()

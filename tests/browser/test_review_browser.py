@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from labeling.models import Annotation, ItemComment, Membership, QueueItem, Role
@@ -59,7 +60,7 @@ def test_flag_reject_with_a_note_and_the_annotator_revises_with_the_keyboard(
 
     page.set_viewport_size({"width": 1440, "height": 900})
     login(page, live_server, annotator)
-    page.goto(f"{live_server.url}/p/revue/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "revue"}))
     expect(page.locator("#item")).to_have_attribute("data-external-id", "leaky")
     page.keyboard.press("C")
     expect(page.locator("#comment-body")).to_be_focused()
@@ -89,7 +90,7 @@ def test_flag_reject_with_a_note_and_the_annotator_revises_with_the_keyboard(
     errors: list[str] = []
     rpage.on("pageerror", lambda exc: errors.append(str(exc)))
     login(rpage, live_server, reviewer, PASSWORD)
-    rpage.goto(f"{live_server.url}/p/revue/review/labels/")
+    rpage.goto(live_server.url + reverse("review-labels", kwargs={"slug": "revue"}))
     card = rpage.locator(f"#item-{label.queue_item_id}")
     expect(card.locator("[data-testid=comment]")).to_contain_text("It gives out a phone number")
     expect(card.locator(".badge.bad").first).to_have_text("flagged")
@@ -99,9 +100,11 @@ def test_flag_reject_with_a_note_and_the_annotator_revises_with_the_keyboard(
     expect(rpage.locator(".messages")).to_contain_text("Sent back")
     label.refresh_from_db()
     assert label.review_status == "rejected"
-    rpage.goto(f"{live_server.url}/p/revue/review/labels/?show=flags")
+    rpage.goto(live_server.url + reverse("review-labels", kwargs={"slug": "revue"}) + "?show=flags")
     rpage.locator(f"#item-{label.queue_item_id}").get_by_role("button", name="Resolve flag").click()
-    rpage.goto(f"{live_server.url}/p/revue/review/labels/?show=rejected")
+    rpage.goto(
+        live_server.url + reverse("review-labels", kwargs={"slug": "revue"}) + "?show=rejected"
+    )
     card = rpage.locator(f"#item-{label.queue_item_id}")
     expect(card.locator(".badge.ok")).to_contain_text("flag resolved by rita")
     expect(card.locator(".note")).to_contain_text("A phone number is unsafe")
@@ -138,7 +141,7 @@ def test_a_suggestion_is_shown_only_when_switched_on_and_recorded(
     _item(project, "unscored")
     page.set_viewport_size({"width": 1440, "height": 900})
     login(page, live_server, annotator)
-    page.goto(f"{live_server.url}/p/hint/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "hint"}))
     expect(page.locator("#item")).to_have_attribute("data-external-id", "scored")
     expect(page.locator("#suggestion")).to_be_visible()
     expect(page.locator("#suggestion")).to_contain_text(

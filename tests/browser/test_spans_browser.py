@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from labeling.models import Annotation, Membership, QueueItem, Role
@@ -28,7 +29,7 @@ def test_marking_spans_with_the_keyboard(page: Any, live_server: Any) -> None:
     )
     page.set_viewport_size({"width": 1440, "height": 900})
     login(page, live_server, user)
-    page.goto(f"{live_server.url}/p/spans/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "spans"}))
     expect(page.locator("#item")).to_be_visible()
     page.keyboard.press("2")  # quality 2; the spans box gets the focus
     box = page.locator("textarea.span-source")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from labeling.models import Project, Role, WebhookSubscription
 from labeling.services.webhooks import webhook_emit
@@ -37,7 +38,7 @@ def test_webhooks_pages(
     try:
         admin = member(Role.ADMIN, username="ada")
         login(page, live_server, admin)
-        page.goto(f"{live_server.url}/p/{project.slug}/webhooks/")
+        page.goto(live_server.url + reverse("project-webhooks", kwargs={"slug": project.slug}))
         expect(page.locator(".subnav a", has_text="Webhooks")).to_have_count(1)
         expect(page.get_by_text("No webhooks yet.")).to_be_visible()
 
@@ -94,7 +95,7 @@ def test_webhooks_pages(
         expect(page.get_by_test_id("delivered")).to_have_text("4")
         expect(page.get_by_test_id("pending")).to_have_text("0")
 
-        page.goto(f"{live_server.url}/p/{project.slug}/webhooks/")
+        page.goto(live_server.url + reverse("project-webhooks", kwargs={"slug": project.slug}))
         listing = page.locator('[data-testid="webhooks"]')
         expect(listing).to_contain_text("CI retraining trigger")
         expect(listing.locator(".badge.ok")).to_have_text("active")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from labeling.models import Annotation, Assignment, Membership, Project, QueueItem, Role
@@ -70,7 +71,7 @@ def test_pairwise_question_comes_first_is_required_and_uses_the_schema_shortcuts
     user = _member(project, "paula")
     _item(project, "compare-me", response="Restart the router.", alt_response="Check the cable.")
     login(page, live_server, user)
-    page.goto(f"{live_server.url}/p/pair/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "pair"}))
     current(page, "compare-me")
 
     # The preference is asked first; the rating says which response it is about.
@@ -108,7 +109,7 @@ def test_a_reviewer_or_admin_looking_takes_no_lease(page: Any, live_server: Any,
     user = _member(project, f"looker-{role}", role=role)
     item = _item(project, "wanted")
     login(page, live_server, user)
-    page.goto(f"{live_server.url}/p/look/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "look"}))
     start = page.locator("#start")
     expect(start).to_be_visible()
     expect(start).to_contain_text(f"as a {role}")
@@ -139,7 +140,7 @@ def test_done_today_counts_every_submit_and_the_header_says_who_and_what(
     for n in range(4):
         _item(project, f"item-{n}", priority=10 - n)
     login(page, live_server, user)
-    page.goto(f"{live_server.url}/p/count/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "count"}))
     who = page.locator('[data-testid="who"]')
     expect(who).to_have_text("Signed in as annotator · role here: annotator")
     for n in range(3):
@@ -178,7 +179,7 @@ def test_long_multiturn_item_fits_the_window_and_renders_markdown(
     _item(project, "long-one", messages=messages, response=LONG_RESPONSE)
     page.set_viewport_size({"width": 1440, "height": 900})
     login(page, live_server, user)
-    page.goto(f"{live_server.url}/p/long/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "long"}))
     current(page, "long-one")
 
     # The response and the Submit button are on the first screen; the page stays short.
@@ -239,7 +240,7 @@ def test_markdown_xss_corpus_stays_inert(page: Any, live_server: Any) -> None:
     corpus = "\n\n".join(XSS_CORPUS)
     _item(project, "xss", messages=[{"role": "user", "content": corpus}], response=corpus)
     login(page, live_server, user)
-    page.goto(f"{live_server.url}/p/xss-md/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "xss-md"}))
     current(page, "xss")
     item = page.locator("#item")
     for tag in ("script", "img", "svg", "iframe", "style"):
@@ -262,7 +263,7 @@ def test_a_reload_keeps_the_answers_chosen_so_far(page: Any, live_server: Any) -
     _item(project, "first", priority=2, response="The capital is Sydney.")
     _item(project, "second", priority=1)
     login(page, live_server, user)
-    page.goto(f"{live_server.url}/p/draft/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "draft"}))
     current(page, "first")
     page.keyboard.press("2")  # quality: poor -> failure modes
     page.keyboard.press("1")  # hallucination
@@ -301,7 +302,7 @@ def test_go_back_one_item_change_the_answer_and_see_the_history(
     user = _member(project, "una")
     items = [_item(project, f"u-{n}", priority=10 - n) for n in range(4)]
     login(page, live_server, user)
-    page.goto(f"{live_server.url}/p/undo/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "undo"}))
     for n, key in enumerate(("2", "3")):
         current(page, f"u-{n}")
         page.keyboard.press(key)
@@ -341,7 +342,7 @@ def test_go_back_one_item_change_the_answer_and_see_the_history(
     reviewer = UserFactory(username="rev")
     Membership.objects.create(project=project, user=reviewer, role=Role.REVIEWER)
     annotation_adjudicate(queue_item=items[0], reviewer=reviewer, values={"quality": 4})
-    page.goto(f"{live_server.url}/p/undo/label/history/?period=today")
+    page.goto(live_server.url + reverse("label-history", kwargs={"slug": "undo"}) + "?period=today")
     history = page.get_by_test_id("history")
     expect(history.locator("tr[data-annotation]")).to_have_count(2)
     expect(history.locator("tr").filter(has_text="u-0")).to_contain_text("adjudicated")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from labeling.models import Export, Membership, Role
@@ -20,7 +21,7 @@ def test_the_403_page_says_why_and_where_to_go(page: Any, live_server: Any) -> N
     user = UserFactory(username="anna")
     Membership.objects.create(project=project, user=user, role=Role.ANNOTATOR)
     login(page, live_server, user)
-    response = page.goto(f"{live_server.url}/p/closed/review/")
+    response = page.goto(live_server.url + reverse("review", kwargs={"slug": "closed"}))
     assert response is not None
     assert response.status == 403
     forbidden = page.locator('[data-testid="forbidden"]')
@@ -31,7 +32,7 @@ def test_the_403_page_says_why_and_where_to_go(page: Any, live_server: Any) -> N
     # The usual navigation is there, and the pages the role may open are offered.
     expect(page.locator(".topbar .brand")).to_be_visible()
     expect(forbidden.get_by_role("link", name="Label")).to_have_attribute(
-        "href", "/p/closed/label/"
+        "href", reverse("annotate", kwargs={"slug": "closed"})
     )
     screenshot(page, "workbench-403")
     forbidden.get_by_role("link", name="Back to your projects").click()
@@ -45,7 +46,7 @@ def test_an_export_whose_until_is_before_its_since_is_refused_on_the_form(
     user = UserFactory(username="eng")
     Membership.objects.create(project=project, user=user, role=Role.ENGINEER)
     login(page, live_server, user)
-    page.goto(f"{live_server.url}/p/exp/exports/")
+    page.goto(live_server.url + reverse("project-exports", kwargs={"slug": "exp"}))
     page.fill('input[name="since"]', "2026-11-20")
     page.fill('input[name="until"]', "2026-11-01")
     page.locator('[data-testid="export-form"] button[type="submit"]').click()
@@ -74,7 +75,7 @@ def test_the_schema_preview_shows_the_keys_the_labelling_page_uses(
     admin = UserFactory(username="ada")
     Membership.objects.create(project=project, user=admin, role=Role.ADMIN)
     login(page, live_server, admin)
-    page.goto(f"{live_server.url}/p/keys/schema/")
+    page.goto(live_server.url + reverse("project-schema", kwargs={"slug": "keys"}))
     page.locator("#schema-form textarea").fill(PAIR_JSON)
     preview = page.get_by_test_id("schema-preview")
     pairwise = preview.locator('.q[data-key="preference"]')
@@ -95,7 +96,7 @@ def test_the_schema_preview_shows_the_keys_the_labelling_page_uses(
     )
     page.context.clear_cookies()
     login(page, live_server, annotator)
-    page.goto(f"{live_server.url}/p/keys/label/")
+    page.goto(live_server.url + reverse("annotate", kwargs={"slug": "keys"}))
     first = page.locator("#questions fieldset.q").first
     expect(first).to_have_attribute("data-key", "preference")
     expect(first.locator("kbd")).to_have_text(["1", "2", "3"])
@@ -114,7 +115,7 @@ def test_the_form_builder_writes_the_schema_from_a_template(page: Any, live_serv
     admin = UserFactory(username="bo")
     Membership.objects.create(project=project, user=admin, role=Role.ADMIN)
     login(page, live_server, admin)
-    page.goto(f"{live_server.url}/p/build/schema/")
+    page.goto(live_server.url + reverse("project-schema", kwargs={"slug": "build"}))
     builder = page.get_by_test_id("schema-builder")
     # Drawn from the stored schema.
     expect(builder.locator(".bq[data-index]")).to_have_count(3)

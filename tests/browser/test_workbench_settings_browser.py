@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from playwright.sync_api import expect
 
 from labeling.models import IngestToken, Membership, Project, QueueItem, Role
@@ -29,13 +30,15 @@ def test_an_engineer_creates_copies_and_revokes_a_token(page: Any, live_server: 
     engineer = _member(project, "eng", Role.ENGINEER)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     login(page, live_server, engineer)
-    page.goto(f"{live_server.url}/p/tok/")
+    page.goto(live_server.url + reverse("project-home", kwargs={"slug": "tok"}))
     page.locator(".subnav").get_by_role("link", name="Tokens").click()
     page.fill("#id_name", LONG_NAME)
     page.get_by_role("button", name="Create token").click()
     key = page.locator("#new-key").inner_text().strip()
     assert key.startswith("fwi_")
-    assert page.url == f"{live_server.url}/p/tok/tokens/"  # redirected after the POST
+    assert page.url == live_server.url + reverse(
+        "project-tokens", kwargs={"slug": "tok"}
+    )  # redirected after the POST
     page.get_by_role("button", name="Copy").click()
     expect(page.locator("#copy-status")).to_have_text("Copied.")
     assert page.evaluate("navigator.clipboard.readText()") == key
@@ -72,7 +75,7 @@ def test_demoting_the_last_admin_asks_first_and_is_refused(page: Any, live_serve
     project = ProjectFactory(slug="adm", name="Adm bot")
     admin = _member(project, "solo", Role.ADMIN)
     login(page, live_server, admin)
-    page.goto(f"{live_server.url}/p/adm/members/")
+    page.goto(live_server.url + reverse("project-members", kwargs={"slug": "adm"}))
     row = page.locator('tr[data-user="solo"]')
     row.get_by_label("Role of solo").select_option("engineer")
     row.get_by_role("button", name="Change").click()
@@ -93,7 +96,7 @@ def test_project_created_and_configured_in_the_browser(page: Any, live_server: A
     page.fill("#id_slug", "help-desk")
     page.fill("#id_segment_keys", "tier, locale")
     page.get_by_role("button", name="Create project").click()
-    page.wait_for_url(f"{live_server.url}/p/help-desk/settings/")
+    page.wait_for_url(live_server.url + reverse("project-settings", kwargs={"slug": "help-desk"}))
     project = Project.objects.get(slug="help-desk")
     assert project.segment_keys == ["tier", "locale"]
     assert Membership.objects.get(project=project, user=staff).role == Role.ADMIN
@@ -144,7 +147,7 @@ def test_a_reviewer_chooses_gold_items_by_their_content(page: Any, live_server: 
             ),
         )
     login(page, live_server, reviewer)
-    page.goto(f"{live_server.url}/p/gold/review/gold/")
+    page.goto(live_server.url + reverse("review-gold", kwargs={"slug": "gold"}))
     candidates = page.get_by_test_id("gold-candidates")
     expect(candidates).to_contain_text("Sydney is the capital.")
     expect(candidates).to_contain_text("What is the capital of Australia?")
@@ -165,7 +168,7 @@ def test_a_reviewer_chooses_gold_items_by_their_content(page: Any, live_server: 
 
     page.context.clear_cookies()
     login(page, live_server, admin)
-    page.goto(f"{live_server.url}/p/gold/review/gold/")
+    page.goto(live_server.url + reverse("review-gold", kwargs={"slug": "gold"}))
     page.fill("#id_gold_percent", "10")
     page.get_by_role("button", name="Save rate").click()
     expect(page.locator(".messages")).to_contain_text("Gold rate is now 10%")
