@@ -9,7 +9,7 @@ clients send and what they reach, so a change to a ``urls.py`` that breaks a cli
 - ``DROPPED``: slash-less forms that only worked through a ``/?$`` regex and that no client sends
   (not the SDK, the docs, the README or bench/). They now get Django's ``APPEND_SLASH`` answer: a
   301 to the path with its slash. Page form targets that gained a slash are listed too.
-- ``ALIASES``: slash-less paths clients do send (docs/api.md, "Paths without a trailing slash").
+- ``ALIASES``: slash-less paths clients do send (docs/api.md, "Paths and their trailing slash").
   They reach the same view as the canonical path and answer the same, with no redirect, so a POST
   keeps its body.
 """

@@ -3,7 +3,7 @@
 Every route is a ``path()`` ending with a slash; a project slug is ``<project:slug>``
 (``labeling/routing.py``). Names are ``<noun>`` or ``<noun>-<verb>`` without an ``api-`` prefix:
 ``reverse("labeling_api:queue-next", kwargs={"slug": ...})``. The slash-less forms in
-``SLASHLESS`` are kept because clients already call them (docs/api.md, "Paths without a trailing
+``SLASHLESS`` are kept because clients already call them (docs/api.md, "Paths and their trailing
 slash", says which client and why); they reach the same view, never a redirect.
 
 ``otlp_urlpatterns`` is mounted at the site root (the OTLP spec fixes ``/v1/traces``).
@@ -136,7 +136,7 @@ routes = [
     ),
 ]
 
-# Slash-less forms clients already call (docs/api.md, "Paths without a trailing slash").
+# Slash-less forms clients already call (docs/api.md, "Paths and their trailing slash").
 SLASHLESS = (
     "ingest-whoami",  # the SDK's logger (flywheel_sdk/logger.py), docs/api.md, docs/sdk.md
     "interactions-bulk",  # the SDK's logger, docs/ingestion.md, bench/
