@@ -1,4 +1,5 @@
-"""The Celery app. Tasks live in each app's ``tasks.py``; settings under the CELERY_ namespace."""
+"""The Celery app. Tasks live in each app's ``tasks`` package (``labeling.tasks``,
+``sampling.tasks``) and in ``sampling.judges.tasks``; settings under the CELERY_ namespace."""
 
 import os
 

@@ -159,7 +159,7 @@ def test_rule_validation_and_api(project, regressed, api_as) -> None:
 
 
 def test_the_periodic_task_evaluates_every_project_with_rules(project, regressed) -> None:
-    from sampling.tasks import evaluate_alerts
+    from sampling.tasks.alerts import evaluate_alerts
 
     AlertRule.objects.create(project=project, name="r", baseline="stable")
     assert evaluate_alerts() == 1

@@ -146,8 +146,8 @@ def test_a_retrain_in_a_real_worker_rescores_the_pool_through_chunk_tasks(
 
     from celery.contrib.testing.worker import start_worker
 
-    from sampling import tasks as sampling_tasks
     from sampling.models import ProxyModel
+    from sampling.tasks.proxy import retrain
     from tests.sampling_fixtures import label, seed_interactions
 
     settings.MODEL_ROOT = tmp_path / "models"
@@ -163,7 +163,7 @@ def test_a_retrain_in_a_real_worker_rescores_the_pool_through_chunk_tasks(
         celery_on(settings.CELERY_BROKER_URL or redis_url, redis_url),
         start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30),
     ):
-        sampling_tasks.retrain.delay(project.pk)  # ignore_result: watch the database instead
+        retrain.delay(project.pk)  # ignore_result: watch the database instead
         deadline = time.monotonic() + 180
         while (not ready.exists() or stale.exists()) and time.monotonic() < deadline:
             time.sleep(0.2)  # waiting for the worker to drain the chunk tasks, not timing them

@@ -127,9 +127,9 @@ def test_sigkilled_sampling_run_is_redone_once(project: Project) -> None:
     from django.utils import timezone
 
     from labeling.models import QueueItem
-    from sampling import tasks
     from sampling.models import Inclusion, SamplingRun, SamplingStrategy
     from sampling.services.runs import sampling_run_create
+    from sampling.tasks.runs import resume_pending_runs
     from tests.sampling_fixtures import seed_interactions
 
     seed_interactions(project, 120)
@@ -145,8 +145,8 @@ def test_sigkilled_sampling_run_is_redone_once(project: Project) -> None:
     assert not QueueItem.objects.filter(sampling_run_id=run.pk).exists()
     # The claim goes stale (as RUN_STALE_AFTER_S later); the periodic resume redoes it once.
     SamplingRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - dt.timedelta(hours=1))
-    assert tasks.resume_pending_runs() == 1
-    assert tasks.resume_pending_runs() == 0
+    assert resume_pending_runs() == 1
+    assert resume_pending_runs() == 0
     run.refresh_from_db()
     assert run.status == SamplingRun.Status.DONE
     inclusions = Inclusion.objects.filter(run=run)
@@ -186,8 +186,8 @@ scoring.interactions_score(project=project, interaction_ids=[int(i) for i in sys
 @pytest.mark.django_db(transaction=True)
 def test_sigkilled_scoring_is_finished_by_the_sweep(project: Project, settings: Any) -> None:
 
-    from sampling import tasks
     from sampling.models import InteractionTopic
+    from sampling.tasks.scoring import score_sweep
     from tests.sampling_fixtures import seed_interactions
 
     ids = [i.pk for i in seed_interactions(project, 60)]
@@ -196,8 +196,8 @@ def test_sigkilled_scoring_is_finished_by_the_sweep(project: Project, settings: 
     scored = Interaction.objects.filter(project=project, scored_at__isnull=False)
     assert scored.count() == 20  # the committed first chunk only
     settings.FLYWHEEL = {**settings.FLYWHEEL, "SCORE_CHUNK_SIZE": 20}
-    assert tasks.score_sweep() == 40  # the sweep hands exactly the rest to scoring (eager here)
-    assert tasks.score_sweep() == 0
+    assert score_sweep() == 40  # the sweep hands exactly the rest to scoring (eager here)
+    assert score_sweep() == 0
     assert scored.count() == 60
     assert not Interaction.objects.filter(project=project, proxy_score__isnull=True).exists()
     topics = InteractionTopic.objects.filter(interaction__project=project)

@@ -17,8 +17,8 @@ from django.test.utils import CaptureQueriesContext
 from labeling import dispatch
 from labeling.models import Project, Role, WebhookDelivery, WebhookEvent, WebhookSubscription
 from labeling.services.queue import assignment_claim, assignment_submit
-from sampling import tasks
 from sampling.models import ProxyModel
+from sampling.tasks import proxy as tasks
 from tests.factories import MembershipFactory, QueueItemFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from labeling import hooks
 from labeling.models import Interaction, Project
-from sampling import tasks
 from sampling.models import InteractionTopic, ProxyModel, SamplingRun, SamplingStrategy
 from sampling.services.proxy import proxy_claim, proxy_train, retrain_due
 from sampling.services.scoring import interactions_score
+from sampling.tasks.runs import dispatch_scheduled_runs
+from sampling.tasks.scoring import score_sweep
 from tests.sampling_fixtures import label, seed_interactions
 
 
@@ -135,7 +136,7 @@ def test_interactions_processed_hook_scores_them(
 
 def test_score_sweep_scores_what_was_missed(project: Project) -> None:
     seed_interactions(project, 25)
-    tasks.score_sweep()
+    score_sweep()
     assert not Interaction.objects.filter(project=project, proxy_score__isnull=True).exists()
 
 
@@ -175,8 +176,8 @@ def test_scheduled_strategies_run_when_due_and_once(project: Project) -> None:
         created_at=timezone.now() - dt.timedelta(hours=2)
     )
     SamplingStrategy.objects.create(project=project, name="manual", weights=strategy.weights)
-    assert tasks.dispatch_scheduled_runs() == 1
-    assert tasks.dispatch_scheduled_runs() == 0  # the run just made is the schedule's memory
+    assert dispatch_scheduled_runs() == 1
+    assert dispatch_scheduled_runs() == 0  # the run just made is the schedule's memory
     run = SamplingRun.objects.get(project=project)
     assert run.strategy_id == strategy.pk
 

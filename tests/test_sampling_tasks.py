@@ -10,9 +10,10 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 from labeling.models import Project
-from sampling import tasks
 from sampling.models import Inclusion, SamplingRun, SamplingStrategy
 from sampling.services.runs import sampling_run_create
+from sampling.tasks.proxy import retrain
+from sampling.tasks.runs import execute_run, resume_pending_runs
 from tests.sampling_fixtures import seed_interactions
 
 
@@ -33,15 +34,15 @@ def test_a_pending_run_whose_message_was_lost_is_resumed(project: Project) -> No
     lost = sampling_run_create(project=project, strategy=strategy)
     fresh = sampling_run_create(project=project, strategy=strategy)
     SamplingRun.objects.filter(pk=lost.pk).update(created_at=timezone.now() - dt.timedelta(hours=1))
-    assert tasks.resume_pending_runs() == 1
+    assert resume_pending_runs() == 1
     lost.refresh_from_db()
     fresh.refresh_from_db()
     assert lost.status == SamplingRun.Status.DONE
     assert Inclusion.objects.filter(run=lost).count() == 30
     assert fresh.status == SamplingRun.Status.PENDING  # within the grace period: maybe in flight
     # a second resume finds nothing old and pending; a rerun of the done run changes nothing
-    assert tasks.resume_pending_runs() == 0
-    tasks.execute_run(lost.pk)
+    assert resume_pending_runs() == 0
+    execute_run(lost.pk)
     assert Inclusion.objects.filter(run=lost).count() == 30
 
 
@@ -73,7 +74,7 @@ def test_retrain_rescores_the_pool_in_chunks(project: Project, settings) -> None
     settings.FLYWHEEL = {**settings.FLYWHEEL, "SCORE_CHUNK_SIZE": 7}
     rows = seed_interactions(project, 60)
     label(project, rows[:20])
-    version = tasks.retrain(project.pk)
+    version = retrain(project.pk)
     assert version == ProxyModel.objects.get(project=project).version
     assert set(
         Interaction.objects.filter(project=project).values_list("proxy_version", flat=True)
@@ -90,14 +91,14 @@ def test_a_run_whose_worker_died_is_claimed_again_once_stale(project: Project) -
     SamplingRun.objects.filter(pk=run.pk).update(
         status=SamplingRun.Status.RUNNING, started_at=timezone.now() - dt.timedelta(minutes=1)
     )
-    assert tasks.resume_pending_runs() == 0
-    tasks.execute_run(run.pk)
+    assert resume_pending_runs() == 0
+    execute_run(run.pk)
     run.refresh_from_db()
     assert run.status == SamplingRun.Status.RUNNING
     assert not Inclusion.objects.filter(run=run).exists()
     # an hour later the claim is stale: its worker died (its transaction rolled back)
     SamplingRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - dt.timedelta(hours=1))
-    assert tasks.resume_pending_runs() == 1
+    assert resume_pending_runs() == 1
     run.refresh_from_db()
     assert run.status == SamplingRun.Status.DONE
     assert Inclusion.objects.filter(run=run).count() == 20

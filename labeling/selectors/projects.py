@@ -1,4 +1,5 @@
-"""Reads of projects, members and ingestion tokens (always scoped through labeling.access)."""
+"""Reads of projects, members and ingestion tokens (scoped through labeling.access, except the
+by-id reads of background tasks, which act for no user)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,16 @@ from django.db.models import QuerySet
 from labeling.access import RequestUser, project_access, role_in, visible_projects
 from labeling.errors import Forbidden
 from labeling.models import IngestToken, Membership, Project
+
+
+def project_by_id(project_id: int) -> Project | None:
+    """The project with that id, None when it was deleted (tasks take ids and may outlive rows)."""
+    return Project.objects.filter(pk=project_id).first()
+
+
+def project_ids() -> list[int]:
+    """Every project's id (periodic sweeps visit them one by one)."""
+    return list(Project.objects.values_list("pk", flat=True))
 
 
 def project_for_member(*, user: RequestUser, slug: str) -> Project:

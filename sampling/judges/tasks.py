@@ -13,6 +13,7 @@ import logging
 
 from celery import current_app, shared_task
 
+from labeling import dispatch
 from sampling.judges import calibration_report, execution
 from sampling.judges.models import Judge, JudgeResult
 
@@ -25,9 +26,7 @@ MAX_EAGER_BATCHES = 10_000
 
 def _rescore(project_id: int, interaction_ids: list[int]) -> None:
     """Re-score judged interactions with the proxy when the judge feeds it (primary)."""
-    from sampling.tasks import score_interactions
-
-    score_interactions.delay(project_id, interaction_ids)
+    dispatch.enqueue("sampling.score_interactions", project_id, interaction_ids)
 
 
 @shared_task(name="judges.run", ignore_result=True)
@@ -114,9 +113,7 @@ def calibrate(project_id: int, force: bool = False) -> dict[str, float | None]:
     done = calibration_report.judges_calibrate(project_id=project_id, force=force)
     after = Project.objects.filter(pk=project_id).values_list("primary_judge", flat=True).first()
     if before != after:
-        from sampling.tasks import retrain
-
-        retrain.delay(project_id)
+        dispatch.enqueue("sampling.retrain", project_id)
     return done
 
 

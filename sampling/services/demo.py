@@ -21,6 +21,7 @@ Idempotent: nothing is done when the project already has a sampling run.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import random
 
@@ -28,11 +29,14 @@ from django.utils import timezone
 
 from labeling.demo import NEW, STABLE, demo_label_values, demo_labels_write
 from labeling.models import Interaction, Project, QueueItem
-from sampling.models import AlertRule, SamplingRun
+from sampling.models import AlertRule, ProxyModel, SamplingRun
 from sampling.services import proxy as proxy_services
+from sampling.services import scoring
 from sampling.services.alerts import alerts_evaluate
 from sampling.services.runs import sampling_run_execute
 from sampling.services.strategies import strategy_ensure_default, strategy_snapshot
+
+logger = logging.getLogger(__name__)
 
 SEED = 20261203
 LABEL_SHARE = 0.45
@@ -40,6 +44,27 @@ LATENCY_DAYS = 3.0
 BACKLOG_SHARE = 0.12  # selected items the annotators have not reached yet, at random
 UNSAMPLED_DAYS = 2
 RULE_NAME = "New version, per surface"
+
+
+def demo_bootstrap(*, project: Project) -> SamplingRun | None:
+    """Give a freshly loaded demo project a proxy, scores, the default strategy and its history
+    (:func:`demo_history`); returns the last run made (None when the project already had runs)."""
+    strategy_ensure_default(project=project)
+    if not ProxyModel.objects.filter(project=project, status=ProxyModel.Status.READY).exists():
+        proxy_services.proxy_train(project=project)
+    step = scoring.chunk_size()
+    while ids := scoring.unscored_ids(project=project, limit=step):
+        scoring.interactions_score(project=project, interaction_ids=ids)
+    runs = demo_history(project=project)
+    if not runs:
+        return None
+    logger.info(
+        "demo project %s: %s weekly sampling runs with simulated labels at %s",
+        project.slug,
+        len(runs),
+        timezone.now(),
+    )
+    return runs[-1]
 
 
 def demo_history(*, project: Project, now: dt.datetime | None = None) -> list[SamplingRun]:

@@ -34,6 +34,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from flywheel_site.app_settings import setting
+from labeling import dispatch
 from labeling.models import Interaction, Project, WebhookEvent
 from labeling.services.queue import queue_items_enqueue
 from labeling.services.webhooks import webhook_emit
@@ -42,11 +43,12 @@ from sampling.features import FEATURE_FIELDS, featurize
 from sampling.models import Inclusion, SamplingRun, SamplingStrategy
 from sampling.selectors.pool import coverage_counts, pool_read, proxy_current
 from sampling.services.population import population_cells_write
-from sampling.services.strategies import strategy_snapshot
+from sampling.services.strategies import crontab_parse, strategy_snapshot
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+PENDING_GRACE_S = 300  # a run still pending this long after it was created lost its message
 _ADVISORY_NAMESPACE = 0x53414D50  # "SAMP": keeps our advisory keys apart from other users'
 
 
@@ -72,6 +74,66 @@ def sampling_run_create(
         deterministic=strategy.mode == SamplingStrategy.Mode.DETERMINISTIC,
         seed=secrets.randbits(62),
         created_by=user if getattr(user, "pk", None) else None,
+    )
+
+
+def scheduled_runs_start() -> int:
+    """Create a run for every active strategy whose crontab ``schedule`` is due, each executed
+    (task ``sampling.execute_run``) once its transaction commits; returns how many were started.
+
+    The last run of the strategy is the schedule's memory; the strategy row is locked while
+    deciding, so two overlapping dispatchers start one run, not two. A strategy whose schedule
+    does not parse is logged and skipped.
+    """
+    started = 0
+    due_ids = (
+        SamplingStrategy.objects.filter(active=True, schedule__isnull=False)
+        .exclude(schedule="")
+        .values_list("pk", flat=True)
+    )
+    for strategy_id in due_ids:
+        with transaction.atomic():
+            strategy = (
+                SamplingStrategy.objects.select_for_update()
+                .select_related("project")
+                .filter(pk=strategy_id)
+                .first()
+            )
+            if strategy is None or not strategy.schedule:
+                continue
+            last = (
+                SamplingRun.objects.filter(strategy=strategy)
+                .order_by("-created_at")
+                .values_list("created_at", flat=True)
+                .first()
+            ) or strategy.created_at
+            try:
+                schedule = crontab_parse(strategy.schedule)
+            except ValueError:
+                logger.error(
+                    "strategy %s has an invalid schedule %r", strategy.pk, strategy.schedule
+                )
+                continue
+            if schedule.remaining_estimate(last).total_seconds() > 0:
+                continue
+            run = sampling_run_create(project=strategy.project, strategy=strategy)
+            dispatch.enqueue_on_commit("sampling.execute_run", run.pk)
+            started += 1
+    return started
+
+
+def runs_to_resume(*, older_than_s: int = PENDING_GRACE_S, limit: int = 100) -> list[int]:
+    """Ids of runs whose message was lost (still pending ``older_than_s`` after creation: Redis
+    down when the run was started) or whose worker died mid-run (running and stale, see
+    :func:`run_stale_after`). Executing them again is harmless for a run that is still executing:
+    its claim fails."""
+    now = timezone.now()
+    cutoff = now - dt.timedelta(seconds=older_than_s)
+    return list(
+        SamplingRun.objects.filter(
+            Q(status=SamplingRun.Status.PENDING, created_at__lt=cutoff)
+            | Q(status=SamplingRun.Status.RUNNING, started_at__lt=now - run_stale_after())
+        ).values_list("pk", flat=True)[:limit]
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from flywheel_site.app_settings import setting
 from labeling.models import Interaction, Project
+from labeling.selectors.projects import project_by_id
 from sampling import proxy as proxy_lib
 from sampling.features import FEATURE_FIELDS, featurize
 from sampling.models import InteractionTopic, ProxyModel
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 _cache: dict[str, proxy_lib.Proxy] = {}
 _cache_lock = threading.Lock()
 _CACHE_SIZE = 4
+
+SWEEP_CHUNKS_PER_PROJECT = 20
 
 
 def chunk_size() -> int:
@@ -175,3 +178,50 @@ def pool_wave(*, project: Project, after_id: int, chunks: int) -> list[tuple[int
         ranges.append((lower, upper))
         lower = upper
     return ranges
+
+
+def unscored_batches(
+    *, chunks_per_project: int = SWEEP_CHUNKS_PER_PROJECT
+) -> Iterator[tuple[int, list[int]]]:
+    """``(project id, interaction ids)`` chunks (of :func:`chunk_size`) of every project's
+    unscored interactions, at most ``chunks_per_project`` per project and sweep: what the score
+    sweep hands to scoring tasks (a lost message, Redis down at ingest)."""
+    step = chunk_size()
+    for project in Project.objects.all():
+        ids = unscored_ids(project=project, limit=step * chunks_per_project)
+        for start in range(0, len(ids), step):
+            yield project.pk, ids[start : start + step]
+
+
+def _still_current(*, project_id: int, version: int) -> tuple[Project, ProxyModel] | None:
+    """The project and its current model if model ``version`` is still current; None when the
+    project is gone or a newer model exists (its own re-score takes over)."""
+    project = project_by_id(project_id)
+    current = proxy_current(project=project) if project else None
+    if project is None or current is None or current.version != version:
+        return None
+    return project, current
+
+
+def pool_rescore_wave(
+    *, project_id: int, version: int, after_id: int, chunks: int
+) -> list[tuple[int, int]]:
+    """The next wave of :func:`pool_wave` id ranges to re-score with model ``version``; empty
+    when the pool is done or ``version`` is no longer current."""
+    found = _still_current(project_id=project_id, version=version)
+    if found is None:
+        return []
+    return pool_wave(project=found[0], after_id=after_id, chunks=chunks)
+
+
+def pool_rescore_range(*, project_id: int, version: int, after_id: int, upto_id: int) -> int:
+    """Re-score the pool ids ``after_id < id <= upto_id`` with model ``version`` if it is still
+    current; returns how many were scored."""
+    found = _still_current(project_id=project_id, version=version)
+    if found is None:
+        return 0
+    project, current = found
+    ids = pool_chunk_ids(
+        project=project, after_id=after_id, upto_id=upto_id, limit=upto_id - after_id
+    )
+    return interactions_score(project=project, interaction_ids=ids, model=current)
