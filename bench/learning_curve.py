@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _hh
 
+from sampling import design
 from sampling import proxy as proxy_lib
-from sampling import strategies as strat
 from sampling.features import featurize
 
 CHECKPOINTS = (50, 100, 200, 400, 700, 1000, 1500)
@@ -67,21 +67,21 @@ def run_strategy(name, features, y, pool_idx, test_idx, clusters, seed, max_labe
         if name == "uniform":
             picked = rng.choice(len(remaining), min(BATCH, len(remaining)), replace=False)
         elif name == "top_uncertainty":
-            picked = strat.top_uncertain(pool_f, BATCH)
+            picked = design.top_uncertain(pool_f, BATCH)
         else:  # the sampler's default mixture with Poisson draws
-            pool = strat.Pool(ids=remaining, f=pool_f, clusters=clusters[remaining])
+            pool = design.Pool(ids=remaining, f=pool_f, clusters=clusters[remaining])
             labelled_clusters = np.bincount(clusters[labelled], minlength=clusters.max() + 1)
-            counts = strat.CoverageCounts(
+            counts = design.CoverageCounts(
                 cluster_labels={c: int(n) for c, n in enumerate(labelled_clusters)},
                 total_labels=n_labels,
             )
-            plan = strat.plan(
+            plan = design.plan(
                 pool,
                 weights={"uncertainty": 0.6, "coverage": 0.2, "random": 0.2},
                 n=BATCH,
                 counts=counts,
             )
-            picked = np.flatnonzero(strat.poisson_draw(plan.pi, rng).selected)
+            picked = np.flatnonzero(design.poisson_draw(plan.pi, rng).selected)
         labelled += [int(i) for i in remaining[picked]]
         remaining = np.delete(remaining, picked)
     return curve

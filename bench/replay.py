@@ -27,7 +27,7 @@ Two paths:
 
 - ``core``: many repetitions in-process through the same pure functions the services call
   (``sampling.features.featurize``, the classifier fit of ``sampling.proxy.train`` and
-  ``Proxy.predict``, ``sampling.strategies.plan`` and ``poisson_draw``, ``sampling.estimators``
+  ``Proxy.predict``, ``sampling.design.plan`` and ``poisson_draw``, ``sampling.estimators``
   with the per-run non-response adjustment) on a fixed population (design-based: only the
   sampling varies between repetitions);
 - ``e2e``: a few repetitions through the real HTTP API of a server started on a fresh SQLite
@@ -299,9 +299,8 @@ def core_rep(
     isotonic: bool = False,
 ) -> RepResult:
     """One repetition: ``waves`` runs, labels from the truth, proxy retrained after each wave."""
-    from sampling import estimators
+    from sampling import design, estimators
     from sampling import proxy as proxy_lib
-    from sampling import strategies as strat
     from sampling.proxy import _subset
 
     judge = JUDGE if pop.judge is not None else None
@@ -321,14 +320,14 @@ def core_rep(
             f = model.predict(sub)
         clusters = model.clusters(sub)
         cluster_of[idx] = clusters
-        counts = strat.CoverageCounts(
+        counts = design.CoverageCounts(
             cluster_labels={int(c): int(k) for c, k in zip(*np.unique(
                 cluster_of[labelled], return_counts=True), strict=True)} if labelled else {},
             total_labels=len(labelled),
         )  # fmt: skip
-        pool = strat.Pool(ids=idx, f=f, segments={"tier": pop.tier[idx]}, clusters=clusters)
-        plan = strat.plan(pool, weights=mix, n=budget / waves, counts=counts)
-        draw = strat.poisson_draw(plan.pi, rng)
+        pool = design.Pool(ids=idx, f=f, segments={"tier": pop.tier[idx]}, clusters=clusters)
+        plan = design.plan(pool, weights=mix, n=budget / waves, counts=counts)
+        draw = design.poisson_draw(plan.pi, rng)
         answered = draw.selected & (rng.random(len(idx)) >= nonresponse)
         f_rec.append(f)
         pi_rec.append(plan.pi)

@@ -12,7 +12,7 @@ import pytest
 from django.test.utils import override_settings
 
 from labeling.models import Interaction, Project
-from sampling import strategies as strat
+from sampling import design
 from sampling.models import Inclusion, ProxyModel
 from sampling.services.runs import sampling_run_create, sampling_run_execute
 from sampling.services.strategies import strategy_create
@@ -42,7 +42,7 @@ def _cv(brier: float, n: int = 120, rate: float = 0.5) -> dict:
     ],
 )
 def test_weights_move_to_random_only_for_a_useless_proxy(metrics: dict, falls_back: bool):
-    weights, reason = strat.weights_for_proxy(MIX, metrics)
+    weights, reason = design.weights_for_proxy(MIX, metrics)
     if falls_back:
         assert weights == {"uncertainty": 0.0, "coverage": 0.0, "random": 1.0}
         assert "explains nothing" in reason

@@ -28,9 +28,9 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils.dateparse import parse_datetime
 
 from labeling.models import Interaction, Project
+from sampling.design import CoverageCounts, Pool
 from sampling.features import prior_probability
 from sampling.models import Inclusion, ProxyModel
-from sampling.strategies import CoverageCounts, Pool
 
 PRIOR_CHUNK = 5000
 

@@ -8,7 +8,7 @@ import numpy as np
 from django.db.models import QuerySet
 
 from labeling.models import Project
-from sampling import strategies as strat
+from sampling import design
 from sampling.models import SamplingStrategy
 from sampling.selectors.pool import (
     coverage_counts,
@@ -64,7 +64,7 @@ def strategy_preview(
             expected_size=0.0, min_pi=None, max_pi=None, floor=None, components={}, segments={}
         )
         return result
-    plan = strat.plan(
+    plan = design.plan(
         pool,
         weights=cleaned["weights"],
         n=n,

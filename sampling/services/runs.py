@@ -38,7 +38,7 @@ from labeling import dispatch
 from labeling.models import Interaction, Project, WebhookEvent
 from labeling.services.queue import queue_items_enqueue
 from labeling.services.webhooks import webhook_emit
-from sampling import strategies as strat
+from sampling import design
 from sampling.features import FEATURE_FIELDS, featurize
 from sampling.models import Inclusion, SamplingRun, SamplingStrategy
 from sampling.selectors.pool import coverage_counts, pool_read, proxy_current
@@ -214,10 +214,10 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
         counts = coverage_counts(project=project, segment_minimums=minimums)
         # A useless proxy (say a judge that lost its weight and text that explains nothing):
         # sample towards random instead of spreading pi by noise.
-        weights, fallback = strat.weights_for_proxy(weights, model.metrics if model else None)
+        weights, fallback = design.weights_for_proxy(weights, model.metrics if model else None)
         if fallback:
             run.strategy_snapshot = {**snapshot, "effective_weights": weights, "fallback": fallback}
-        plan = strat.plan(
+        plan = design.plan(
             pool,
             weights=weights,
             n=n,
@@ -225,7 +225,7 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
             counts=counts,
         )
         pi = plan.pi
-        draw = strat.poisson_draw(
+        draw = design.poisson_draw(
             pi,
             rng,
             holdout_fraction=float(snapshot.get("holdout_fraction") or 0.0),
@@ -304,8 +304,8 @@ def _lock_project(project_id: int) -> None:
 
 
 def _deterministic(
-    *, project: Project, pool: strat.Pool, n: int, snapshot: dict, rng: np.random.Generator
-) -> tuple[np.ndarray, strat.Draw]:
+    *, project: Project, pool: design.Pool, n: int, snapshot: dict, rng: np.random.Generator
+) -> tuple[np.ndarray, design.Draw]:
     """modAL ranked batch on the top-K uncertain candidates; no pi (training data only)."""
     from modAL.batch import uncertainty_batch_sampling
     from modAL.models import ActiveLearner
@@ -315,8 +315,8 @@ def _deterministic(
     selected = np.zeros(size, dtype=bool)
     if size and n > 0:
         measure = snapshot.get("uncertainty_measure") or "sqrt"
-        k = min(size, max(strat.DETERMINISTIC_CANDIDATES, 0))
-        candidates = strat.top_uncertain(pool.f, k, measure)
+        k = min(size, max(design.DETERMINISTIC_CANDIDATES, 0))
+        candidates = design.top_uncertain(pool.f, k, measure)
         if len(candidates) <= n:
             selected[candidates] = True
         else:
@@ -340,10 +340,10 @@ def _deterministic(
             picked = np.asarray(picked[0] if isinstance(picked, tuple) else picked)
             selected[candidates[picked]] = True
     overlap_fraction = float(snapshot.get("overlap_fraction") or 0.0)
-    draw = strat.Draw(
+    draw = design.Draw(
         selected=selected,
         holdout=np.zeros(size, dtype=bool),
-        overlap=strat._random_subset(selected, overlap_fraction, rng),
+        overlap=design._random_subset(selected, overlap_fraction, rng),
     )
     return pi, draw
 
@@ -356,14 +356,14 @@ class _StoredProxy:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         f = np.asarray(X[:, 0].todense() if sp.issparse(X) else X[:, 0], dtype=float).reshape(-1)
-        return strat.StoredScores().predict_proba(f)
+        return design.StoredScores().predict_proba(f)
 
     def predict(self, X: Any) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
 
 def _write_inclusions(
-    *, run: SamplingRun, pool: strat.Pool, pi: np.ndarray, draw: strat.Draw
+    *, run: SamplingRun, pool: design.Pool, pi: np.ndarray, draw: design.Draw
 ) -> None:
     """One Inclusion row per pool item: COPY on PostgreSQL, bulk_create elsewhere."""
     if pool.size == 0:
@@ -393,7 +393,7 @@ _PGCOPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
 
 
 def _copy_inclusions(
-    *, run: SamplingRun, pool: strat.Pool, pi: np.ndarray, draw: strat.Draw
+    *, run: SamplingRun, pool: design.Pool, pi: np.ndarray, draw: design.Draw
 ) -> None:
     """COPY the rows in PostgreSQL's binary format, built by numpy (no Python object per row).
 

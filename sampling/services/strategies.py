@@ -16,8 +16,8 @@ from django.utils.dateparse import parse_datetime
 
 from labeling.errors import Invalid
 from labeling.models import Project
+from sampling.design import COMPONENTS, MIN_RANDOM_WEIGHT, UNCERTAINTY_MEASURES
 from sampling.models import SamplingStrategy
-from sampling.strategies import COMPONENTS, MIN_RANDOM_WEIGHT, UNCERTAINTY_MEASURES
 
 MAX_BATCH_SIZE = 100_000
 MAX_OVERLAP_K = 20

@@ -1,4 +1,9 @@
-"""Sampling strategies as pure functions on arrays (docs/sampling.md). No ORM here.
+"""The sampling design: which items a strategy selects, as pure functions on arrays
+(docs/sampling.md). No ORM here.
+
+A ``SamplingStrategy`` row (``sampling.models``; validated by ``sampling.services.strategies``,
+read by ``sampling.selectors.strategies``, served by ``sampling.api.strategies``) holds the
+weights; this module turns them and the pool into inclusion probabilities ``pi`` and a draw.
 
 A *component* maps the pool to non-negative scores that sum to 1 over the pool:
 
