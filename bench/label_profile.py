@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--show-sql", action="store_true", help="print the last round's SQL")
+    parser.add_argument("--callees", default="", help="also print what this function calls")
     args = parser.parse_args()
 
     ql.setup_django()
@@ -146,6 +147,12 @@ def main() -> None:
                 stats.print_stats(args.top)
                 print(f"\n===== cProfile: {part} ({order}) =====")
                 print("\n".join(line for line in out.getvalue().splitlines()[6:] if line))
+            if args.callees:
+                out = io.StringIO()
+                stats = pstats.Stats(profile, stream=out).strip_dirs().sort_stats("cumulative")
+                stats.print_callees(args.callees)
+                print(f"\n===== cProfile: {part}, callees of {args.callees} =====")
+                print("\n".join(line for line in out.getvalue().splitlines() if line.strip()))
     connection.close()
     from django.db import connections
 

@@ -19,6 +19,7 @@ Invariants (every function here keeps them; nothing else writes these fields):
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from collections.abc import Iterable
@@ -156,6 +157,33 @@ def _claimable(*, project: Project, annotator: User, gold: bool, where: Q) -> An
     )
 
 
+def _member_locked(*, project: Project, annotator: User) -> list[str]:
+    """Lock the annotator's membership row (it serialises one annotator's own claims in a project:
+    a double click must not take two items) and return their skill tags; inside a transaction.
+
+    On PostgreSQL the same statement switches the transaction to asynchronous commit: a lease
+    lost in a server crash costs nothing (the item returns to the queue and the client is told to
+    load the next one), so the claim need not wait for the WAL flush. Submits keep synchronous
+    commits: annotations are durable before the 201."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('synchronous_commit', 'off', true), "
+                f"(SELECT skills FROM {Membership._meta.db_table} "
+                "WHERE project_id = %s AND user_id = %s FOR UPDATE)",
+                [project.pk, annotator.pk],
+            )
+            raw = cursor.fetchone()[1]
+        skills = json.loads(raw) if isinstance(raw, str | bytes) else raw
+        return [str(s) for s in skills or []]
+    rows = list(
+        Membership.objects.select_for_update()
+        .filter(project=project, user=annotator)
+        .values_list("skills", flat=True)
+    )
+    return list(rows[0] or []) if rows else []
+
+
 def assignment_claim(
     *,
     project: Project,
@@ -178,21 +206,8 @@ def assignment_claim(
     now = now or timezone.now()
     draw = rng.random if rng is not None else random.random
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # A lease lost in a server crash costs nothing (the item returns to the queue and the
-            # client is told to load the next one), so the claim need not wait for the WAL flush.
-            # Submits keep synchronous commits: annotations are durable before the 201.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        # Serialise one annotator's own claims in a project (a double click must not take 2 items).
-        skills = list(
-            Membership.objects.select_for_update()
-            .filter(project=project, user=annotator)
-            .values_list("skills", flat=True)
-        )
-        where = queue_filter(
-            project=project, skills=list(skills[0] or []) if skills else [], queue=queue
-        )
+        skills = _member_locked(project=project, annotator=annotator)
+        where = queue_filter(project=project, skills=skills, queue=queue)
         # One query finds both the caller's live lease and any overdue lease in the project.
         leases = list(
             Assignment.objects.filter(queue_item__project=project, status=Assignment.Status.LEASED)
@@ -250,20 +265,21 @@ def assignment_claim(
         return assignment
 
 
-def _assignment_locked(*, assignment_id: int, annotator: User) -> Assignment:
-    """The caller's own assignment, row-locked; someone else's (or a missing one) is a 404."""
+def _assignment_locked(*, assignment_id: int, annotator: User) -> tuple[Assignment, QueueItem]:
+    """The caller's own assignment and its queue item (with project and interaction), both
+    row-locked by one statement; someone else's assignment (or a missing one) is a 404.
+
+    ``FOR UPDATE OF`` the assignment and the item locks them in that order (PostgreSQL locks a
+    joined row's tables in FROM order), the lock order every function here keeps."""
     try:
-        return Assignment.objects.select_for_update().get(pk=assignment_id, annotator=annotator)
+        assignment = (
+            Assignment.objects.select_for_update(of=("self", "queue_item"))
+            .select_related("queue_item__project", "queue_item__interaction")
+            .get(pk=assignment_id, annotator=annotator)
+        )
     except Assignment.DoesNotExist:
         raise NotFound("No such assignment.") from None
-
-
-def _item_locked(item_id: int) -> QueueItem:
-    return (
-        QueueItem.objects.select_for_update(of=("self",))
-        .select_related("project", "interaction")
-        .get(pk=item_id)
-    )
+    return assignment, assignment.queue_item
 
 
 def _closed(assignment: Assignment) -> Conflict:
@@ -291,10 +307,9 @@ def assignment_submit(
     written. Fires ``labels_submitted`` after commit.
     """
     now = now or timezone.now()
-    assignment = _assignment_locked(assignment_id=assignment_id, annotator=annotator)
+    assignment, item = _assignment_locked(assignment_id=assignment_id, annotator=annotator)
     if assignment.status in (Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED):
         raise _closed(assignment)
-    item = _item_locked(assignment.queue_item_id)
     project, interaction = item.project, item.interaction
     was_leased = assignment.status == Assignment.Status.LEASED
     if not was_leased and (
@@ -385,10 +400,9 @@ def assignment_skip(
     the queue (an audit row says so).
     """
     now = now or timezone.now()
-    assignment = _assignment_locked(assignment_id=assignment_id, annotator=annotator)
+    assignment, item = _assignment_locked(assignment_id=assignment_id, annotator=annotator)
     if assignment.status in (Assignment.Status.SUBMITTED, Assignment.Status.SKIPPED):
         raise _closed(assignment)
-    item = _item_locked(assignment.queue_item_id)
     if assignment.status == Assignment.Status.LEASED:
         item.leased_count -= 1
     assignment.status = Assignment.Status.SKIPPED
