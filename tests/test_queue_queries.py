@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from labeling.models import Project
 from tests.conftest import client_for
@@ -32,7 +33,7 @@ def test_next_and_submit_read_each_row_once(
     QueueItemFactory(interaction__project=project)
     client = client_for(member())
     with CaptureQueriesContext(connection) as nxt:
-        body = client.post(f"/api/projects/{project.slug}/queue/next").json()
+        body = client.post(reverse("labeling_api:queue-next", kwargs={"slug": project.slug})).json()
     tables = _tables(nxt.captured_queries)
     # the project with the caller's role: one query; the membership once more, locked (claim)
     assert tables.count("labeling_project") == 1
@@ -40,7 +41,9 @@ def test_next_and_submit_read_each_row_once(
     # (the follow-up tasks, run after commit, are not the request's)
     with CaptureQueriesContext(connection) as sub, django_capture_on_commit_callbacks():
         response = client.post(
-            f"/api/assignments/{body['id']}/submit", {"values": {"quality": 4}}, format="json"
+            reverse("labeling_api:assignment-submit", kwargs={"assignment_id": body["id"]}),
+            {"values": {"quality": 4}},
+            format="json",
         )
     assert response.status_code == 201
     tables = _tables(sub.captured_queries)
