@@ -18,13 +18,18 @@ from typing import Any
 import numpy as np
 import pytest
 from django.db import connection
+from django.db.models import Max, Min
 
 from labeling.models import Annotation, Interaction, Project, QueueItem
 from sampling.models import Inclusion, PopulationCell, SamplingRun
 from sampling.selectors.estimates import (
     DomainData,
     _domain_data_scan,
+    _population_scan,
     domain_data,
+    filtered_inclusions,
+    occurred_span,
+    population_rows,
     response_design,
 )
 from sampling.services.population import population_cells_rebuild
@@ -209,6 +214,26 @@ def test_cells_give_the_same_domain_data_as_the_scan(seed: int) -> None:
             scan = _domain_data_scan(project=project, by=by, filters=filters, design=design)
             assert_same(cells, scan, (seed, by, filters))
             compared += bool(scan)
+            without = domain_data(
+                project=project, by=by, filters=filters, design=design, explicit=False
+            )
+            for d in scan if "rated" not in by else []:  # but the rating counts, left at 0
+                d.rated = d.thumbs_down = 0
+            assert_same(without, scan, (seed, by, filters, "explicit=False"))
+        # The daily population monitoring reads, and the time span the power report reads.
+        base = filtered_inclusions(project=project, filters=filters)
+        for by in (["day"], ["model_version", "day"], ["segment.tier", "day"]):
+            rows = population_rows(project=project, by=by, filters=filters)
+            expected = _population_scan(base, by)
+            assert sorted(rows) == sorted(expected), (seed, by, filters)
+            for key, p in rows.items():
+                q = expected[key]
+                assert (p.n, p.excluded, p.rated, p.down) == (q.n, q.excluded, q.rated, q.down)
+                assert p.f_total == pytest.approx(q.f_total, rel=1e-12, abs=1e-9)
+        span = base.aggregate(
+            first=Min("interaction__occurred_at"), last=Max("interaction__occurred_at")
+        )
+        assert occurred_span(project=project, filters=filters) == (span["first"], span["last"])
     assert compared  # not every comparison was of two empty answers
 
 

@@ -19,11 +19,11 @@ from django.core.cache import cache
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from labeling.models import Annotation, Event, Interaction, Project
+from labeling.models import Annotation, Event, Project
 from labeling.selectors.agreement import project_agreement
 from labeling.selectors.queue import annotator_stats, queue_health
 from sampling import plots
-from sampling.models import ProxyModel, SamplingRun, SamplingStrategy
+from sampling.models import PopulationCell, ProxyModel, SamplingRun, SamplingStrategy
 from sampling.selectors.alerts import open_alerts
 from sampling.selectors.coverage import cluster_coverage, label_latency_hours
 from sampling.selectors.estimates import domain_data, estimates_compute, shared_design
@@ -104,18 +104,21 @@ class Dashboard:
 
 
 def filter_choices(*, project: Project) -> dict[str, Any]:
-    """Model versions and segment values present in the project (for the filter drop-downs).
+    """Model versions and segment values of the project's considered traffic (for the filter
+    drop-downs; an arrival no run has considered yet shows from the next run on).
 
     Cached for ``CHOICES_SECONDS``: they are only the options of a drop-down (a value seen a few
-    minutes late is harmless) and reading distinct JSON values scans the project's interactions.
+    minutes late is harmless).
     """
     key = f"dashboard-choices:{project.pk}:{project.updated_at.timestamp():.6f}"
     cached = cache.get(key)
     if cached is not None:
         return cached
+    # From the population cells (issue 16): the versions and values of the traffic the runs
+    # considered, which is all the statistics can show, read from O(runs x cells) rows.
+    cells = PopulationCell.objects.filter(project=project)
     versions = list(
-        Interaction.objects.filter(project=project)
-        .exclude(model_version="")
+        cells.exclude(model_version="")
         .values_list("model_version", flat=True)
         .distinct()
         .order_by("model_version")[:100]
@@ -123,7 +126,7 @@ def filter_choices(*, project: Project) -> dict[str, Any]:
     segments: list[str] = []
     for key in project.segment_keys or []:
         values = (
-            Interaction.objects.filter(project=project, **{f"segment__{key}__isnull": False})
+            cells.filter(**{f"segment__{key}__isnull": False})
             .values_list(f"segment__{key}", flat=True)
             .distinct()[:50]
         )

@@ -40,7 +40,7 @@ import numpy as np
 from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When
 from django.db.models.expressions import Expression
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import TruncWeek
+from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -115,6 +115,8 @@ def parse_by(by: str | Sequence[str] | None, *, project: Project) -> list[str]:
 def _group_expr(name: str) -> Expression | F:
     if name == "model_version":
         return F("interaction__model_version")
+    if name == "day":  # internal: the UTC date (the daily looks of monitoring)
+        return TruncDate("interaction__occurred_at")
     if name == "week":
         return TruncWeek("interaction__occurred_at")
     if name == "run":
@@ -383,7 +385,7 @@ def _usable_values(
 
 
 @dataclass
-class _Population:
+class Population:
     """The population side of one group within one run."""
 
     n: int = 0  # considered items with a pi
@@ -393,7 +395,7 @@ class _Population:
     down: int = 0  # with pi and a thumbs-down
 
 
-_PopulationRows = dict[tuple[tuple[str, ...], int], _Population]  # (group, run) -> population
+PopulationRows = dict[tuple[tuple[str, ...], int], Population]  # (group, run) -> population
 
 
 def domain_data(
@@ -402,8 +404,13 @@ def domain_data(
     by: Sequence[str] = (),
     filters: dict[str, Any] | None = None,
     design: ResponseDesign | None = None,
+    explicit: bool = True,
 ) -> list[DomainData]:
     """Per group of ``by`` (one group ``()`` when empty): population aggregates and the sample.
+
+    ``explicit=False`` skips counting explicit ratings (``rated`` and ``thumbs_down`` stay 0
+    unless ``by`` has ``rated``, which reads them anyway) for callers that do not show them: it
+    saves the read of the rated interactions.
 
     ``design`` (default: computed now from the current labels) supplies the labels and response
     rates; pass one built with an export's ``cutoff`` to get the numbers as of that snapshot.
@@ -411,7 +418,7 @@ def domain_data(
     ``population_without_labels``). The population side comes from the runs' population cells
     and the explicitly rated items (:func:`_population_from_cells`), not from every inclusion.
     """
-    rows = _population_from_cells(project=project, by=by, filters=filters)
+    rows = _population_from_cells(project=project, by=by, filters=filters, explicit=explicit)
     return _domain_data(project=project, by=by, filters=filters, design=design, population=rows)
 
 
@@ -429,7 +436,7 @@ def _domain_data_scan(
     return _domain_data(project=project, by=by, filters=filters, design=design, population=rows)
 
 
-def _population_scan(base: QuerySet[Inclusion], by: Sequence[str]) -> _PopulationRows:
+def _population_scan(base: QuerySet[Inclusion], by: Sequence[str]) -> PopulationRows:
     """Population per group and run, aggregated over the Inclusion rows of ``base``."""
     exprs = {f"g{i}": _group_expr(name) for i, name in enumerate(by)}
     names = list(exprs)
@@ -446,16 +453,70 @@ def _population_scan(base: QuerySet[Inclusion], by: Sequence[str]) -> _Populatio
         )
         .order_by()
     )
-    out: _PopulationRows = {}
+    out: PopulationRows = {}
     for row in agg:
-        key = tuple(group_label(row[n]) for n in names)  # TruncWeek may split one ISO week
-        p = out.setdefault((key, int(row["run_id"])), _Population())
+        key = _labels(by, row, names)  # TruncWeek may split one ISO week
+        p = out.setdefault((key, int(row["run_id"])), Population())
         p.n += row["n"]
         p.f_total += float(row["f_total"] or 0.0)
         p.excluded += row["excluded"]
         p.rated += row["rated"]
         p.down += row["down"]
     return out
+
+
+def _labels(by: Sequence[str], row: dict[str, Any], names: list[str]) -> tuple[str, ...]:
+    return tuple(
+        _day_label(row[n]) if name == "day" else group_label(row[n])
+        for name, n in zip(by, names, strict=True)
+    )
+
+
+def _day_label(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        value = value.astimezone(dt.UTC).date()
+    return value.isoformat() if isinstance(value, dt.date) else NONE_LABEL
+
+
+def population_rows(
+    *, project: Project, by: Sequence[str], filters: dict[str, Any] | None, explicit: bool = True
+) -> PopulationRows:
+    """The population side per (group, run): :func:`_population_from_cells`. Besides the
+    groupings of :func:`parse_by`, ``"day"`` groups by the UTC date (``YYYY-MM-DD``)."""
+    return _population_from_cells(project=project, by=by, filters=filters, explicit=explicit)
+
+
+def occurred_span(
+    *, project: Project, filters: dict[str, Any] | None
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """First and last ``occurred_at`` of the considered items under ``filters`` (what
+    ``filtered_inclusions(...).aggregate(Min, Max)`` gives), reading the rows of the first and the
+    last day only: the days come from :func:`population_rows`."""
+    rows = population_rows(project=project, by=["day"], filters=filters, explicit=False)
+    days = sorted({key[0] for key, _ in rows})
+    if not days:
+        return None, None
+    filters = dict(filters or {})
+    since = _utc(_parse_time(filters["since"], "since")) if filters.get("since") else None
+    until = _utc(_parse_time(filters["until"], "until")) if filters.get("until") else None
+
+    def edge(day: str, *, last: bool) -> dt.datetime | None:
+        low = _midnight(dt.date.fromisoformat(day))
+        high = low + dt.timedelta(days=1)
+        part = {
+            **filters,
+            "since": max(low, since).isoformat() if since else low.isoformat(),
+            "until": min(high, until).isoformat() if until else high.isoformat(),
+        }
+        order = "-interaction__occurred_at" if last else "interaction__occurred_at"
+        return (
+            filtered_inclusions(project=project, filters=part)
+            .order_by(order)
+            .values_list("interaction__occurred_at", flat=True)
+            .first()
+        )
+
+    return edge(days[0], last=False), edge(days[-1], last=True)
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -470,8 +531,8 @@ def _midnight(day: dt.date) -> dt.datetime:
 
 
 def _population_from_cells(
-    *, project: Project, by: Sequence[str], filters: dict[str, Any] | None
-) -> _PopulationRows:
+    *, project: Project, by: Sequence[str], filters: dict[str, Any] | None, explicit: bool = True
+) -> PopulationRows:
     """The same numbers as :func:`_population_scan` over ``filtered_inclusions``, read from
     O(runs x cells) rows.
 
@@ -486,10 +547,11 @@ def _population_from_cells(
     until = _utc(_parse_time(filters["until"], "until")) if filters.get("until") else None
     first = None if since is None else since.date() + dt.timedelta(days=since.time() != dt.time(0))
     end = None if until is None else until.date()  # cells of days before ``end``
-    out: _PopulationRows = {}
+    out: PopulationRows = {}
     if first is not None and end is not None and first >= end:
         # No whole day in between (within two days): scan the rows of the interval.
-        return _population_scan(filtered_inclusions(project=project, filters=filters), by)
+        rows = _population_scan(filtered_inclusions(project=project, filters=filters), by)
+        return rows if explicit or "rated" in by else _without_ratings(rows)
     edges = []
     if since is not None and first is not None and _midnight(first) != since:
         edges.append((since, _midnight(first)))
@@ -504,11 +566,13 @@ def _population_from_cells(
     if end is not None:
         whole["until"] = _midnight(end).isoformat()
     _add(out, _cells(project=project, by=by, filters=whole, first=first, end=end))
+    if not explicit and "rated" not in by:
+        return _without_ratings(out)  # the partial days' scan counted some: leave all out
     rated = filtered_inclusions(project=project, filters=whole).filter(
         interaction__explicit_rating__isnull=False
     )
     for (key, run_id), p in _population_scan(rated, by).items():
-        target = out.setdefault((key, run_id), _Population())
+        target = out.setdefault((key, run_id), Population())
         target.rated += p.rated
         target.down += p.down
         if "rated" in by:  # the cells counted them as not rated: move them
@@ -516,11 +580,17 @@ def _population_from_cells(
             target.f_total += p.f_total
             target.excluded += p.excluded
             at = list(by).index("rated")
-            unrated = out.setdefault(((*key[:at], "no", *key[at + 1 :]), run_id), _Population())
+            unrated = out.setdefault(((*key[:at], "no", *key[at + 1 :]), run_id), Population())
             unrated.n -= p.n
             unrated.f_total -= p.f_total
             unrated.excluded -= p.excluded
     return {k: p for k, p in out.items() if p.n or p.excluded}
+
+
+def _without_ratings(rows: PopulationRows) -> PopulationRows:
+    for p in rows.values():
+        p.rated = p.down = 0
+    return rows
 
 
 def _cells(
@@ -530,7 +600,7 @@ def _cells(
     filters: dict[str, Any],
     first: dt.date | None,
     end: dt.date | None,
-) -> _PopulationRows:
+) -> PopulationRows:
     qs = PopulationCell.objects.filter(project=project, run__status=SamplingRun.Status.DONE)
     qs = _filter_cells(qs, filters, through="")
     if first is not None:
@@ -545,10 +615,10 @@ def _cells(
         .annotate(n=Sum("n"), f_total=Sum("f_total"), excluded=Sum("excluded"))
         .order_by()
     )
-    out: _PopulationRows = {}
+    out: PopulationRows = {}
     for row in agg:
-        key = tuple(group_label(row[n]) for n in names)  # a day's label is its ISO week
-        p = out.setdefault((key, int(row["run_id"])), _Population())
+        key = _labels(by, row, names)  # a day's label is its ISO week (or the day itself)
+        p = out.setdefault((key, int(row["run_id"])), Population())
         p.n += int(row["n"] or 0)
         p.f_total += float(row["f_total"] or 0.0)
         p.excluded += int(row["excluded"] or 0)
@@ -559,7 +629,7 @@ def _cell_group_expr(name: str) -> Expression | F:
     """:func:`_group_expr` on PopulationCell rows (every cell is ``rated=no``)."""
     if name == "model_version":
         return F("model_version")
-    if name == "week":
+    if name in ("week", "day"):
         return F("day")
     if name == "run":
         return F("run_id")
@@ -568,9 +638,9 @@ def _cell_group_expr(name: str) -> Expression | F:
     return KeyTextTransform(name[len("segment.") :], "segment")
 
 
-def _add(out: _PopulationRows, rows: _PopulationRows) -> None:
+def _add(out: PopulationRows, rows: PopulationRows) -> None:
     for key, p in rows.items():
-        target = out.setdefault(key, _Population())
+        target = out.setdefault(key, Population())
         target.n += p.n
         target.f_total += p.f_total
         target.excluded += p.excluded
@@ -584,7 +654,7 @@ def _domain_data(
     by: Sequence[str],
     filters: dict[str, Any] | None,
     design: ResponseDesign | None,
-    population: _PopulationRows,
+    population: PopulationRows,
 ) -> list[DomainData]:
     design = design or response_design(project=project)
     exprs = {f"g{i}": _group_expr(name) for i, name in enumerate(by)}
@@ -815,7 +885,8 @@ def estimates_compute(
     target = target_info(project)
     design = design or response_design(project=project)
     groups = []
-    domains = domain_data(project=project, by=parts, filters=filters, design=design)
+    # The answer shows no explicit-rating counts: skip reading the rated interactions.
+    domains = domain_data(project=project, by=parts, filters=filters, design=design, explicit=False)
     for d in domains:
         row = {
             "group": " / ".join(d.group) if parts else "all",

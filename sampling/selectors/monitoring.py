@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from django.db.models import Count, Min, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Min
 from django.utils import timezone
 
 from labeling.models import Annotation, Project
@@ -40,10 +39,8 @@ from sampling import intervals, sequential
 from sampling.selectors.estimates import (
     EstimateQueryError,
     ResponseDesign,
-    _group_expr,
     domain_data,
-    filtered_inclusions,
-    group_label,
+    population_rows,
     response_design,
 )
 
@@ -93,24 +90,16 @@ def group_series(
     """Daily looks of the running PPI++ estimate for every group of ``by``."""
     now = now or timezone.now()
     design = design or response_design(project=project)
-    domains = domain_data(project=project, by=by, filters=filters, design=design)
+    domains = domain_data(project=project, by=by, filters=filters, design=design, explicit=False)
     covered = sorted({r for d in domains for r in d.runs})
-    exprs = {f"g{i}": _group_expr(name) for i, name in enumerate(by)}
-    names = list(exprs)
-    per_day = (
-        filtered_inclusions(project=project, filters=filters)
-        .filter(pi__isnull=False, run_id__in=covered)
-        .annotate(day=TruncDate("interaction__occurred_at"), **exprs)
-        .values(*names, "day")
-        .annotate(n=Count("id"), f_total=Sum("f"))
-        .order_by()
-    )
     population: dict[tuple[str, ...], dict[dt.date, list[float]]] = defaultdict(dict)
-    for row in per_day:
-        key = tuple(group_label(row[n]) for n in names)
-        cell = population[key].setdefault(_day(row["day"]), [0.0, 0.0])
-        cell[0] += row["n"]
-        cell[1] += float(row["f_total"] or 0.0)
+    rows = population_rows(project=project, by=[*by, "day"], filters=filters, explicit=False)
+    for (key, run_id), p in sorted(rows.items()):
+        if run_id not in covered or not p.n:
+            continue
+        cell = population[key[:-1]].setdefault(dt.date.fromisoformat(key[-1]), [0.0, 0.0])
+        cell[0] += p.n
+        cell[1] += p.f_total
     if not population:
         return []
     today = _day(now)

@@ -13,7 +13,6 @@ import math
 from statistics import median
 from typing import Any
 
-from django.db.models import Max, Min
 from django.utils import timezone
 from scipy.stats import norm
 
@@ -24,7 +23,7 @@ from sampling.selectors.estimates import (
     EstimateQueryError,
     domain_data,
     domain_estimate,
-    filtered_inclusions,
+    occurred_span,
     target_info,
 )
 from sampling.selectors.monitoring import first_label_dates
@@ -206,12 +205,10 @@ def power_report(
     n_uniform = labels_needed(p=p, delta=delta, alpha=alpha, power=power)
     n_design = labels_needed(p=p, delta=delta, alpha=alpha, power=power, design_effect=deff)
 
-    span = filtered_inclusions(project=project, filters=filters).aggregate(
-        first=Min("interaction__occurred_at"), last=Max("interaction__occurred_at")
-    )
+    first, last = occurred_span(project=project, filters=filters)
     days_span = 1.0
-    if span["first"] and span["last"]:
-        days_span = max(1.0, (span["last"] - span["first"]).total_seconds() / 86400)
+    if first and last:
+        days_span = max(1.0, (last - first).total_seconds() / 86400)
     ratings_per_day = d.rated / days_span if d.rated else 0.0
 
     now = now or timezone.now()
