@@ -8,8 +8,8 @@ point this at a real database): ``--interactions`` interactions over 8 weeks in 
 locales and 3 model versions, ~4 % with a thumbs rating; one probabilistic sampling run of
 ``--batch`` (through the real service, so every interaction of the pool gets its Inclusion row);
 ``--labels`` of the selected items labelled (annotation rows written in bulk). Then it times, with
-a warm connection, each dashboard section's composition (``sampling.selectors.dashboard``) and the
-whole page over the Django test client (selectors + plots + template), ``--repeat`` times, and
+a warm connection, each dashboard section's numbers (``sampling.selectors.dashboard``) and the
+whole page over the Django test client (selectors + presenter + template), ``--repeat`` times, and
 prints the medians. ``--write`` appends them under "## Dashboard" in bench/RESULTS.md.
 """
 

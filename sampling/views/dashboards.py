@@ -1,7 +1,8 @@
 """Pages: the project dashboard (need ``read``).
 
 Every number shown comes from ``sampling.selectors.dashboard``, which only composes the selectors
-the API uses; the plots are drawn from those same numbers by ``sampling.plots``.
+the API uses; ``sampling.views.dashboard_presenter`` puts those numbers into sentences, formatted
+numbers and plots (drawn by ``sampling.plots``).
 """
 
 from __future__ import annotations
@@ -16,19 +17,15 @@ from django.views.decorators.http import require_GET
 
 from labeling.access import project_access
 from sampling.judges.selectors import judges_dashboard
-from sampling.selectors.dashboard import (
-    DashboardFilters,
-    dashboard_data,
-    dashboard_plot,
-    filter_choices,
-)
+from sampling.selectors.dashboard import DashboardFilters, dashboard_data, filter_choices
+from sampling.views.dashboard_presenter import dashboard_plot, dashboard_present
 
 
 @login_required
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_access(user=request.user, slug=slug, need="read")
     filters = DashboardFilters.from_query(request.GET)
-    data = dashboard_data(project=project, filters=filters)
+    data = dashboard_present(dashboard_data(project=project, filters=filters))
     query = urlencode(filters.api_query())
 
     def api(name: str) -> str:
