@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import _bench_db  # noqa: E402
-from _copy_reference import copy_into_interactions  # noqa: E402
+from _copy_reference import copy_into_interactions, validated_rows  # noqa: E402
 
 
 def copy_then_insert(rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> int:
@@ -71,18 +71,11 @@ def main() -> None:
     _bench_db.setup("flywheel_ingest_paths")
 
     import ingest as ingest_bench
-    import orjson
     from django.db import connection, transaction
 
-    from labeling.limits import current_limits
     from labeling.models import Interaction, Project
     from labeling.services.bulk import insert_returning
-    from labeling.services.ingest.storage import time_preparer
-    from labeling.services.ingest.validation import (
-        INSERT_COLUMNS,
-        event_types_for,
-        interaction_clean,
-    )
+    from labeling.services.ingest.validation import INSERT_COLUMNS
 
     lines = ingest_bench.make_rows(args.rows)
     rates: dict[str, list[float]] = {
@@ -95,19 +88,7 @@ def main() -> None:
     for rep in range(args.repeat):
         for path in ("unnest", "copy+insert"):
             project = Project.objects.create(slug=f"p{rep}{path[0]}", name="P")
-            limits, types, prep = current_limits(), event_types_for(project), time_preparer()
-            rows = []
-            for line in lines:
-                row, errors = interaction_clean(
-                    orjson.loads(line),
-                    project_id=project.pk,
-                    limits=limits,
-                    event_types=types,
-                    redact=False,
-                    prep_time=prep,
-                )
-                assert row is not None, errors
-                rows.append(row.values)
+            rows = validated_rows(lines, project.pk)
 
             def store(batch: Sequence[Sequence[Any]], path: str = path) -> int:
                 if path == "copy+insert":
