@@ -230,6 +230,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--write", action="store_true")
     parser.add_argument(
+        "--db",
+        default=DB,
+        help=f"database name; the bench builds test_<db> (default {DB}), so a 1M and a 10M "
+        "project can be kept side by side",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="measure the project a previous run built (same sizes) instead of building it again",
@@ -237,7 +243,7 @@ def main() -> None:
     args = parser.parse_args()
     load_before = load()
     os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
-    _bench_db.setup(DB, keep=args.reuse)
+    _bench_db.setup(args.db, keep=args.reuse)
     from django.conf import settings
 
     settings.ALLOWED_HOSTS = ["*"]  # the test client's host; this process serves nobody
@@ -263,7 +269,9 @@ def main() -> None:
         admin = get_user_model().objects.get(username="admin")
         timings = {"reused": 1.0}
     elif args.reuse:
-        raise SystemExit(f"--reuse: no project {SLUG!r} in test_{DB}; run once without --reuse")
+        raise SystemExit(
+            f"--reuse: no project {SLUG!r} in test_{args.db}; run once without --reuse"
+        )
     else:
         project, admin, timings = build(args)
     build_s = time.perf_counter() - t0
