@@ -387,3 +387,40 @@ def test_coverage_per_topic_cluster(seeded: Project, member: Callable[..., Any])
     admin = member(Role.ADMIN)
     html = page(admin, seeded)
     assert plot_svg(admin, html, "plot-coverage-clusters").startswith("<svg")
+
+
+@pytest.mark.django_db
+def test_cached_statistics_outlive_the_minute_and_state_their_range(
+    seeded: Project, member: Callable[..., Any]
+) -> None:
+    """The cache key is the data version, not the clock: a view three minutes later reuses the
+    statistics (a page slower than a minute is still warm) and states the range they were
+    computed for (its API links carry the first view's ``since``); past ``CACHE_SECONDS`` the
+    statistics are recomputed, and a new label changes the key at once."""
+    from unittest import mock
+    from urllib.parse import urlencode
+
+    from sampling.selectors import dashboard as selectors
+
+    admin = member(Role.ADMIN)
+    start = timezone.now().replace(second=30, microsecond=0)
+    since = {"since": (start.replace(second=0) - dt.timedelta(days=30)).isoformat()}
+    with mock.patch("django.utils.timezone.now", return_value=start):
+        first = table_numbers(page(admin, seeded), "quality-table")
+    later = start + dt.timedelta(minutes=3)
+    with (
+        mock.patch("django.utils.timezone.now", return_value=later),
+        mock.patch.object(selectors, "_statistics", wraps=selectors._statistics) as computed,
+    ):
+        html = page(admin, seeded)
+    assert computed.call_count == 0
+    assert table_numbers(html, "quality-table") == first
+    assert urlencode(since) in html
+    much_later = start + dt.timedelta(seconds=selectors.CACHE_SECONDS + 120)
+    with (
+        mock.patch("django.utils.timezone.now", return_value=much_later),
+        mock.patch.object(selectors, "_statistics", wraps=selectors._statistics) as computed,
+    ):
+        html = page(admin, seeded)
+    assert computed.call_count == 1
+    assert urlencode(since) not in html

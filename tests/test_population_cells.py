@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.db.models import Max, Min
 
 from labeling.models import Annotation, Interaction, Project, QueueItem
@@ -32,6 +33,7 @@ from sampling.selectors.estimates import (
     population_rows,
     response_design,
 )
+from sampling.selectors.scans import shared_scans
 from sampling.services.population import population_cells_rebuild
 from tests.factories import ProjectFactory, UserFactory
 
@@ -235,6 +237,51 @@ def test_cells_give_the_same_domain_data_as_the_scan(seed: int) -> None:
         )
         assert occurred_span(project=project, filters=filters) == (span["first"], span["last"])
     assert compared  # not every comparison was of two empty answers
+
+
+@pytest.mark.django_db
+@pytest.mark.filterwarnings("ignore:DateTimeField Interaction.occurred_at received a naive")
+@pytest.mark.parametrize("seed", range(8, 14))
+def test_shared_scans_give_the_same_domain_data_as_the_scan(seed: int) -> None:
+    """Inside ``shared_scans()`` (the dashboard) the partial-day and rated reads are made once
+    per filters at the finest grain and regrouped for every grouping: the same numbers, field by
+    field, as aggregating every inclusion for each grouping; a grouping by a segment key the
+    project does not declare (``segment.absent``) reads directly."""
+    project = build(seed)
+    runs = sorted(
+        SamplingRun.objects.filter(project=project, deterministic=False).values_list(
+            "id", flat=True
+        )
+    )
+    design = response_design(project=project)
+    compared = 0
+    for filters in _filters(runs):
+        with shared_scans(), CaptureQueriesContext(connection) as queries:
+            for by in BYS:
+                for explicit in (True, False):
+                    shared = domain_data(
+                        project=project, by=by, filters=filters, design=design, explicit=explicit
+                    )
+                    scan = _domain_data_scan(project=project, by=by, filters=filters, design=design)
+                    if not explicit and "rated" not in by:
+                        for d in scan:
+                            d.rated = d.thumbs_down = 0
+                    assert_same(shared, scan, (seed, by, filters, explicit))
+                    compared += bool(scan)
+            base = filtered_inclusions(project=project, filters=filters)
+            for by in (["day"], ["model_version", "day"], ["segment.tier", "day"]):
+                rows = population_rows(project=project, by=by, filters=filters)
+                expected = _population_scan(base, by)
+                assert sorted(rows) == sorted(expected), (seed, by, filters)
+                for key, p in rows.items():
+                    q = expected[key]
+                    assert (p.n, p.excluded, p.rated, p.down) == (q.n, q.excluded, q.rated, q.down)
+                    assert p.f_total == pytest.approx(q.f_total, rel=1e-12, abs=1e-9)
+        # Fine reads: at most one per kind (two partial days, the rated items, or the whole
+        # interval when it holds no whole day), besides the direct reads of segment.absent.
+        fine = [q for q in queries.captured_queries if '"s1"' in q["sql"]]
+        assert len(fine) <= 3, (seed, filters, len(fine))
+    assert compared
 
 
 @pytest.mark.django_db

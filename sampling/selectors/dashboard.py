@@ -29,6 +29,7 @@ from sampling.selectors.coverage import cluster_coverage, label_latency_hours
 from sampling.selectors.estimates import domain_data, estimates_compute, shared_design
 from sampling.selectors.monitoring import monitoring_report
 from sampling.selectors.reports import bias_report, power_report, regression_report
+from sampling.selectors.scans import shared_scans
 
 RANGES: dict[str, int | None] = {"7d": 7, "30d": 30, "90d": 90, "all": None}
 # The statistical sections are cached for this long under a key that changes with every new
@@ -101,6 +102,9 @@ class DashboardData:
     power: SectionData
     queue: SectionData
     proxy: SectionData
+    # The end of the time range the statistics describe (``DashboardFilters.now`` when they were
+    # computed; a cached answer keeps its own): the page states this range and links the API to it.
+    now: dt.datetime | None = None
 
 
 def filter_choices(*, project: Project) -> dict[str, Any]:
@@ -157,6 +161,10 @@ def data_version(*, project: Project) -> tuple[Any, ...]:
         str(SamplingStrategy.objects.filter(project=project).aggregate(m=Max("updated_at"))["m"]),
         # Open alerts lead the monitoring section.
         tuple(a.pk for a in open_alerts(project=project)),
+        # A new proxy rescores the pool and reassigns the topic clusters coverage counts.
+        ProxyModel.objects.filter(project=project, status=ProxyModel.Status.READY).aggregate(
+            m=Max("id")
+        )["m"],
     )
 
 
@@ -166,22 +174,33 @@ def dashboard_data(*, project: Project, filters: DashboardFilters) -> DashboardD
     Quality, coverage, bias and power (the expensive statistics) come from the cache when nothing
     they read has changed (:func:`data_version`); queue health and the proxy list are always read
     fresh, since leases expire with time.
+
+    The cache key is the project, the chosen filters and the data version, not the clock: a
+    cached answer was computed for the time range ending at its own ``now`` (at most
+    ``CACHE_SECONDS`` ago), which it carries (``DashboardData.now``) so that the page and its API
+    links state that range. A page that takes longer than a minute to compute is thus reused
+    like any other; any new label, run, event or configuration change makes a new key.
     """
     key = "dashboard:" + hashlib.sha256(
         repr(
-            (project.pk, filters.range, filters.model_version, filters.segment, filters.since(),
+            (project.pk, filters.range, filters.model_version, filters.segment,
              data_version(project=project))
         ).encode()
     ).hexdigest()  # fmt: skip
-    statistics = cache.get(key)
-    if statistics is None:
-        with shared_design():  # one read of the labels for every section
-            statistics = _statistics(project=project, filters=filters)
-        cache.set(key, statistics, CACHE_SECONDS)
+    cached = cache.get(key)
+    if cached is None or abs((filters.now - cached["now"]).total_seconds()) > CACHE_SECONDS:
+        # One read of the labels and of each population scan for every section.
+        with shared_design(), shared_scans():
+            cached = {
+                "now": filters.now,
+                "statistics": _statistics(project=project, filters=filters),
+            }
+        cache.set(key, cached, CACHE_SECONDS)
     return DashboardData(
-        **statistics,
+        **cached["statistics"],
         queue=_queue(project=project, filters=filters),
         proxy=_proxy(project=project),
+        now=cached["now"],
     )
 
 

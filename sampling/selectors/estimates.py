@@ -48,6 +48,7 @@ from labeling.models import Project, QueueItem
 from labeling.selectors.labels import final_labels, target_good
 from sampling import estimators, intervals
 from sampling.models import Inclusion, PopulationCell, SamplingRun
+from sampling.selectors import scans
 
 NONE_LABEL = "(none)"
 COVERAGE_RULE = (
@@ -550,7 +551,7 @@ def _population_from_cells(
     out: PopulationRows = {}
     if first is not None and end is not None and first >= end:
         # No whole day in between (within two days): scan the rows of the interval.
-        rows = _population_scan(filtered_inclusions(project=project, filters=filters), by)
+        rows = _scan_rows(project=project, filters=filters, by=by)
         return rows if explicit or "rated" in by else _without_ratings(rows)
     edges = []
     if since is not None and first is not None and _midnight(first) != since:
@@ -559,7 +560,7 @@ def _population_from_cells(
         edges.append((_midnight(end), until))
     for low, high in edges:
         part = {**filters, "since": low.isoformat(), "until": high.isoformat()}
-        _add(out, _population_scan(filtered_inclusions(project=project, filters=part), by))
+        _add(out, _scan_rows(project=project, filters=part, by=by))
     whole = {k: v for k, v in filters.items() if k not in ("since", "until")}
     if first is not None:
         whole["since"] = _midnight(first).isoformat()
@@ -568,10 +569,7 @@ def _population_from_cells(
     _add(out, _cells(project=project, by=by, filters=whole, first=first, end=end))
     if not explicit and "rated" not in by:
         return _without_ratings(out)  # the partial days' scan counted some: leave all out
-    rated = filtered_inclusions(project=project, filters=whole).filter(
-        interaction__explicit_rating__isnull=False
-    )
-    for (key, run_id), p in _population_scan(rated, by).items():
+    for (key, run_id), p in _scan_rows(project=project, filters=whole, by=by, rated=True).items():
         target = out.setdefault((key, run_id), Population())
         target.rated += p.rated
         target.down += p.down
@@ -585,6 +583,32 @@ def _population_from_cells(
             unrated.f_total -= p.f_total
             unrated.excluded -= p.excluded
     return {k: p for k, p in out.items() if p.n or p.excluded}
+
+
+def _scan_rows(
+    *, project: Project, filters: dict[str, Any], by: Sequence[str], rated: bool = False
+) -> PopulationRows:
+    """:func:`_population_scan` of ``filtered_inclusions(filters)`` (its rated items only with
+    ``rated``). Inside ``scans.shared_scans()`` (the dashboard) the rows are read once per
+    filters and kind at the finest grain and regrouped here for ``by``."""
+    base = filtered_inclusions(project=project, filters=filters)
+    if rated:
+        base = base.filter(interaction__explicit_rating__isnull=False)
+    keys = list(project.segment_keys or [])
+    fine = scans.fine_rows(base, memo_key=(project.pk, rated, filters), by=by, segment_keys=keys)
+    if fine is None:
+        return _population_scan(base, by)
+    fields = [scans.fine_field(name, keys) for name in by]
+    out: PopulationRows = {}
+    for row in fine:
+        key = _labels(by, {f: row[f] for f in fields if f}, [f or "" for f in fields])
+        p = out.setdefault((key, int(row["run_id"])), Population())
+        p.n += row["n"]
+        p.f_total += float(row["f_total"] or 0.0)
+        p.excluded += row["excluded"]
+        p.rated += row["rated_n"]
+        p.down += row["down"]
+    return out
 
 
 def _without_ratings(rows: PopulationRows) -> PopulationRows:

@@ -7,6 +7,7 @@ numbers and plots (drawn by ``sampling.plots``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -25,7 +26,10 @@ from sampling.views.dashboard_presenter import dashboard_plot, dashboard_present
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     project = project_access(user=request.user, slug=slug, need="read")
     filters = DashboardFilters.from_query(request.GET)
-    data = dashboard_present(dashboard_data(project=project, filters=filters))
+    raw = dashboard_data(project=project, filters=filters)
+    if raw.now is not None:  # statistics from the cache: the range they were computed for
+        filters = replace(filters, now=raw.now)
+    data = dashboard_present(raw)
     query = urlencode(filters.api_query())
 
     def api(name: str) -> str:
