@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.db.models import Max, Min
+from django.test.utils import CaptureQueriesContext
 
 from labeling.models import Annotation, Interaction, Project, QueueItem
 from sampling.models import Inclusion, PopulationCell, SamplingRun
@@ -198,6 +198,20 @@ def assert_same(cells: list[DomainData], scan: list[DomainData], context: Any) -
                 assert x == y, where
 
 
+def assert_same_days(project: Project, filters: dict[str, Any], context: Any) -> None:
+    """The daily population monitoring reads (and the power report's time span) equals the
+    one aggregated from every inclusion."""
+    base = filtered_inclusions(project=project, filters=filters)
+    for by in (["day"], ["model_version", "day"], ["segment.tier", "day"]):
+        rows = population_rows(project=project, by=by, filters=filters)
+        expected = _population_scan(base, by)
+        assert sorted(rows) == sorted(expected), (context, by)
+        for key, p in rows.items():
+            q = expected[key]
+            assert (p.n, p.excluded, p.rated, p.down) == (q.n, q.excluded, q.rated, q.down)
+            assert p.f_total == pytest.approx(q.f_total, rel=1e-12, abs=1e-9)
+
+
 @pytest.mark.django_db
 @pytest.mark.filterwarnings("ignore:DateTimeField Interaction.occurred_at received a naive")
 @pytest.mark.parametrize("seed", range(8))
@@ -224,14 +238,7 @@ def test_cells_give_the_same_domain_data_as_the_scan(seed: int) -> None:
             assert_same(without, scan, (seed, by, filters, "explicit=False"))
         # The daily population monitoring reads, and the time span the power report reads.
         base = filtered_inclusions(project=project, filters=filters)
-        for by in (["day"], ["model_version", "day"], ["segment.tier", "day"]):
-            rows = population_rows(project=project, by=by, filters=filters)
-            expected = _population_scan(base, by)
-            assert sorted(rows) == sorted(expected), (seed, by, filters)
-            for key, p in rows.items():
-                q = expected[key]
-                assert (p.n, p.excluded, p.rated, p.down) == (q.n, q.excluded, q.rated, q.down)
-                assert p.f_total == pytest.approx(q.f_total, rel=1e-12, abs=1e-9)
+        assert_same_days(project, filters, (seed, filters))
         span = base.aggregate(
             first=Min("interaction__occurred_at"), last=Max("interaction__occurred_at")
         )
@@ -268,15 +275,7 @@ def test_shared_scans_give_the_same_domain_data_as_the_scan(seed: int) -> None:
                             d.rated = d.thumbs_down = 0
                     assert_same(shared, scan, (seed, by, filters, explicit))
                     compared += bool(scan)
-            base = filtered_inclusions(project=project, filters=filters)
-            for by in (["day"], ["model_version", "day"], ["segment.tier", "day"]):
-                rows = population_rows(project=project, by=by, filters=filters)
-                expected = _population_scan(base, by)
-                assert sorted(rows) == sorted(expected), (seed, by, filters)
-                for key, p in rows.items():
-                    q = expected[key]
-                    assert (p.n, p.excluded, p.rated, p.down) == (q.n, q.excluded, q.rated, q.down)
-                    assert p.f_total == pytest.approx(q.f_total, rel=1e-12, abs=1e-9)
+            assert_same_days(project, filters, (seed, filters, "shared"))
         # Fine reads: at most one per kind (two partial days, the rated items, or the whole
         # interval when it holds no whole day), besides the direct reads of segment.absent.
         fine = [q for q in queries.captured_queries if '"s1"' in q["sql"]]

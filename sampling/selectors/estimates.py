@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
-from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, F, QuerySet, Sum, Value, When
 from django.db.models.expressions import Expression
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate, TruncWeek
@@ -441,29 +441,26 @@ def _population_scan(base: QuerySet[Inclusion], by: Sequence[str]) -> Population
     """Population per group and run, aggregated over the Inclusion rows of ``base``."""
     exprs = {f"g{i}": _group_expr(name) for i, name in enumerate(by)}
     names = list(exprs)
-    has_pi, no_pi = Q(pi__isnull=False), Q(pi__isnull=True)
     agg = (
         base.annotate(**exprs)
         .values(*names, "run_id")
-        .annotate(
-            n=Count("id", filter=has_pi),
-            f_total=Sum("f", filter=has_pi),
-            excluded=Count("id", filter=no_pi),
-            rated=Count("id", filter=has_pi & Q(interaction__explicit_rating__isnull=False)),
-            down=Count("id", filter=has_pi & Q(interaction__explicit_rating__lt=0)),
-        )
+        .annotate(**scans.population_aggregates())
         .order_by()
     )
     out: PopulationRows = {}
     for row in agg:
-        key = _labels(by, row, names)  # TruncWeek may split one ISO week
-        p = out.setdefault((key, int(row["run_id"])), Population())
-        p.n += row["n"]
-        p.f_total += float(row["f_total"] or 0.0)
-        p.excluded += row["excluded"]
-        p.rated += row["rated"]
-        p.down += row["down"]
+        _accumulate(out, _labels(by, row, names), row)  # TruncWeek may split one ISO week
     return out
+
+
+def _accumulate(out: PopulationRows, key: tuple[str, ...], row: dict[str, Any]) -> None:
+    """Add an aggregated row (``scans.population_aggregates``) to its group and run."""
+    p = out.setdefault((key, int(row["run_id"])), Population())
+    p.n += row["n"]
+    p.f_total += float(row["f_total"] or 0.0)
+    p.excluded += row["excluded"]
+    p.rated += row["rated_n"]
+    p.down += row["down"]
 
 
 def _labels(by: Sequence[str], row: dict[str, Any], names: list[str]) -> tuple[str, ...]:
@@ -598,16 +595,10 @@ def _scan_rows(
     fine = scans.fine_rows(base, memo_key=(project.pk, rated, filters), by=by, segment_keys=keys)
     if fine is None:
         return _population_scan(base, by)
-    fields = [scans.fine_field(name, keys) for name in by]
+    names = [scans.fine_field(name, keys) or "" for name in by]  # each one is carried
     out: PopulationRows = {}
     for row in fine:
-        key = _labels(by, {f: row[f] for f in fields if f}, [f or "" for f in fields])
-        p = out.setdefault((key, int(row["run_id"])), Population())
-        p.n += row["n"]
-        p.f_total += float(row["f_total"] or 0.0)
-        p.excluded += row["excluded"]
-        p.rated += row["rated_n"]
-        p.down += row["down"]
+        _accumulate(out, _labels(by, row, names), row)
     return out
 
 

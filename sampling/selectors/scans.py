@@ -93,16 +93,23 @@ def _read(base: QuerySet[Inclusion], segment_keys: list[str]) -> list[FineRow]:
             for i, key in enumerate(segment_keys)
         },
     }
-    has_pi, no_pi = Q(pi__isnull=False), Q(pi__isnull=True)
     return list(
         base.annotate(**exprs)
         .values(*exprs, "run_id")
-        .annotate(
-            n=Count("id", filter=has_pi),
-            f_total=Sum("f", filter=has_pi),
-            excluded=Count("id", filter=no_pi),
-            rated_n=Count("id", filter=has_pi & Q(interaction__explicit_rating__isnull=False)),
-            down=Count("id", filter=has_pi & Q(interaction__explicit_rating__lt=0)),
-        )
+        .annotate(**population_aggregates())
         .order_by()
     )
+
+
+def population_aggregates() -> dict[str, Any]:
+    """The population side of Inclusion rows: items with a pi (``n``) and their sum of ``f``,
+    items without (``excluded``), items with a pi and an explicit rating (``rated_n``) or a
+    thumbs-down (``down``)."""
+    has_pi, no_pi = Q(pi__isnull=False), Q(pi__isnull=True)
+    return {
+        "n": Count("id", filter=has_pi),
+        "f_total": Sum("f", filter=has_pi),
+        "excluded": Count("id", filter=no_pi),
+        "rated_n": Count("id", filter=has_pi & Q(interaction__explicit_rating__isnull=False)),
+        "down": Count("id", filter=has_pi & Q(interaction__explicit_rating__lt=0)),
+    }
