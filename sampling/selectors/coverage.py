@@ -27,24 +27,22 @@ def cluster_coverage(
     labelled = Annotation.objects.filter(
         interaction=OuterRef("interaction_id"), is_current=True, kind=Annotation.Kind.LABEL
     )
-    labels = dict(
-        base.filter(Exists(labelled), selected=True)
-        .values(key)
-        .annotate(n=Count("id"))
-        .order_by()
-        .values_list(key, "n")
-    )
+    # One pass over the domain's rows (the label check runs for selected rows only).
     rows = (
         base.values(key)
-        .annotate(traffic=Count("id"), selected=Count("id", filter=Q(selected=True)))
+        .annotate(
+            traffic=Count("id"),
+            n_selected=Count("id", filter=Q(selected=True)),
+            n_labels=Count("id", filter=Q(selected=True) & Q(Exists(labelled))),
+        )
         .order_by()
     )
     out = [
         {
             "cluster": -1 if r[key] is None else r[key],
             "traffic": r["traffic"],
-            "selected": r["selected"],
-            "labels": labels.get(r[key], 0),
+            "selected": r["n_selected"],
+            "labels": r["n_labels"],
         }
         for r in rows
     ]

@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from labeling.models import Annotation, Project
 from sampling import intervals, sequential
+from sampling.selectors import scans
 from sampling.selectors.estimates import (
     EstimateQueryError,
     ResponseDesign,
@@ -49,7 +50,14 @@ MAX_LOOKS = 400  # days of daily looks kept (the older traffic still counts from
 
 
 def first_label_dates(*, project: Project) -> dict[int, dt.datetime]:
-    """Interaction id -> when its first current annotation was made (when its label was known)."""
+    """Interaction id -> when its first current annotation was made (when its label was known).
+
+    Read once per page inside ``scans.shared_scans()`` (monitoring and the power report both
+    need it); the answer is shared, so callers must not change it."""
+    return scans.shared(("first_label_dates", project.pk), lambda: _first_label_dates(project))
+
+
+def _first_label_dates(project: Project) -> dict[int, dt.datetime]:
     rows = (
         Annotation.objects.filter(queue_item__project=project, is_current=True)
         .values("interaction_id")

@@ -15,10 +15,10 @@ is the same; sums of ``f`` may differ in their last bits (another order of addit
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When
 from django.db.models.fields.json import KeyTextTransform
@@ -28,17 +28,31 @@ from sampling.models import Inclusion
 
 FineRow = dict[str, Any]
 
-_memo: ContextVar[dict[str, list[FineRow]] | None] = ContextVar("shared_scans", default=None)
+_memo: ContextVar[dict[str, Any] | None] = ContextVar("shared_scans", default=None)
+T = TypeVar("T")
 
 
 @contextmanager
 def shared_scans() -> Iterator[None]:
-    """Within this block :func:`fine_rows` reads each (project, filters, kind) once."""
+    """Within this block :func:`fine_rows` reads each (project, filters, kind) once, and
+    :func:`shared` computes each key once (their results must not be changed by callers)."""
     token = _memo.set({})
     try:
         yield
     finally:
         _memo.reset(token)
+
+
+def shared(key: tuple[Any, ...], compute: Callable[[], T]) -> T:
+    """``compute()``, once per ``key`` inside :func:`shared_scans` (every call outside it)."""
+    memo = _memo.get()
+    if memo is None:
+        return compute()
+    name = json.dumps(["shared", *key], default=str)
+    if name not in memo:
+        memo[name] = compute()
+    result: T = memo[name]
+    return result
 
 
 def fine_field(name: str, segment_keys: Sequence[str]) -> str | None:
