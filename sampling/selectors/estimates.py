@@ -37,14 +37,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
-from django.db.models import Case, F, QuerySet, Sum, Value, When
+from django.db.models import Case, Exists, F, OuterRef, QuerySet, Sum, Value, When
 from django.db.models.expressions import Expression
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from labeling.models import Project, QueueItem
+from labeling.models import Interaction, Project, QueueItem
 from labeling.selectors.labels import final_labels, target_good
 from sampling import estimators, intervals
 from sampling.models import Inclusion, PopulationCell, SamplingRun
@@ -498,19 +498,27 @@ def occurred_span(
     since = _utc(_parse_time(filters["since"], "since")) if filters.get("since") else None
     until = _utc(_parse_time(filters["until"], "until")) if filters.get("until") else None
 
+    # The considered items of the day (as filtered_inclusions selects them), walked from the
+    # interactions' time index: the first one found ends the read.
+    considered = Inclusion.objects.filter(
+        project=project, run__status=SamplingRun.Status.DONE, interaction=OuterRef("pk")
+    )
+    if filters.get("runs"):
+        considered = considered.filter(run_id__in=[int(r) for r in filters["runs"]])
+    cells = {k: v for k, v in filters.items() if k != "runs"}
+    items = _filter_cells(Interaction.objects.filter(project=project), cells, through="")
+
     def edge(day: str, *, last: bool) -> dt.datetime | None:
         low = _midnight(dt.date.fromisoformat(day))
         high = low + dt.timedelta(days=1)
-        part = {
-            **filters,
-            "since": max(low, since).isoformat() if since else low.isoformat(),
-            "until": min(high, until).isoformat() if until else high.isoformat(),
-        }
-        order = "-interaction__occurred_at" if last else "interaction__occurred_at"
         return (
-            filtered_inclusions(project=project, filters=part)
-            .order_by(order)
-            .values_list("interaction__occurred_at", flat=True)
+            items.filter(
+                occurred_at__gte=max(low, since) if since else low,
+                occurred_at__lt=min(high, until) if until else high,
+            )
+            .filter(Exists(considered))
+            .order_by("-occurred_at" if last else "occurred_at")
+            .values_list("occurred_at", flat=True)
             .first()
         )
 
