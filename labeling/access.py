@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db import connection
+from django.db.models import QuerySet
 
 from labeling.errors import Forbidden, NotFound
 from labeling.models import IngestToken, Membership, Project, Role
+from labeling.rows import row_reader
 
 Capability = Literal["ingest", "label", "review", "read", "export", "configure"]
 
@@ -83,6 +85,22 @@ def has_capability(*, role: str | None, need: Capability) -> bool:
     return role is not None and role in CAPABILITIES[need]
 
 
+def _project_with_role(*, slug: str, user_id: int) -> tuple[Project | None, str | None]:
+    """The project ``slug`` and the user's role there (None: no such project / not a member)."""
+    reader = row_reader(Project, "p")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {reader.columns}, (SELECT m.role FROM {Membership._meta.db_table} m "
+            "WHERE m.project_id = p.id AND m.user_id = %s LIMIT 1) "
+            f"FROM {reader.table} p WHERE p.slug = %s",
+            [user_id, slug],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    return reader.read(row), row[-1]
+
+
 def project_access(*, user: RequestUser, slug: str, need: Capability) -> Project:
     """Return the project if ``user`` may ``need`` it; 404 for outsiders, 403 for a weaker role.
 
@@ -96,19 +114,12 @@ def project_access(*, user: RequestUser, slug: str, need: Capability) -> Project
         return user.token.project
     if not isinstance(user, User):
         raise Forbidden("Authentication required.")
-    # The project and the caller's role in one query (this runs on every request).
-    project = (
-        Project.objects.filter(slug=slug)
-        .annotate(
-            member_role=Subquery(
-                Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
-            )
-        )
-        .first()
-    )
+    # The project and the caller's role in one statement (it runs on every request; written as
+    # SQL for the reason labeling.rows gives).
+    project, member_role = _project_with_role(slug=slug, user_id=user.pk)
     if project is None:
         raise NotFound("No such project.")
-    role = Role.ADMIN if user.is_superuser else project.member_role
+    role = Role.ADMIN if user.is_superuser else member_role
     if role is None:
         raise NotFound("No such project.")
     if not has_capability(role=role, need=need):

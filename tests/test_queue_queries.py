@@ -3,6 +3,7 @@ role, the assignment and its item once each (bench/label_profile.py shows them a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -19,10 +20,19 @@ pytestmark = pytest.mark.django_db
 
 
 def _tables(queries: list[dict[str, Any]]) -> list[str]:
-    """The first table each statement names (reads and writes alike)."""
+    """The table each statement reads or writes: a SELECT's FROM table outside any subquery (an
+    ORM query or hand-written SQL alike), an UPDATE's or INSERT's target."""
     out = []
     for q in queries:
-        words = q["sql"].replace('"', " ").split()
+        sql = q["sql"].replace('"', " ")
+        while True:  # drop parenthesised parts (subqueries, column lists), innermost first
+            stripped = re.sub(r"\([^()]*\)", " ", sql)
+            if stripped == sql:
+                break
+            sql = stripped
+        words = sql.split()
+        if words and words[0].upper() == "SELECT" and "FROM" in (w.upper() for w in words):
+            words = words[[w.upper() for w in words].index("FROM") :]
         out.append(next((w for w in words if w.startswith(("labeling_", "authtoken_"))), ""))
     return out
 

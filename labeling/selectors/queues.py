@@ -3,6 +3,7 @@ queue's backlog (see labeling.services.queues for the rules)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, F, Q, QuerySet
@@ -34,13 +35,47 @@ def queues_for(*, project: Project, user: Any) -> list[Queue]:
     return [q for q in project_queues(project=project) if queue_open_to(q, skills)]
 
 
-def queue_filter(*, project: Project, skills: list[str], queue: str | None) -> Q:
+@dataclass(frozen=True)
+class QueueScope:
+    """Which queues a claim may take items from: the main queue (``QueueItem.queue`` null) when
+    ``main``, and the named queues in ``named`` (``None``: every queue, no condition)."""
+
+    main: bool
+    named: tuple[int, ...] | None
+
+    def q(self) -> Q:
+        """The scope as an ORM condition on QueueItem."""
+        if self.named is None:
+            return Q()
+        if not self.named:
+            return Q(queue__isnull=True) if self.main else Q(pk__in=[])
+        if self.main:
+            return Q(queue__isnull=True) | Q(queue_id__in=self.named)
+        return Q(queue_id__in=self.named)
+
+    def sql(self, column: str) -> tuple[str, list[int]]:
+        """The scope as SQL on ``column`` (the item's queue id): ``(" AND ...", params)``."""
+        if self.named is None:
+            return "", []
+        parts = [f"{column} IS NULL"] if self.main else []
+        if self.named:
+            parts.append(f"{column} IN ({', '.join(['%s'] * len(self.named))})")
+        if not parts:
+            return " AND 1 = 0", []
+        return f" AND ({' OR '.join(parts)})", list(self.named)
+
+
+def queue_scope(
+    *, project: Project, skills: list[str], queue: str | None, named: list[Queue] | None = None
+) -> QueueScope:
     """Which queue items a member with these skills may be served: the main queue and the open
     named queues, or just ``queue`` (a slug or ``"main"``: an unknown slug is ``NotFound``, a queue
-    that is paused or needs a skill they lack ``Forbidden``). No named queues: no condition."""
+    that is paused or needs a skill they lack ``Forbidden``). No named queues: no condition.
+    ``named``: the project's queues when the caller has read them already."""
     if queue == MAIN:
-        return Q(queue__isnull=True)
-    named = list(project_queues(project=project))
+        return QueueScope(main=True, named=())
+    if named is None:
+        named = list(project_queues(project=project))
     if queue is not None:
         chosen = next((q for q in named if q.slug == queue), None)
         if chosen is None:
@@ -52,10 +87,15 @@ def queue_filter(*, project: Project, skills: list[str], queue: str | None) -> Q
                 else f"The queue {chosen.name!r} is for members with the skill {chosen.skill!r}.",
                 code="queue_closed",
             )
-        return Q(queue=chosen)
+        return QueueScope(main=False, named=(chosen.pk,))
     if not named:
-        return Q()
-    return Q(queue__isnull=True) | Q(queue_id__in=[q.pk for q in named if queue_open_to(q, skills)])
+        return QueueScope(main=True, named=None)
+    return QueueScope(main=True, named=tuple(q.pk for q in named if queue_open_to(q, skills)))
+
+
+def queue_filter(*, project: Project, skills: list[str], queue: str | None) -> Q:
+    """``queue_scope`` as an ORM condition on QueueItem."""
+    return queue_scope(project=project, skills=skills, queue=queue).q()
 
 
 def queue_payload(item: QueueItem) -> dict[str, Any] | None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db.models import F
 from django.utils import timezone
 
 from labeling import hooks
@@ -44,8 +44,9 @@ from labeling.models import (
     QueueItem,
     WebhookEvent,
 )
+from labeling.rows import RowReader, row_reader
 from labeling.schema import item_texts, values_validate
-from labeling.selectors.queues import project_queues, queue_filter
+from labeling.selectors.queues import MAIN, QueueScope, project_queues, queue_scope
 from labeling.selectors.review import suggestion_for
 from labeling.services.queues import queue_route
 from labeling.services.webhooks import webhook_emit, webhook_listeners
@@ -140,23 +141,6 @@ def assignments_expire(
     return _expire_locked(project=project, now=now or timezone.now(), limit=limit)
 
 
-def _claimable(*, project: Project, annotator: User, gold: bool, where: Q) -> Any:
-    """Open items with a free slot the annotator never held (except their own expired lease), in
-    serving order, among the queues ``where`` allows. Walks the partial index ``ix_queue_open``
-    (project, is_gold, -priority, id)."""
-    mine = Assignment.objects.filter(queue_item=OuterRef("pk"), annotator=annotator).exclude(
-        status=Assignment.Status.EXPIRED
-    )
-    return (
-        QueueItem.objects.filter(project=project, status=QueueItem.Status.OPEN, is_gold=gold)
-        .filter(where)
-        .alias(used=F("leased_count") + F("done_count"))
-        .filter(used__lt=F("overlap"))
-        .exclude(Exists(mine))
-        .order_by("-priority", "id")
-    )
-
-
 def _member_locked(*, project: Project, annotator: User) -> list[str]:
     """Lock the annotator's membership row (it serialises one annotator's own claims in a project:
     a double click must not take two items) and return their skill tags; inside a transaction.
@@ -184,6 +168,129 @@ def _member_locked(*, project: Project, annotator: User) -> list[str]:
     return list(rows[0] or []) if rows else []
 
 
+# The claim's statements run on every queue/next, so they are SQL written here rather than ORM
+# queries (building and compiling those cost more CPU than the database spends on them; see
+# labeling.rows). Table and column names come from the models.
+_ASSIGNMENT = Assignment._meta.db_table
+_ITEM = QueueItem._meta.db_table
+
+# The caller's live lease in the project and any overdue lease (the caller's own first).
+_LEASES_SQL = f"""
+SELECT a.id, a.annotator_id = %s AND a.lease_expires_at > %s
+FROM {_ASSIGNMENT} a JOIN {_ITEM} qi ON qi.id = a.queue_item_id
+WHERE qi.project_id = %s AND a.status = 'leased'
+  AND ((a.annotator_id = %s AND a.lease_expires_at > %s) OR a.lease_expires_at <= %s)
+ORDER BY CASE WHEN a.annotator_id = %s THEN 0 ELSE 1 END, a.id
+LIMIT 50"""
+
+
+def _claim_sql(scope: QueueScope) -> tuple[str, list[int]]:
+    """The next claimable item of one kind (gold or not) with its interaction and named queue:
+    open, a free slot, never held by the annotator (except their own expired lease, flagged by
+    ``renew``), in serving order (walks the partial index ``ix_queue_open``: project, is_gold,
+    -priority, id). On PostgreSQL the row is locked, skipping rows other claims hold."""
+    item, interaction, queue = _item_reader(), _interaction_reader(), _queue_reader()
+    where, params = scope.sql("qi.queue_id")
+    lock = (
+        " FOR UPDATE OF qi SKIP LOCKED"
+        if connection.features.has_select_for_update_skip_locked
+        else ""
+    )
+    sql = f"""
+SELECT {item.columns}, {interaction.columns}, {queue.columns},
+  EXISTS (SELECT 1 FROM {_ASSIGNMENT} r WHERE r.queue_item_id = qi.id
+          AND r.annotator_id = %s AND r.status = 'expired')
+FROM {item.table} qi
+JOIN {interaction.table} i ON i.id = qi.interaction_id
+LEFT JOIN {queue.table} q ON q.id = qi.queue_id
+WHERE qi.project_id = %s AND qi.status = 'open' AND qi.is_gold = %s
+  AND qi.leased_count + qi.done_count < qi.overlap{where}
+  AND NOT EXISTS (SELECT 1 FROM {_ASSIGNMENT} m WHERE m.queue_item_id = qi.id
+                  AND m.annotator_id = %s AND m.status <> 'expired')
+ORDER BY qi.priority DESC, qi.id ASC
+LIMIT 1{lock}"""
+    return sql, params
+
+
+def _item_reader() -> RowReader[QueueItem]:
+    return row_reader(QueueItem, "qi")
+
+
+def _interaction_reader() -> RowReader[Interaction]:
+    return row_reader(Interaction, "i")
+
+
+def _queue_reader() -> RowReader[Queue]:
+    return row_reader(Queue, "q")
+
+
+def _assignment_reader() -> RowReader[Assignment]:
+    return row_reader(Assignment, "a")
+
+
+def _claim_next(
+    *, project: Project, annotator: User, gold: bool, scope: QueueScope
+) -> tuple[QueueItem, bool] | None:
+    """The item ``_claim_sql`` finds (with ``interaction`` and ``queue`` loaded) and whether the
+    annotator's own expired lease on it exists (then that row is renewed)."""
+    sql, scope_params = _claim_sql(scope)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [annotator.pk, project.pk, gold, *scope_params, annotator.pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    item_r, interaction_r, queue_r = _item_reader(), _interaction_reader(), _queue_reader()
+    item = item_r.read(row)
+    item.interaction = interaction_r.read(row, item_r.width)
+    item.queue = queue_r.read_nullable(row, item_r.width + interaction_r.width)
+    return item, bool(row[-1])
+
+
+def _lease(
+    *, item: QueueItem, annotator: User, renew: bool, now: datetime, expires: datetime
+) -> Assignment:
+    """Count the lease on the (locked) item and write the assignment: a new row, or the
+    annotator's own expired row renewed."""
+    adapt = connection.ops.adapt_datetimefield_value
+    reader = _assignment_reader()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_ITEM} SET leased_count = leased_count + 1, updated_at = %s WHERE id = %s",
+            [adapt(now), item.pk],
+        )
+        if renew:
+            cursor.execute(
+                f"UPDATE {reader.table} SET status = 'leased', leased_at = %s, "
+                "lease_expires_at = %s, finished_at = NULL "
+                "WHERE queue_item_id = %s AND annotator_id = %s AND status = 'expired' "
+                f"RETURNING {reader.columns.replace('a.', '')}",
+                [adapt(now), adapt(expires), item.pk, annotator.pk],
+            )
+        else:
+            cursor.execute(
+                f"INSERT INTO {reader.table} (queue_item_id, annotator_id, status, leased_at, "
+                "lease_expires_at, finished_at, skip_reason) "
+                "VALUES (%s, %s, 'leased', %s, %s, NULL, '') "
+                f"RETURNING {reader.columns.replace('a.', '')}",
+                [item.pk, annotator.pk, adapt(now), adapt(expires)],
+            )
+        assignment = reader.read(cursor.fetchone())
+    item.leased_count += 1
+    assignment.queue_item = item  # the caller gets the interaction without another query
+    return assignment
+
+
+def _named_queues(project: Project) -> list[Queue]:
+    reader = _queue_reader()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {reader.columns} FROM {reader.table} q WHERE q.project_id = %s "
+            "ORDER BY q.position, q.id",
+            [project.pk],
+        )
+        return [reader.read(row) for row in cursor.fetchall()]
+
+
 def assignment_claim(
     *,
     project: Project,
@@ -205,64 +312,48 @@ def assignment_claim(
     """
     now = now or timezone.now()
     draw = rng.random if rng is not None else random.random
+    adapt = connection.ops.adapt_datetimefield_value
     with transaction.atomic():
         skills = _member_locked(project=project, annotator=annotator)
-        where = queue_filter(project=project, skills=skills, queue=queue)
-        # One query finds both the caller's live lease and any overdue lease in the project.
-        leases = list(
-            Assignment.objects.filter(queue_item__project=project, status=Assignment.Status.LEASED)
-            .filter(Q(annotator=annotator, lease_expires_at__gt=now) | Q(lease_expires_at__lte=now))
-            # the caller's own lease first, whatever the number of overdue ones
-            .order_by(Case(When(annotator=annotator, then=Value(0)), default=Value(1)), "id")
-            .values_list("id", "annotator_id", "lease_expires_at")[:50]
+        scope = queue_scope(
+            project=project,
+            skills=skills,
+            queue=queue,
+            named=None if queue == MAIN else _named_queues(project),
         )
-        mine = [a for a, user_id, ends in leases if user_id == annotator.pk and ends > now]
+        # One query finds both the caller's live lease and any overdue lease in the project.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _LEASES_SQL,
+                [
+                    annotator.pk,
+                    adapt(now),
+                    project.pk,
+                    annotator.pk,
+                    adapt(now),
+                    adapt(now),
+                    annotator.pk,
+                ],
+            )
+            leases = [(a, bool(live_mine)) for a, live_mine in cursor.fetchall()]
+        mine = [a for a, live_mine in leases if live_mine]
         if mine:
             return Assignment.objects.select_related(
                 "queue_item__interaction", "queue_item__queue"
             ).get(pk=mine[0])
-        if any(ends <= now for _, _, ends in leases):
+        if leases:  # every row that is not the caller's live lease is overdue
             _expire_locked(project=project, now=now, limit=200)
         gold_first = project.gold_rate > 0 and draw() < project.gold_rate
-        # Whether the annotator's own expired lease on the chosen item exists (evaluated for the
-        # one row returned only): then that row is renewed instead of inserting a second one.
-        own_expired = Assignment.objects.filter(
-            queue_item=OuterRef("pk"), annotator=annotator, status=Assignment.Status.EXPIRED
-        )
-        item = None
+        found = None
         for gold in (gold_first, not gold_first):
-            item = (
-                _claimable(project=project, annotator=annotator, gold=gold, where=where)
-                .annotate(renew=Exists(own_expired))
-                .select_related("interaction", "queue")
-                .select_for_update(skip_locked=True, of=("self",))
-                .first()
-            )
-            if item is not None:
+            found = _claim_next(project=project, annotator=annotator, gold=gold, scope=scope)
+            if found is not None:
                 break
-        if item is None:
+        if found is None:
             return None
+        item, renew = found
         expires = now + timedelta(seconds=project.lease_seconds)
-        QueueItem.objects.filter(pk=item.pk).update(
-            leased_count=F("leased_count") + 1, updated_at=now
-        )
-        if item.renew:
-            Assignment.objects.filter(
-                queue_item=item, annotator=annotator, status=Assignment.Status.EXPIRED
-            ).update(
-                status=Assignment.Status.LEASED,
-                leased_at=now,
-                lease_expires_at=expires,
-                finished_at=None,
-            )
-            assignment = Assignment.objects.get(queue_item=item, annotator=annotator)
-        else:
-            assignment = Assignment.objects.create(
-                queue_item=item, annotator=annotator, leased_at=now, lease_expires_at=expires
-            )
-        item.leased_count += 1
-        assignment.queue_item = item  # the caller gets the interaction without another query
-        return assignment
+        return _lease(item=item, annotator=annotator, renew=renew, now=now, expires=expires)
 
 
 def _assignment_locked(*, assignment_id: int, annotator: User) -> tuple[Assignment, QueueItem]:
@@ -271,15 +362,27 @@ def _assignment_locked(*, assignment_id: int, annotator: User) -> tuple[Assignme
 
     ``FOR UPDATE OF`` the assignment and the item locks them in that order (PostgreSQL locks a
     joined row's tables in FROM order), the lock order every function here keeps."""
-    try:
-        assignment = (
-            Assignment.objects.select_for_update(of=("self", "queue_item"))
-            .select_related("queue_item__project", "queue_item__interaction")
-            .get(pk=assignment_id, annotator=annotator)
+    a_r, item_r = _assignment_reader(), _item_reader()
+    project_r, interaction_r = row_reader(Project, "p"), _interaction_reader()
+    lock = " FOR UPDATE OF a, qi" if connection.features.has_select_for_update_of else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {a_r.columns}, {item_r.columns}, {project_r.columns}, {interaction_r.columns} "
+            f"FROM {a_r.table} a JOIN {item_r.table} qi ON qi.id = a.queue_item_id "
+            f"JOIN {project_r.table} p ON p.id = qi.project_id "
+            f"JOIN {interaction_r.table} i ON i.id = qi.interaction_id "
+            f"WHERE a.id = %s AND a.annotator_id = %s{lock}",
+            [assignment_id, annotator.pk],
         )
-    except Assignment.DoesNotExist:
-        raise NotFound("No such assignment.") from None
-    return assignment, assignment.queue_item
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("No such assignment.")
+    assignment = a_r.read(row)
+    item = item_r.read(row, a_r.width)
+    item.project = project_r.read(row, a_r.width + item_r.width)
+    item.interaction = interaction_r.read(row, a_r.width + item_r.width + project_r.width)
+    assignment.queue_item = item
+    return assignment, item
 
 
 def _closed(assignment: Assignment) -> Conflict:
@@ -340,15 +443,23 @@ def assignment_submit(
     )
     assignment.status = Assignment.Status.SUBMITTED
     assignment.finished_at = now
-    assignment.save(update_fields=["status", "finished_at"])
     item.done_count += 1
     if was_leased:
         item.leased_count -= 1
-    fields = ["done_count", "leased_count", "updated_at"]
     if item.done_count >= item.overlap and item.status == QueueItem.Status.OPEN:
         item.status = QueueItem.Status.DONE
-        fields.append("status")
-    item.save(update_fields=fields)
+    item.updated_at = timezone.now()  # as auto_now would
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:  # both rows are locked (SQL: see labeling.rows)
+        cursor.execute(
+            f"UPDATE {_ASSIGNMENT} SET status = %s, finished_at = %s WHERE id = %s",
+            [assignment.status, adapt(now), assignment.pk],
+        )
+        cursor.execute(
+            f"UPDATE {_ITEM} SET done_count = %s, leased_count = %s, status = %s, "
+            "updated_at = %s WHERE id = %s",
+            [item.done_count, item.leased_count, item.status, adapt(item.updated_at), item.pk],
+        )
     _emit_submitted(annotation=annotation, item=item, annotator=annotator)
     project_id = project.pk
     transaction.on_commit(lambda: hooks.fire("labels_submitted", project_id=project_id, count=1))
