@@ -276,6 +276,83 @@ def response_cells(
     return out
 
 
+REMAINDER = -1  # the code of the pooled remainder cell ("*") in the paths of response_cells_coded
+
+
+def response_cells_coded(
+    *,
+    responded: ArrayLike,
+    codes: Sequence[ArrayLike],
+    min_respondents: int = MIN_CELL_RESPONDENTS,
+) -> tuple[NDArray[np.int64], list[tuple[int, ...]]]:
+    """:func:`response_cells` on integer-coded keys (non-negative codes, one array per key,
+    coarsest first), vectorised: returns each item's cell index and each cell's path of codes,
+    with :data:`REMAINDER` for the pooled remainder. The same partition and the same paths as
+    :func:`response_cells` on the decoded values; the work per level is one ``np.unique`` over
+    the items plus a loop over the (cell, value) pairs, not over the items.
+    """
+    resp = np.asarray(responded, dtype=bool)
+    n = resp.size
+    cell = np.zeros(n, dtype=np.int64)
+    paths: list[tuple[int, ...]] = [()]
+    is_open = [True]  # a cell that may still split at the next key
+    for depth, column in enumerate(codes):
+        col = np.asarray(column, dtype=np.int64)
+        active = np.asarray(is_open, dtype=bool)[cell] if n else np.zeros(0, dtype=bool)
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        width = int(col[idx].max()) + 1
+        pairs, inverse = np.unique(cell[idx] * width + col[idx], return_inverse=True)
+        got = np.bincount(inverse, weights=resp[idx], minlength=pairs.size).astype(np.int64)
+        pair_cell, pair_value = pairs // width, pairs % width
+        target = np.empty(pairs.size, dtype=np.int64)
+        starts = np.flatnonzero(np.r_[True, pair_cell[1:] != pair_cell[:-1]])
+        for start, stop in zip(starts, [*starts[1:], pairs.size], strict=True):
+            parent = int(pair_cell[start])
+            members = range(int(start), int(stop))
+            own = [j for j in members if depth == 0 or got[j] >= min_respondents]
+            rest = [j for j in members if j not in own]
+            if not own or (rest and int(got[rest].sum()) < min_respondents):
+                target[list(members)] = parent  # too few labels to split here: stays whole
+                is_open[parent] = False
+                continue
+            is_open[parent] = False  # replaced by its parts
+            for j in own:
+                target[j] = len(paths)
+                paths.append((*paths[parent], int(pair_value[j])))
+                is_open.append(True)
+            if rest:
+                target[rest] = len(paths)
+                paths.append((*paths[parent], REMAINDER))
+                is_open.append(False)
+        cell[idx] = target[inverse]
+    used, cell = np.unique(cell, return_inverse=True)
+    return cell.astype(np.int64), [paths[int(c)] for c in used]
+
+
+def cell_rates(
+    *, pi: ArrayLike, responded: ArrayLike, cell: ArrayLike, cells: int
+) -> NDArray[np.float64]:
+    """The weighted response rate of each of ``cells`` cells (integer indices ``0 .. cells-1``):
+    :func:`nonresponse_adjust`'s ``r = sum_{responded} 1/pi / sum_{selected} 1/pi``, 0 for a cell
+    without weight. Each cell's sums are taken over its items in their given order, as
+    :func:`nonresponse_adjust` takes them, so the rates are the same to the last bit."""
+    w = 1 / np.asarray(pi, dtype=float)
+    c = np.asarray(cell, dtype=np.int64)
+    r = np.asarray(responded, dtype=bool)
+    order = np.argsort(c, kind="stable")
+    w, c, r = w[order], c[order], r[order]
+    rates = np.zeros(cells)
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]]) if c.size else np.zeros(0, dtype=int)
+    for start, stop in zip(starts.tolist(), [*starts[1:].tolist(), c.size], strict=True):
+        part = w[start:stop]
+        total = part.sum()
+        got = part[r[start:stop]].sum()
+        rates[c[start]] = float(got / total) if total > 0 else 0.0
+    return rates
+
+
 def small_sample_warning(*, y: ArrayLike, binary: bool) -> str | None:
     """Why the normal interval should not be trusted yet, or None."""
     y_a = np.asarray(y, dtype=float)

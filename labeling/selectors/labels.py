@@ -18,6 +18,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.db.models import QuerySet
+
 from labeling.models import Annotation, Project
 
 
@@ -100,6 +102,16 @@ def target_good(*, schema: dict[str, Any], values: dict[str, Any]) -> float | No
     return 1.0 if value in good else 0.0
 
 
+def current_annotations(*, project: Project, cutoff: int | None = None) -> QuerySet[Annotation]:
+    """The project's current annotation versions (as of the snapshot ``cutoff`` when given: the
+    versions with ``id <= cutoff`` that no version inside the snapshot supersedes)."""
+    if cutoff is None:
+        return Annotation.objects.filter(queue_item__project=project, is_current=True)
+    return Annotation.objects.filter(queue_item__project=project, id__lte=cutoff).exclude(
+        superseded_by__id__lte=cutoff
+    )
+
+
 def final_labels(
     *, project: Project, interaction_ids: Iterable[int] | None = None, cutoff: int | None = None
 ) -> dict[int, dict[str, Any]]:
@@ -109,12 +121,7 @@ def final_labels(
     the snapshot, the rule the export rows use: versions with ``id <= cutoff`` that no version
     inside the snapshot supersedes.
     """
-    if cutoff is None:
-        qs = Annotation.objects.filter(queue_item__project=project, is_current=True)
-    else:
-        qs = Annotation.objects.filter(queue_item__project=project, id__lte=cutoff).exclude(
-            superseded_by__id__lte=cutoff
-        )
+    qs = current_annotations(project=project, cutoff=cutoff)
     if interaction_ids is not None:
         qs = qs.filter(interaction_id__in=list(interaction_ids))
     labels: dict[int, list[dict[str, Any]]] = defaultdict(list)

@@ -29,11 +29,14 @@ a list (``["model_version", "segment.tier"]``). Filters: ``{"model_versions": [.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
@@ -43,12 +46,13 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from numpy.typing import NDArray
 
 from labeling.models import Interaction, Project, QueueItem
 from labeling.selectors.labels import final_labels, target_good
 from sampling import estimators, intervals
 from sampling.models import Inclusion, PopulationCell, SamplingRun
-from sampling.selectors import scans
+from sampling.selectors import labelled, scans
 
 NONE_LABEL = "(none)"
 COVERAGE_RULE = (
@@ -56,6 +60,8 @@ COVERAGE_RULE = (
     "out of the population and the sample until its first label"
 )
 SIMPLE_GROUPS = ("model_version", "week", "run", "rated")
+DAY_US = 86_400_000_000  # microseconds in a day
+EPOCH_DAY = dt.date(1970, 1, 1)
 
 
 class EstimateQueryError(ValueError):
@@ -191,6 +197,99 @@ class ResponseDesign:
     (issue 17). Adjustment cells are the run split by model version and then by each segment key
     as far as :func:`sampling.estimators.response_cells` allows (each cell with at least
     ``MIN_CELL_RESPONDENTS`` labels); a respondent's ``pi`` is multiplied by its cell's weighted
+    response rate (``item_rate``). ``run_rate`` holds each labelled run's overall rate. A run
+    without any usable label is in ``unlabelled_runs`` and is left out of every estimate.
+
+    ``items`` are the selected items with their labels as columns
+    (``sampling.selectors.labelled``, as of ``cutoff`` when given); ``cell`` is each item's
+    adjustment cell (an index into ``cell_words`` and ``cell_rate``; -1 for items without ``pi``).
+    The per-item mappings (``labels``, ``item_rate``, ``item_cell``, ``tied``, ``skipped``) are
+    built from them on first use.
+    """
+
+    items: labelled.SelectedItems
+    cell: NDArray[np.int64]
+    cell_words: list[str]
+    cell_rate: NDArray[np.float64]
+    run_rate: dict[int, float]  # run id -> weighted response rate (labelled runs only)
+    unlabelled_runs: set[int]
+    run_counts: dict[int, tuple[int, int]] = field(default_factory=dict)  # (selected, labelled)
+    cutoff: int | None = None
+
+    @property
+    def rate(self) -> dict[int, float]:  # the run rates, under their older name
+        return self.run_rate
+
+    def covers(self, run_id: int) -> bool:
+        return run_id in self.run_rate
+
+    @cached_property
+    def item_rate_array(self) -> NDArray[np.float64]:
+        """Each item's cell rate (NaN for items without ``pi``)."""
+        out = np.full(self.items.size, np.nan)
+        has = self.cell >= 0
+        out[has] = self.cell_rate[self.cell[has]]
+        return out
+
+    @cached_property
+    def labels(self) -> dict[int, tuple[float, float | None]]:
+        """Selected item -> (y, rating or None), for the items with a usable final label."""
+        it = self.items
+        at = np.flatnonzero(it.labelled)
+        return {
+            i: (y, r if has else None)
+            for i, y, r, has in zip(
+                it.interaction_id[at].tolist(),
+                it.y[at].tolist(),
+                it.rating[at].tolist(),
+                it.has_rating[at].tolist(),
+                strict=True,
+            )
+        }
+
+    @cached_property
+    def item_rate(self) -> dict[int, float]:  # selected item (with pi) -> its cell's rate
+        has = self.cell >= 0
+        return dict(
+            zip(
+                self.items.interaction_id[has].tolist(),
+                self.item_rate_array[has].tolist(),
+                strict=True,
+            )
+        )
+
+    @cached_property
+    def item_cell(self) -> dict[int, str]:  # selected item (with pi) -> its cell, in words
+        has = self.cell >= 0
+        words = self.cell_words
+        return {
+            i: words[c]
+            for i, c in zip(
+                self.items.interaction_id[has].tolist(), self.cell[has].tolist(), strict=True
+            )
+        }
+
+    @cached_property
+    def tied(self) -> set[int]:  # selected, no usable label, the target answers tie
+        return set(self.items.interaction_id[self.items.tied].tolist())
+
+    @cached_property
+    def skipped(self) -> set[int]:  # selected, skipped at least once
+        return set(self.items.interaction_id[self.items.skipped].tolist())
+
+
+@dataclass
+class ScanDesign:
+    """:class:`ResponseDesign` as :func:`_response_design_scan` computes it, item by item (the
+    reference the array path is tested against).
+
+    The non-response adjustment of the project's finished probabilistic runs.
+
+    Computed once per answer over **every** selected item of every finished run, never over a
+    filtered subset: a labelled item outside the query's filters still answered for its run
+    (issue 17). Adjustment cells are the run split by model version and then by each segment key
+    as far as :func:`sampling.estimators.response_cells` allows (each cell with at least
+    ``MIN_CELL_RESPONDENTS`` labels); a respondent's ``pi`` is multiplied by its cell's weighted
     response rate (``item_rate``). ``labels`` holds the usable final labels of the project's items
     (as of ``cutoff`` when given); ``tied`` the labelled items whose target is unresolved (a tie
     awaiting adjudication); ``run_rate`` each labelled run's overall rate. A run without any usable
@@ -251,6 +350,78 @@ def response_design(*, project: Project, cutoff: int | None = None) -> ResponseD
 
 
 def _response_design(*, project: Project, cutoff: int | None = None) -> ResponseDesign:
+    return design_from_items(
+        project=project, items=labelled.selected_items(project=project, cutoff=cutoff)
+    )
+
+
+def design_from_items(*, project: Project, items: labelled.SelectedItems) -> ResponseDesign:
+    """The response design over ``items``: the same rates, cells and counts as
+    :func:`_response_design_scan`, with array operations over the items."""
+    segment_keys = list(project.segment_keys or [])
+    key_names = ["run", "model_version", *(f"segment.{k}" for k in segment_keys)]
+    at = np.flatnonzero(~np.isnan(items.pi))  # the design's rows: selected items with a pi
+    pi = items.pi[at]
+    responded = items.labelled[at]
+    run_values, run_code = np.unique(items.run_id[at], return_inverse=True)
+    found = estimators.cell_rates(pi=pi, responded=responded, cell=run_code, cells=run_values.size)
+    run_rate = {int(r): float(v) for r, v in zip(run_values, found, strict=True) if v > 0}
+    selected_n = np.bincount(run_code, minlength=run_values.size)
+    labelled_n = np.bincount(run_code, weights=responded, minlength=run_values.size)
+    run_counts = {
+        int(r): (int(s), int(c)) for r, s, c in zip(run_values, selected_n, labelled_n, strict=True)
+    }
+    # The cells' keys: the run, the version's label, each segment key's label (Python's
+    # group_label of the value, as the cells always had).
+    versions, version_code = _codes([group_label(v or None) for v in items.versions])
+    columns: list[tuple[list[str] | NDArray[np.int64], NDArray[np.int64]]] = [
+        (run_values, run_code),
+        (versions, version_code[items.version[at]]),
+    ]
+    for key in segment_keys:
+        values, code = _codes([group_label(seg.get(key)) for seg in items.segments])
+        columns.append((values, code[items.segment[at]]))
+    cell_at, paths = estimators.response_cells_coded(
+        responded=responded, codes=[code for _, code in columns]
+    )
+    cell_words = [
+        _cell_words(
+            tuple(
+                "*" if c == estimators.REMAINDER else _plain(values[c])
+                for (values, _), c in zip(columns, path, strict=False)
+            ),
+            key_names,
+        )
+        for path in paths
+    ]
+    cell_rate = estimators.cell_rates(pi=pi, responded=responded, cell=cell_at, cells=len(paths))
+    cell = np.full(items.size, -1, dtype=np.int64)
+    cell[at] = cell_at
+    return ResponseDesign(
+        items=items,
+        cell=cell,
+        cell_words=cell_words,
+        cell_rate=cell_rate,
+        run_rate=run_rate,
+        unlabelled_runs=(set(items.done_runs) | set(run_values.tolist())) - set(run_rate),
+        run_counts=run_counts,
+        cutoff=items.cutoff,
+    )
+
+
+def _codes(values: Sequence[str]) -> tuple[list[str], NDArray[np.int64]]:
+    """Distinct values (first seen first) and each value's index among them."""
+    index: dict[str, int] = {}
+    code = np.array([index.setdefault(v, len(index)) for v in values], dtype=np.int64)
+    return list(index), code
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _response_design_scan(*, project: Project, cutoff: int | None = None) -> ScanDesign:
+    """The response design computed item by item over every selected row (the reference)."""
     segment_keys = list(project.segment_keys or [])
     rows = list(
         Inclusion.objects.filter(
@@ -302,7 +473,7 @@ def _response_design(*, project: Project, cutoff: int | None = None) -> Response
         for row, path, cell_id in zip(rows, paths, cell_ids, strict=True):
             item_rate[row[2]] = float(cell_rates[int(cell_id)])
             item_cell[row[2]] = _cell_words(path, key_names)
-    return ResponseDesign(
+    return ScanDesign(
         labels=labels,
         run_rate=run_rates,
         unlabelled_runs=(done_runs | {int(r[0]) for r in rows}) - set(run_rates),
@@ -428,13 +599,15 @@ def _domain_data_scan(
     project: Project,
     by: Sequence[str] = (),
     filters: dict[str, Any] | None = None,
-    design: ResponseDesign | None = None,
+    design: ResponseDesign | ScanDesign | None = None,
 ) -> list[DomainData]:
     """:func:`domain_data` with the population side aggregated from every inclusion (the
     reference the cells are tested against)."""
     base = filtered_inclusions(project=project, filters=filters)
     rows = _population_scan(base, by)
-    return _domain_data(project=project, by=by, filters=filters, design=design, population=rows)
+    return _domain_data_rows(
+        project=project, by=by, filters=filters, design=design, population=rows
+    )
 
 
 def _population_scan(base: QuerySet[Inclusion], by: Sequence[str]) -> PopulationRows:
@@ -680,9 +853,68 @@ def _domain_data(
     population: PopulationRows,
 ) -> list[DomainData]:
     design = design or response_design(project=project)
-    exprs = {f"g{i}": _group_expr(name) for i, name in enumerate(by)}
-    names = list(exprs)
-    base = filtered_inclusions(project=project, filters=filters)
+    groups = _population_groups(population, design)
+    items = design.items
+    at = np.flatnonzero(_sample_mask(project=project, items=items, filters=filters))
+    labels, code = _group_codes(project=project, items=items, at=at, by=by)
+    order = np.argsort(code, kind="stable")  # by group, each in interaction id order
+    at, code = at[order], code[order]
+    bounds: list[int] = (
+        np.flatnonzero(np.r_[True, code[1:] != code[:-1], True]).tolist() if at.size else []
+    )
+    covered = np.array(sorted(design.run_rate), dtype=np.int64)
+    rate = design.item_rate_array
+    for start, stop in itertools.pairwise(bounds):
+        key = labels[int(code[start])]
+        d = groups.setdefault(key, DomainData(group=key))
+        rows = at[start:stop]
+        has_pi = ~np.isnan(items.pi[rows])
+        d.excluded_labels += int((items.labelled[rows] & ~has_pi).sum())
+        rows = rows[has_pi & np.isin(items.run_id[rows], covered)]  # covered runs only
+        if not rows.size:
+            continue
+        got = items.labelled[rows]
+        d.selected += int(rows.size)
+        missing = rows[~got]
+        d.nonresponse += int(missing.size)
+        tied = items.tied[missing]
+        d.ties += int(tied.sum())
+        d.skipped += int((~tied & items.skipped[missing]).sum())
+        d.backlog += int((~tied & ~items.skipped[missing]).sum())
+        # Per run: the weights summed one by one in item order (as the row loop did).
+        weight = 1 / items.pi[rows]
+        runs, first, run_code = np.unique(
+            items.run_id[rows], return_index=True, return_inverse=True
+        )
+        sel_w = np.bincount(run_code, weights=weight, minlength=runs.size)
+        resp_w = np.bincount(run_code, weights=np.where(got, weight, 0.0), minlength=runs.size)
+        sel_n = np.bincount(run_code, minlength=runs.size)
+        resp_n = np.bincount(run_code, weights=got, minlength=runs.size)
+        for i in np.argsort(first).tolist():  # runs in the order the items name them
+            run_id = int(runs[i])
+            d.run_response[run_id] = [
+                float(sel_w[i]),
+                float(resp_w[i]),
+                int(sel_n[i]),
+                int(resp_n[i]),
+            ]
+        sample = rows[got]
+        if not sample.size:
+            continue
+        d.cells.update(design.cell_words[c] for c in np.unique(design.cell[sample]).tolist())
+        d.interaction_ids = items.interaction_id[sample].tolist()
+        d.y = items.y[sample].astype(float)
+        d.rating = items.rating[sample].astype(float) if items.has_rating[sample].all() else None
+        d.f = items.f[sample].astype(float)
+        d.pi = items.pi[sample] * rate[sample]
+    for d in groups.values():
+        d.response = response_summary(d, design)
+    return [groups[k] for k in sorted(groups)]
+
+
+def _population_groups(
+    population: PopulationRows, design: ResponseDesign | ScanDesign
+) -> dict[tuple[str, ...], DomainData]:
     groups: dict[tuple[str, ...], DomainData] = {}
     for (key, run_id), row in sorted(population.items()):
         d = groups.setdefault(key, DomainData(group=key))
@@ -698,10 +930,158 @@ def _domain_data(
         d.f_total += row.f_total
         d.rated += row.rated
         d.thumbs_down += row.down
+    return groups
+
+
+_JSON_WORDS = ("true", "false", "null")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def _plain_key(key: str) -> bool:
+    """A segment key the array path reads as the database does (one JSON key, not a path or an
+    array index)."""
+    return bool(_PLAIN_KEY.fullmatch(key)) and "__" not in key
+
+
+def _sample_mask(
+    *, project: Project, items: labelled.SelectedItems, filters: dict[str, Any] | None
+) -> NDArray[np.bool_]:
+    """Which selected items match ``filters``: the lookups of :func:`filtered_inclusions` on the
+    item columns. Filter values other than strings, the strings SQLite matches with JSON's
+    literals (``"true"`` matches ``true`` there), and a segment key that is a path are left to the
+    database."""
+    filters = filters or {}
+    mask = np.ones(items.size, dtype=bool)
+    versions = filters.get("model_versions") or filters.get("model_version")
+    segment = filters.get("segment") or {}
+    wanted = {
+        key: [values] if isinstance(values, str) else list(values)
+        for key, values in segment.items()
+    }
+    if versions:
+        versions = [versions] if isinstance(versions, str) else list(versions)
+    if not all(isinstance(v, str) for v in versions or []) or not all(
+        _plain_key(key) and all(isinstance(v, str) and v not in _JSON_WORDS for v in values)
+        for key, values in wanted.items()
+    ):
+        ids = filtered_inclusions(project=project, filters=filters).filter(selected=True)
+        found = np.array(sorted(ids.values_list("interaction_id", flat=True)), dtype=np.int64)
+        return np.isin(items.interaction_id, found)
+    if versions:
+        allowed = [i for i, v in enumerate(items.versions) if v in set(versions)]
+        mask &= np.isin(items.version, allowed)
+    for key, values in wanted.items():
+        allowed = [
+            i
+            for i, seg in enumerate(items.segments)
+            if isinstance(seg.get(key), str) and seg[key] in values
+        ]
+        mask &= np.isin(items.segment, allowed)
+    if filters.get("runs"):
+        mask &= np.isin(items.run_id, [int(r) for r in filters["runs"]])
+    if filters.get("since"):
+        since = labelled.microseconds(_utc(_parse_time(filters["since"], "since")))
+        mask &= items.occurred_us >= since
+    if filters.get("until"):
+        until = labelled.microseconds(_utc(_parse_time(filters["until"], "until")))
+        mask &= items.occurred_us < until
+    return mask
+
+
+def _group_codes(
+    *, project: Project, items: labelled.SelectedItems, at: NDArray[np.int64], by: Sequence[str]
+) -> tuple[list[tuple[str, ...]], NDArray[np.int64]]:
+    """The group of each item ``at`` under ``by``, labelled as :func:`_group_expr` read from the
+    database labels it: the distinct group keys and each item's index among them."""
+    if not by:
+        return [()], np.zeros(at.size, dtype=np.int64)
+    columns = [_group_column(project=project, items=items, at=at, name=name) for name in by]
+    codes = np.stack([code for _, code in columns], axis=1)
+    distinct, code = np.unique(codes, axis=0, return_inverse=True)
+    keys = [
+        tuple(values[c] for (values, _), c in zip(columns, row, strict=True))
+        for row in distinct.tolist()
+    ]
+    return keys, code.reshape(-1).astype(np.int64)
+
+
+def _group_column(
+    *, project: Project, items: labelled.SelectedItems, at: NDArray[np.int64], name: str
+) -> tuple[list[str], NDArray[np.int64]]:
+    """One grouping's label of each item ``at``: the distinct labels and each item's index."""
+    if name == "model_version":
+        labels, code = _codes([group_label(v) for v in items.versions])
+        return labels, code[items.version[at]]
+    if name in ("week", "day"):  # a date's label is its ISO week (as TruncDate's was)
+        days, code = np.unique(items.occurred_us[at] // DAY_US, return_inverse=True)
+        labels, relabel = _codes(
+            [group_label(EPOCH_DAY + dt.timedelta(days=d)) for d in days.tolist()]
+        )
+        return labels, relabel[code]
+    if name == "run":
+        runs, code = np.unique(items.run_id[at], return_inverse=True)
+        return [str(r) for r in runs.tolist()], code
+    if name == "rated":
+        rated = labelled.rated_ids(project=project, items=items)[at]
+        return ["no", "yes"], rated.astype(np.int64)
+    key = name[len("segment.") :]
+    labels, code = _codes(_segment_labels(items=items, key=key))
+    return labels, code[items.segment[at]]
+
+
+def _segment_labels(*, items: labelled.SelectedItems, key: str) -> list[str]:
+    """The label of ``segment.<key>`` for each segment object of ``items``, as the database
+    renders the key's text (``->>``, ``JSON_EXTRACT``): strings and integers are read here; other
+    values (null, booleans, decimals, objects), which each database writes its own way (SQLite
+    writes ``null``, ``true``), are read from the database for one item of each segment object."""
+    out: list[str | None] = []
+    for seg in items.segments:
+        value = seg.get(key)
+        if not _plain_key(key):
+            out.append(None)
+        elif key not in seg:
+            out.append(NONE_LABEL)
+        elif isinstance(value, str):
+            out.append(group_label(value))
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53:
+            out.append(str(value))
+        else:  # null, booleans, decimals, objects: as the database writes them
+            out.append(None)
+    ask = [i for i, label in enumerate(out) if label is None]
+    if ask:
+        first = {
+            int(s): int(i)
+            for s, i in zip(*np.unique(items.segment, return_index=True), strict=True)
+        }
+        ids = {int(items.interaction_id[first[s]]): s for s in ask if s in first}
+        for pk, text in (
+            Interaction.objects.filter(pk__in=list(ids))
+            .annotate(text=KeyTextTransform(key, "segment"))
+            .values_list("pk", "text")
+        ):
+            out[ids[pk]] = group_label(text)
+    return [label if label is not None else NONE_LABEL for label in out]
+
+
+def _domain_data_rows(
+    *,
+    project: Project,
+    by: Sequence[str],
+    filters: dict[str, Any] | None,
+    design: ResponseDesign | ScanDesign | None,
+    population: PopulationRows,
+) -> list[DomainData]:
+    """:func:`_domain_data` with the sample read row by row from the database (the reference)."""
+    design = design or response_design(project=project)
+    exprs = {f"g{i}": _group_expr(name) for i, name in enumerate(by)}
+    names = list(exprs)
+    base = filtered_inclusions(project=project, filters=filters)
+    groups = _population_groups(population, design)
 
     sample = list(
         base.filter(selected=True)
         .annotate(**exprs)
+        .order_by("interaction_id")  # the order of the array path
         .values_list("interaction_id", "run_id", "f", "pi", *names)
     )
     labels = design.labels
@@ -747,7 +1127,7 @@ def _domain_data(
     return [groups[k] for k in sorted(groups)]
 
 
-def response_summary(d: DomainData, design: ResponseDesign) -> dict[str, Any]:
+def response_summary(d: DomainData, design: ResponseDesign | ScanDesign) -> dict[str, Any]:
     """The group's non-response: counts by kind, its response rate per run against the run's,
     and a warning when they differ (non-response is then not random across domains)."""
     by_run = []
