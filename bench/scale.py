@@ -23,7 +23,8 @@ something to find). Then, with a warm connection, it times:
 Prints a Markdown table; ``--write`` replaces the "## Scale" section of bench/RESULTS.md.
 ``--reuse`` measures the project an earlier run left in ``test_flywheel_scale`` (same models,
 same sizes) instead of building it again; the measured sampling run is rolled back, so the
-arrivals stay new for the next measurement.
+arrivals stay new for the next measurement. ``--estimates-only`` times the estimates API and
+stops (no dashboard, sampling run, export or sizes).
 Throughput of exports at 1M rows, of ingestion, of scoring and of the queue at 16 annotators do not
 depend on the project's size and are measured by bench/export.py, bench/ingest.py,
 bench/scoring.py and bench/load.py.
@@ -240,6 +241,11 @@ def main() -> None:
         action="store_true",
         help="measure the project a previous run built (same sizes) instead of building it again",
     )
+    parser.add_argument(
+        "--estimates-only",
+        action="store_true",
+        help="time the estimates API only (skip the dashboard, the sampling run and the export)",
+    )
     args = parser.parse_args()
     load_before = load()
     os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
@@ -302,6 +308,8 @@ def main() -> None:
         "estimates by week": f"/api/projects/{SLUG}/estimates/?by=week",
         "dashboard page": f"/p/{SLUG}/dashboard/",
     }
+    if args.estimates_only:
+        del targets["dashboard page"]
     for url in targets.values():  # imports and first-query plans out of the way
         get(url)()
     for name, url in targets.items():
@@ -315,6 +323,10 @@ def main() -> None:
             (f"{name}, warm", f"{median * 1000:,.0f} ms", ", ".join(f"{r:.2f}" for r in runs))
         )
 
+    if args.estimates_only:
+        print("\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows))
+        print(f"load {load_before} before, {load()} after")
+        return
     strategy = SamplingStrategy.objects.get(project=project, name="scale")
     # Rolled back afterwards, so the arrivals stay new and --reuse can measure them again.
     with transaction.atomic():

@@ -344,7 +344,9 @@ def cell_rates(
     order = np.argsort(c, kind="stable")
     w, c, r = w[order], c[order], r[order]
     rates = np.zeros(cells)
-    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]]) if c.size else np.zeros(0, dtype=int)
+    if not c.size:
+        return rates
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
     for start, stop in zip(starts.tolist(), [*starts[1:].tolist(), c.size], strict=True):
         part = w[start:stop]
         total = part.sum()

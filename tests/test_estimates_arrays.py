@@ -24,6 +24,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from labeling.models import Annotation, Interaction, Project, QueueItem
+from sampling import estimators
 from sampling.models import Inclusion, SamplingRun
 from sampling.selectors.estimates import (
     DomainData,
@@ -292,3 +293,24 @@ def test_the_labelled_side_is_cached_until_a_label_skip_run_or_rating_changes() 
     counts_after = {g["group"]: g["n_labels"] for g in moved["groups"]}
     assert counts_after.get("yes", 0) == counts.get("yes", 0) + 1
     assert counts_after.get("no", 0) == counts.get("no", 0) - 1
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_coded_cells_and_rates_match_the_recursive_ones(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 300))
+    codes = [rng.integers(0, int(rng.integers(1, 6)), n) for _ in range(int(rng.integers(1, 5)))]
+    responded = rng.random(n) < rng.random()
+    least = int(rng.choice([1, 3, 20]))
+    expected = estimators.response_cells(
+        responded=responded, keys=[c.tolist() for c in codes], min_respondents=least
+    )
+    cell, paths = estimators.response_cells_coded(
+        responded=responded, codes=codes, min_respondents=least
+    )
+    got = [tuple("*" if v == estimators.REMAINDER else v for v in paths[c]) for c in cell]
+    assert got == expected
+    pi = rng.uniform(0.05, 1.0, n)
+    rates = estimators.cell_rates(pi=pi, responded=responded, cell=cell, cells=len(paths))
+    _, found = estimators.nonresponse_adjust(pi=pi, responded=responded, cell=cell)
+    assert rates.tolist() == [found[i] for i in range(len(paths))]  # to the last bit
