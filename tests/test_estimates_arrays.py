@@ -236,7 +236,9 @@ def test_the_labelled_side_is_cached_until_a_label_skip_run_or_rating_changes() 
         schema_version=1,
     )
     run_name = str(Inclusion.objects.get(interaction_id=item.interaction_id).run_id)
-    after = estimates_compute(project=project, by="run")
+    with CaptureQueriesContext(connection) as queries:
+        after = estimates_compute(project=project, by="run")
+    assert _selected_reads(queries) == 0  # a label re-reads the labels, not the items
     assert _group(after, run_name)["n_labels"] == _group(first, run_name)["n_labels"] + 1
 
     # A skip: an unlabelled item moves from the backlog to the skipped.

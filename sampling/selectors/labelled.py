@@ -8,12 +8,10 @@ skipped queue items. The result (:class:`SelectedItems`) holds numpy columns sor
 id; ``sampling.selectors.estimates`` computes the response design and every group's sample from
 it with array operations instead of a query and a Python loop per ``domain_data`` call.
 
-It is cached (Django's cache, shared by the processes) under :func:`labelled_version`, a key that
-changes whenever something it holds can change: a label is submitted, edited or adjudicated (the
-project's highest annotation id and number of current annotations), an item is skipped or
-unskipped (the queue items' latest ``updated_at``), a run finishes (the finished runs), the
-schema's target changes. Explicit ratings change after a run and are not held here: a grouping by
-``rated`` reads them fresh (:func:`rated_ids`).
+The two expensive parts are cached (Django's cache, shared by the processes) under keys that
+change whenever what they hold can change (:func:`selected_items`): the items with the finished
+runs, their labels with every new annotation; skips are read fresh. Explicit ratings change after
+a run and are not held here: a grouping by ``rated`` reads them fresh (:func:`rated_ids`).
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from typing import Any
 import numpy as np
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import BigIntegerField, Count, Func, Max, TextField
+from django.db.models import BigIntegerField, Func, Max, TextField
 from django.db.models.functions import Cast
 from numpy.typing import NDArray
 
@@ -82,47 +80,55 @@ def _done_runs(project: Project) -> list[tuple[int, bool]]:
     )
 
 
-def labelled_version(*, project: Project, cutoff: int | None = None) -> str:
-    """A key that changes whenever :func:`selected_items` could answer differently.
-
-    Annotations are append-only (an edit or an adjudication is a new row; ``is_current`` moves
-    only with a new row), so the highest annotation id of the whole table changes with every
-    label, at the cost of some needless recomputation when another project labels. A skip or a
-    reopen changes its queue item's ``updated_at``; a run that finishes changes the finished runs;
-    a finished run's inclusions never change.
-    """
-    queue = QueueItem.objects.filter(project=project).aggregate(
-        n=Count("id"), changed=Max("updated_at")
-    )
-    schema = project.label_schema or {}
-    parts = (
-        project.pk,
-        project.created_at.isoformat() if project.created_at else None,
-        json.dumps(schema.get("target"), sort_keys=True, default=str),
-        json.dumps(schema.get("questions"), sort_keys=True, default=str),
-        _done_runs(project),
-        Annotation.objects.aggregate(last=Max("id"))["last"],
-        queue["n"],
-        str(queue["changed"]),
-        cutoff,
-    )
-    return "labelled:" + hashlib.sha256(repr(parts).encode()).hexdigest()
+def _key(kind: str, *parts: Any) -> str:
+    return f"{kind}:" + hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def selected_items(*, project: Project, cutoff: int | None = None) -> SelectedItems:
-    """:func:`read_selected_items`, from the cache while :func:`labelled_version` is unchanged."""
-    key = labelled_version(project=project, cutoff=cutoff)
-    found = cache.get(key)
-    if isinstance(found, SelectedItems):
-        return found
-    items = read_selected_items(project=project, cutoff=cutoff)
-    cache.set(key, items, CACHE_SECONDS)
-    return items
+    """The selected items with their labels and skips, the two expensive parts from the cache.
 
+    - The items (the selected Inclusion rows with their interactions' columns) change only when
+      a run finishes (a finished run's inclusions never change): keyed by the finished runs.
+    - Their labels change with every label: keyed by the items and the highest annotation id of
+      the whole table (annotations are append-only: an edit or an adjudication is a new row and
+      ``is_current`` moves only with one; another project's label causes a needless re-read of
+      the labels only), the schema's questions and target, and ``cutoff``.
+    - Skips (``skip_count`` changes in place) are read fresh: one short query.
 
-def read_selected_items(*, project: Project, cutoff: int | None = None) -> SelectedItems:
-    """Read the selected items, their labels and skips from the database (no cache)."""
+    So a new label costs a read of the labels, not of the items.
+    """
     runs = _done_runs(project)
+    items_key = _key(
+        "selected-items",
+        project.pk,
+        project.created_at.isoformat() if project.created_at else None,
+        runs,
+    )
+    columns = cache.get(items_key)
+    if not isinstance(columns, dict):
+        columns = _read_items(project=project, runs=runs)
+        cache.set(items_key, columns, CACHE_SECONDS)
+    schema = project.label_schema or {}
+    labels_key = _key(
+        "selected-labels",
+        items_key,
+        json.dumps(schema.get("target"), sort_keys=True, default=str),
+        json.dumps(schema.get("questions"), sort_keys=True, default=str),
+        Annotation.objects.aggregate(last=Max("id"))["last"],
+        cutoff,
+    )
+    labels = cache.get(labels_key)
+    if not isinstance(labels, dict):
+        labels = _labels(project=project, ids=columns["interaction_id"], cutoff=cutoff)
+        cache.set(labels_key, labels, CACHE_SECONDS)
+    return SelectedItems(
+        **columns, **labels, skipped=_skipped(project, columns["interaction_id"]), cutoff=cutoff
+    )
+
+
+def _read_items(*, project: Project, runs: list[tuple[int, bool]]) -> dict[str, Any]:
+    """The selected Inclusion rows of the finished ``runs`` with their interactions' version,
+    segment and time, as columns (one query through the partial index of selected rows)."""
     rows = list(
         Inclusion.objects.filter(project=project, run_id__in=[r for r, _ in runs], selected=True)
         .order_by("interaction_id")
@@ -136,10 +142,8 @@ def read_selected_items(*, project: Project, cutoff: int | None = None) -> Selec
             _occurred_column(),
         )
     )
-    n = len(rows)
     columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 7
     ids, run_ids, fs, pis, versions_raw, segments_raw, occurred = columns
-    interaction_id = np.array(ids, dtype=np.int64)
     version_index: dict[str, int] = {}
     version = np.array(
         [version_index.setdefault(v or "", len(version_index)) for v in versions_raw],
@@ -149,11 +153,25 @@ def read_selected_items(*, project: Project, cutoff: int | None = None) -> Selec
     segment = np.array(
         [segment_index.setdefault(s, len(segment_index)) for s in segments_raw], dtype=np.int64
     )
-    segments = [_segment_object(text) for text in segment_index]
-    labelled, y, has_rating, rating, tied = _labels(
-        project=project, ids=interaction_id, cutoff=cutoff
-    )
-    skipped_ids = np.array(
+    return {
+        "interaction_id": np.array(ids, dtype=np.int64),
+        "run_id": np.array(run_ids, dtype=np.int64),
+        "f": np.array(fs, dtype=float),
+        "pi": np.array([np.nan if p is None else p for p in pis], dtype=float),
+        "version": version,
+        "versions": list(version_index),
+        "segment": segment,
+        "segments": [_segment_object(text) for text in segment_index],
+        "occurred_us": np.array(
+            occurred if connection.vendor == "postgresql" else _microseconds(occurred),
+            dtype=np.int64,
+        ),
+        "done_runs": [r for r, deterministic in runs if not deterministic],
+    }
+
+
+def _skipped(project: Project, ids: IntArray) -> BoolArray:
+    skipped = np.array(
         sorted(
             QueueItem.objects.filter(project=project, skip_count__gt=0).values_list(
                 "interaction_id", flat=True
@@ -161,28 +179,7 @@ def read_selected_items(*, project: Project, cutoff: int | None = None) -> Selec
         ),
         dtype=np.int64,
     )
-    return SelectedItems(
-        interaction_id=interaction_id,
-        run_id=np.array(run_ids, dtype=np.int64),
-        f=np.array(fs, dtype=float),
-        pi=np.array([np.nan if p is None else p for p in pis], dtype=float),
-        version=version,
-        versions=list(version_index),
-        segment=segment,
-        segments=segments,
-        occurred_us=np.array(
-            occurred if connection.vendor == "postgresql" else _microseconds(occurred),
-            dtype=np.int64,
-        ),
-        labelled=labelled,
-        y=y,
-        has_rating=has_rating,
-        rating=rating,
-        tied=tied,
-        skipped=np.isin(interaction_id, skipped_ids) if n else np.zeros(0, dtype=bool),
-        done_runs=[r for r, deterministic in runs if not deterministic],
-        cutoff=cutoff,
-    )
+    return np.isin(ids, skipped)
 
 
 def _segment_object(text: str | None) -> dict[str, Any]:
@@ -214,9 +211,7 @@ def microseconds(value: dt.datetime) -> int:
     return (value - EPOCH) // dt.timedelta(microseconds=1)
 
 
-def _labels(
-    *, project: Project, ids: IntArray, cutoff: int | None
-) -> tuple[BoolArray, FloatArray, BoolArray, FloatArray, BoolArray]:
+def _labels(*, project: Project, ids: IntArray, cutoff: int | None) -> dict[str, Any]:
     """Usable final labels of the items ``ids`` (sorted), by the rules of
     ``labeling.selectors.labels`` (``final_values``, ``target_good``): ``y``, the rating when the
     final target value is a number, and the items whose target answers tie.
@@ -230,8 +225,9 @@ def _labels(
     has_rating = np.zeros(n, dtype=bool)
     rating = np.zeros(n)
     tied = np.zeros(n, dtype=bool)
+    out = {"labelled": labelled, "y": y, "has_rating": has_rating, "rating": rating, "tied": tied}
     if not n:
-        return labelled, y, has_rating, rating, tied
+        return out
     schema = project.label_schema or {}
     key = str((schema.get("target") or {}).get("question") or "")
     questions = [q for q in schema.get("questions", []) if q.get("key") == key]
@@ -284,7 +280,7 @@ def _labels(
         if value is not None:
             has_rating[p] = True
             rating[p] = value
-    return labelled, y, has_rating, rating, tied
+    return out
 
 
 def rated_ids(*, project: Project, items: SelectedItems) -> BoolArray:
