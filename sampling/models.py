@@ -200,6 +200,32 @@ class PopulationCell(models.Model):
         return f"run {self.run_id} {self.model_version} {self.day}: n={self.n}"
 
 
+class PoolWatermark(models.Model):
+    """Where a project's pool starts: every interaction of the project with ``id <= floor`` has an
+    Inclusion row (was considered by a run), so a run reads the pool as an id range above it
+    instead of an anti-join of every interaction against every inclusion (issue 16).
+
+    Kept by the runs of the project (``sampling.services.runs``), under the project's advisory
+    lock and in the run's transaction. ``candidate`` is the largest id the last run over the
+    whole pool (no filters) read, at ``candidate_seen_at`` (database clock, just after its read);
+    it becomes the floor at a later such run once every transaction that was open at that moment
+    has ended (a transaction still open could commit a smaller id the read did not see).
+    Deleting a run (its inclusions go with it) deletes the project's watermark, so the next run
+    reads everything.
+    """
+
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    floor = models.BigIntegerField(default=0)
+    candidate = models.BigIntegerField(default=0)
+    candidate_seen_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"project {self.project_id}: floor {self.floor}"
+
+
 class InteractionTopic(models.Model):
     """The topic cluster of an interaction (MiniBatchKMeans of the proxy that scored it).
 

@@ -1,4 +1,5 @@
-"""Receivers of labeling.hooks events: enqueue scoring, retraining, the demo's first run.
+"""Receivers of labeling.hooks events: enqueue scoring, retraining, the demo's first run; and of
+the deletion of a sampling run (it resets the project's pool watermark).
 
 Each receiver only enqueues a task by name after commit
 (:func:`labeling.dispatch.enqueue_on_commit`: a broker that is down is logged, never raised into
@@ -7,6 +8,8 @@ the committing request); the periodic sweeps (``sampling.score_sweep``,
 """
 
 from __future__ import annotations
+
+from django.db.models.signals import post_delete
 
 from flywheel_site.app_settings import setting
 from labeling import dispatch, hooks
@@ -35,6 +38,18 @@ def on_demo_loaded(*, project_id: int, **_: object) -> None:
     dispatch.enqueue_on_commit("sampling.demo_bootstrap", project_id)
 
 
+def on_run_deleted(*, instance: object, **_: object) -> None:
+    """A deleted run takes its inclusions with it: its interactions are unconsidered again and
+    may lie below the project's pool watermark, so the watermark goes (the next run reads the
+    whole project and sets it again)."""
+    from sampling.models import PoolWatermark
+
+    project_id = getattr(instance, "project_id", None)
+    if project_id is not None:
+        PoolWatermark.objects.filter(project_id=int(project_id)).delete()
+
+
 hooks.connect("interactions_processed", on_interactions_processed)
 hooks.connect("labels_submitted", on_labels_submitted)
 hooks.connect("demo_loaded", on_demo_loaded)
+post_delete.connect(on_run_deleted, sender="sampling.SamplingRun")

@@ -2,7 +2,9 @@
 
 The pool of a project is every interaction no run has considered yet (no Inclusion row), after
 the strategy's filters. It is read as arrays straight from a cursor (one query, no model
-instances): a 1,000,000-item pool must be read in about two seconds.
+instances): a 1,000,000-item pool must be read in about two seconds. Only ids above the project's
+:class:`~sampling.models.PoolWatermark` floor are looked at (every interaction at or below it has
+been considered), so in a project of 10M interactions a run reads the new arrivals, not 10M rows.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from django.db import connection
 from django.db.models import (
     CharField,
     Count,
+    Exists,
+    FilteredRelation,
     FloatField,
     Func,
     IntegerField,
+    OuterRef,
     Q,
     QuerySet,
     Value,
@@ -30,7 +35,7 @@ from django.utils.dateparse import parse_datetime
 from labeling.models import Interaction, Project
 from sampling.design import CoverageCounts, Pool
 from sampling.features import prior_probability
-from sampling.models import Inclusion, ProxyModel
+from sampling.models import Inclusion, PoolWatermark, ProxyModel
 
 PRIOR_CHUNK = 5000
 
@@ -44,10 +49,41 @@ def proxy_current(*, project: Project | int) -> ProxyModel | None:
     )
 
 
-def pool_queryset(*, project: Project, filters: dict[str, Any] | None = None) -> QuerySet:
-    """Interactions of the project that no run has considered, after the strategy filters."""
+def pool_floor(*, project: Project | int) -> int:
+    """Every interaction of the project with an id at or below this was considered by a run
+    (0: no watermark yet, the pool is looked for among all the project's interactions)."""
+    project_id = project if isinstance(project, int) else project.pk
+    floor = (
+        PoolWatermark.objects.filter(project_id=project_id).values_list("floor", flat=True).first()
+    )
+    return int(floor or 0)
+
+
+def filters_narrow(filters: dict[str, Any] | None) -> bool:
+    """Whether the strategy filters leave part of the pool out (a run with them does not consider
+    every unconsidered interaction, so it cannot move the watermark)."""
     filters = filters or {}
-    qs = Interaction.objects.filter(project=project, inclusion__isnull=True)
+    return any(filters.get(k) for k in ("model_versions", "segment", "since", "until"))
+
+
+def pool_queryset(
+    *, project: Project, filters: dict[str, Any] | None = None, after_id: int | None = None
+) -> QuerySet:
+    """Interactions of the project that no run has considered, after the strategy filters.
+
+    ``after_id``: only ids above it (the caller knows everything at or below it was considered;
+    None reads the project's :func:`pool_floor`). The same condition on the Inclusion side keeps
+    the anti-join to the ids above the floor.
+    """
+    filters = filters or {}
+    if after_id is None:
+        after_id = pool_floor(project=project)
+    considered = Inclusion.objects.filter(interaction_id=OuterRef("pk"))
+    qs = Interaction.objects.filter(project=project)
+    if after_id > 0:
+        qs = qs.filter(pk__gt=after_id)
+        considered = considered.filter(interaction_id__gt=after_id)
+    qs = qs.filter(~Exists(considered))
     if filters.get("model_versions"):
         qs = qs.filter(model_version__in=filters["model_versions"])
     for key, values in (filters.get("segment") or {}).items():
@@ -101,17 +137,28 @@ def pool_read(
     project: Project,
     filters: dict[str, Any] | None = None,
     segment_keys: Sequence[str] = (),
+    after_id: int | None = None,
 ) -> Pool:
     """The pool as arrays sorted by id: stored f, segment group keys (see :func:`segment_group`),
     topic clusters (-1: none).
 
     ``f`` is the stored proxy score; an unscored item gets the signal prior computed on the spot
     (what the proxy would have stored before any training). On PostgreSQL the rows come through a
-    binary ``COPY (query) TO STDOUT`` parsed by numpy: no Python object per row.
+    binary ``COPY (query) TO STDOUT`` parsed by numpy: no Python object per row. ``after_id`` as
+    in :func:`pool_queryset`.
     """
-    qs = pool_queryset(project=project, filters=filters).annotate(
+    if after_id is None:
+        after_id = pool_floor(project=project)
+    topic = "topic"
+    qs = pool_queryset(project=project, filters=filters, after_id=after_id)
+    if after_id > 0:  # the topic join, too, only looks above the floor
+        topic = "_topic"
+        qs = qs.annotate(
+            _topic=FilteredRelation("topic", condition=Q(topic__interaction_id__gt=after_id))
+        )
+    qs = qs.annotate(
         _f=Coalesce("proxy_score", Value(float("nan")), output_field=FloatField()),
-        _c=Cast(Coalesce("topic__cluster", Value(-1)), IntegerField()),
+        _c=Cast(Coalesce(f"{topic}__cluster", Value(-1)), IntegerField()),
         **{f"_s{i}": segment_group(key) for i, key in enumerate(segment_keys)},
     )
     columns = ["id", "_f", "_c", *(f"_s{i}" for i in range(len(segment_keys)))]

@@ -40,8 +40,8 @@ from labeling.services.queue import queue_items_enqueue
 from labeling.services.webhooks import webhook_emit
 from sampling import design
 from sampling.features import FEATURE_FIELDS, featurize
-from sampling.models import Inclusion, SamplingRun, SamplingStrategy
-from sampling.selectors.pool import coverage_counts, pool_read, proxy_current
+from sampling.models import Inclusion, PoolWatermark, SamplingRun, SamplingStrategy
+from sampling.selectors.pool import coverage_counts, filters_narrow, pool_read, proxy_current
 from sampling.services.population import population_cells_write
 from sampling.services.strategies import crontab_parse, strategy_snapshot
 
@@ -201,10 +201,17 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
     weights = snapshot.get("weights") or {}
     segment_keys = sorted(minimums) if weights.get("coverage") and not run.deterministic else []
     model = proxy_current(project=project)
+    filters = snapshot.get("filters") or {}
+    mark = PoolWatermark.objects.filter(project_id=project.pk).first()
+    settled = mark is not None and _settled(mark)  # checked before the pool is read
     t_lock = time.perf_counter()
     pool = pool_read(
-        project=project, filters=snapshot.get("filters") or {}, segment_keys=segment_keys
+        project=project,
+        filters=filters,
+        segment_keys=segment_keys,
+        after_id=mark.floor if mark else 0,
     )
+    seen_at = _db_now()
     t_read = time.perf_counter()
     rng = np.random.default_rng(run.seed)
     n = float(snapshot.get("batch_size") or 0)
@@ -233,9 +240,13 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
         )
     t_compute = time.perf_counter()
     _write_inclusions(run=run, pool=pool, pi=pi, draw=draw)
+    if not filters_narrow(filters):  # this run considers every unconsidered interaction
+        _watermark_advance(
+            project_id=project.pk, mark=mark, settled=settled, pool=pool, seen_at=seen_at
+        )
     t_write = time.perf_counter()
     if pool.size:  # the estimates read these aggregates, never every inclusion
-        population_cells_write(run_id=run.pk)
+        population_cells_write(run_id=run.pk, id_range=(int(pool.ids[0]), int(pool.ids[-1])))
     t_cells = time.perf_counter()
     selected_ids = pool.ids[draw.selected]
     overlap_k = int(snapshot.get("overlap_k") or 1)
@@ -301,6 +312,74 @@ def _lock_project(project_id: int) -> None:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(%s, %s)", [_ADVISORY_NAMESPACE, project_id]
             )
+
+
+def _db_now() -> dt.datetime:
+    """The database's clock now (what ``pg_stat_activity.xact_start`` is compared with)."""
+    if connection.vendor != "postgresql":
+        return timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        return cursor.fetchone()[0]
+
+
+def _settled(mark: PoolWatermark) -> bool:
+    """Whether every interaction with an id up to ``mark.candidate`` is committed and visible.
+
+    The candidate was the largest id a run read; an interaction with a smaller id that the read
+    did not see took its id (the sequence gives ids in order) before that read, so its
+    transaction was open at ``candidate_seen_at``. Settled when no transaction of this database
+    that was open then is still open (a session of another role whose state this role may not
+    see counts as open). On SQLite the run's IMMEDIATE transaction excludes every other writer,
+    so whatever was committed is visible and nothing is half-written.
+    """
+    if mark.candidate <= mark.floor or mark.candidate_seen_at is None:
+        return False
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT NOT EXISTS (
+                SELECT 1 FROM pg_stat_activity
+                WHERE datname = current_database() AND pid <> pg_backend_pid()
+                  AND (xact_start < %(seen)s
+                       OR (state IS NULL AND backend_type = 'client backend'))
+            ) AND NOT EXISTS (
+                SELECT 1 FROM pg_prepared_xacts
+                WHERE database = current_database() AND prepared < %(seen)s
+            )
+            """,
+            {"seen": mark.candidate_seen_at},
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _watermark_advance(
+    *,
+    project_id: int,
+    mark: PoolWatermark | None,
+    settled: bool,
+    pool: design.Pool,
+    seen_at: dt.datetime,
+) -> None:
+    """After a run that considered every unconsidered interaction above the floor (no filters).
+
+    If the previous candidate was settled before this run read the pool, the read saw every
+    interaction up to it, and this run considered all of them that no earlier run had: the
+    candidate becomes the floor. The largest id this run read becomes the next candidate.
+    """
+    floor = mark.floor if mark else 0
+    candidate = mark.candidate if mark else 0
+    seen = mark.candidate_seen_at if mark else None
+    if settled and mark is not None:
+        floor = max(floor, mark.candidate)
+    if pool.size and int(pool.ids[-1]) > candidate:
+        candidate, seen = int(pool.ids[-1]), seen_at
+    PoolWatermark.objects.update_or_create(
+        project_id=project_id,
+        defaults={"floor": floor, "candidate": candidate, "candidate_seen_at": seen},
+    )
 
 
 def _deterministic(
