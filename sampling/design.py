@@ -49,6 +49,9 @@ class Pool:
     segments: Mapping[str, np.ndarray] = field(default_factory=dict)
     clusters: np.ndarray | None = None
     n_prior: int = 0  # items whose f is the cold-start prior (no stored score yet)
+    # Each item's population-cell key (model version, segment and UTC day codes), when read for a
+    # run on PostgreSQL (sampling.services.runs aggregates the run's cells from it).
+    cells: np.ndarray | None = None
 
     @property
     def size(self) -> int:

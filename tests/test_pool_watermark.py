@@ -35,6 +35,7 @@ from sampling.models import (
 )
 from sampling.selectors.pool import pool_floor, pool_read
 from sampling.selectors.strategies import strategy_preview
+from sampling.services.population import population_cells_rebuild
 from sampling.services.runs import sampling_run_create, sampling_run_execute
 from sampling.services.strategies import strategy_create
 from tests.factories import ProjectFactory
@@ -321,3 +322,65 @@ def test_an_interaction_committed_late_below_read_ids_is_still_considered() -> N
     finally:
         other.close()
     assert not Interaction.objects.filter(project=project, inclusion__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_cells_from_the_run_arrays_equal_the_aggregate_of_its_inclusions() -> None:
+    """On PostgreSQL a run aggregates its cells from the arrays it read; they equal the cells
+    ``population_cells_rebuild`` computes from the Inclusion rows (SQL GROUP BY): segments with
+    numbers, booleans, nulls, missing keys and 1 vs 1.0 (equal as jsonb), times around UTC
+    midnight, unscored items (prior f), a deterministic run (no pi)."""
+    project = ProjectFactory(slug="wm-cells", segment_keys=["tier"])
+    midnight = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    segments: list[dict[str, Any]] = [
+        {"tier": "pro"},
+        {"tier": "free", "locale": "de"},
+        {"locale": "de", "tier": "free"},
+        {"tier": 3},
+        {"tier": 1},
+        {"tier": 1.0},
+        {"tier": True},
+        {"tier": None},
+        {},
+    ]
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(400):
+        offset = dt.timedelta(microseconds=int(rng.integers(-3, 3)))
+        rows.append(
+            Interaction(
+                project=project,
+                external_id=f"c-{i}",
+                occurred_at=midnight + dt.timedelta(days=int(i % 4)) + offset,
+                model_version=["a", "b", "", "a "][i % 4],
+                response="x",
+                segment=segments[i % len(segments)],
+                proxy_score=None if i % 5 == 0 else float(rng.random()),
+            )
+        )
+    Interaction.objects.bulk_create(rows)
+    _run(project, _strategy(project, "p"), 1)
+    seed_interactions(project, 60, seed=9)
+    _run(project, _strategy(project, "d", mode="deterministic", batch_size=5), 2)
+
+    def cells() -> list[tuple]:
+        out = [
+            (run_id, mv, day, n, excluded, json_key(segment), f_total)
+            for run_id, mv, day, n, excluded, segment, f_total in PopulationCell.objects.filter(
+                project=project
+            ).values_list("run_id", "model_version", "day", "n", "excluded", "segment", "f_total")
+        ]
+        return sorted(out, key=lambda c: repr(c[:6]))
+
+    def json_key(segment: dict[str, Any]) -> str:
+        return repr(
+            sorted((k, float(v) if type(v) in (int, float) else v) for k, v in segment.items())
+        )
+
+    written = cells()
+    population_cells_rebuild(project=project)
+    rebuilt = cells()
+    assert [c[:6] for c in written] == [c[:6] for c in rebuilt]
+    assert [c[6] for c in written] == pytest.approx([c[6] for c in rebuilt], rel=1e-12)
+    assert sum(c[3] + c[4] for c in written) == 460
+    assert any(c[4] for c in written)  # the deterministic run's items: excluded

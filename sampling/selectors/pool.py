@@ -28,6 +28,7 @@ from django.db.models import (
     QuerySet,
     Value,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.utils.dateparse import parse_datetime
@@ -124,12 +125,29 @@ def segment_group_values(*, project: Project, key: str) -> dict[object, str | No
 _COPY_HEADER = 19  # signature (11) + flags (4) + header extension length (4)
 
 
-def _pool_dtype(n_keys: int) -> np.dtype:
+def _pool_dtype(n_keys: int, cell_keys: bool = False) -> np.dtype:
     fields = [("n", ">i2"), ("l_id", ">i4"), ("id", ">i8"), ("l_f", ">i4"), ("f", ">f8")]
     fields += [("l_c", ">i4"), ("c", ">i4")]
     for i in range(n_keys):
         fields += [(f"l_s{i}", ">i4"), (f"s{i}", ">i4")]
+    if cell_keys:
+        fields += [("l_mv", ">i4"), ("mv", ">i8"), ("l_sg", ">i4"), ("sg", ">i8")]
+        fields += [("l_day", ">i4"), ("day", ">i4")]
     return np.dtype(fields)
+
+
+# The population-cell key of an interaction as fixed-width codes: 64-bit hashes of the model
+# version and of the segment (jsonb_hash_extended: equal as jsonb, equal hash, the equality
+# GROUP BY uses) and the UTC day. Two values sharing a 64-bit hash would share a cell: with a
+# thousand distinct values the chance is about 3e-14.
+_CELL_KEYS = {
+    "_mv": RawSQL('hashtextextended("labeling_interaction"."model_version", 0)', []),
+    "_sg": RawSQL('jsonb_hash_extended("labeling_interaction"."segment", 0)', []),
+    "_day": RawSQL(
+        """(("labeling_interaction"."occurred_at" AT TIME ZONE 'UTC')::date - DATE '2000-01-01')""",
+        [],
+    ),
+}
 
 
 def pool_read(
@@ -138,6 +156,7 @@ def pool_read(
     filters: dict[str, Any] | None = None,
     segment_keys: Sequence[str] = (),
     after_id: int | None = None,
+    cell_keys: bool = False,
 ) -> Pool:
     """The pool as arrays sorted by id: stored f, segment group keys (see :func:`segment_group`),
     topic clusters (-1: none).
@@ -145,8 +164,10 @@ def pool_read(
     ``f`` is the stored proxy score; an unscored item gets the signal prior computed on the spot
     (what the proxy would have stored before any training). On PostgreSQL the rows come through a
     binary ``COPY (query) TO STDOUT`` parsed by numpy: no Python object per row. ``after_id`` as
-    in :func:`pool_queryset`.
+    in :func:`pool_queryset`. ``cell_keys`` (PostgreSQL only): also each item's population-cell
+    key, ``Pool.cells`` (see ``_CELL_KEYS``).
     """
+    cell_keys = cell_keys and connection.vendor == "postgresql"
     if after_id is None:
         after_id = pool_floor(project=project)
     topic = "topic"
@@ -162,9 +183,13 @@ def pool_read(
         **{f"_s{i}": segment_group(key) for i, key in enumerate(segment_keys)},
     )
     columns = ["id", "_f", "_c", *(f"_s{i}" for i in range(len(segment_keys)))]
+    if cell_keys:
+        qs = qs.annotate(**_CELL_KEYS)
+        columns += list(_CELL_KEYS)
     sql, params = qs.order_by().values_list(*columns).query.sql_with_params()
+    cells = None
     if connection.vendor == "postgresql":
-        ids, f, clusters, groups = _read_binary(sql, params, len(segment_keys))
+        ids, f, clusters, groups, cells = _read_binary(sql, params, len(segment_keys), cell_keys)
     else:
         ids, f, clusters, groups = _read_rows(sql, params, len(segment_keys))
     order = np.argsort(ids, kind="stable")
@@ -173,23 +198,35 @@ def pool_read(
     missing = np.flatnonzero(np.isnan(f))
     if len(missing):
         f[missing] = _priors(project, ids[missing])
-    return Pool(ids=ids, f=f, segments=segments, clusters=clusters, n_prior=len(missing))
+    return Pool(
+        ids=ids,
+        f=f,
+        segments=segments,
+        clusters=clusters,
+        n_prior=len(missing),
+        cells=None if cells is None else cells[order],
+    )
 
 
-def _read_binary(sql: str, params: Any, n_keys: int) -> tuple:
+def _read_binary(sql: str, params: Any, n_keys: int, cell_keys: bool) -> tuple:
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor
         with raw.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)", params) as copy:
             data = b"".join(bytes(block) for block in copy)
-    dtype = _pool_dtype(n_keys)
+    dtype = _pool_dtype(n_keys, cell_keys)
     body = memoryview(data)[_COPY_HEADER : len(data) - 2]  # minus the -1 trailer
     rows = np.frombuffer(body, dtype=dtype)
     groups = [rows[f"s{i}"].astype(np.int64) for i in range(n_keys)]
+    cells = None
+    if cell_keys:
+        cells = np.empty((len(rows), 3), dtype=np.int64)
+        cells[:, 0], cells[:, 1], cells[:, 2] = rows["mv"], rows["sg"], rows["day"]
     return (
         rows["id"].astype(np.int64),
         rows["f"].astype(float),
         rows["c"].astype(np.int16),
         groups,
+        cells,
     )
 
 

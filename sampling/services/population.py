@@ -35,19 +35,13 @@ def _insert_sql(where: str) -> str:
     )
 
 
-def population_cells_write(*, run_id: int, id_range: tuple[int, int] | None = None) -> int:
+def population_cells_write(*, run_id: int) -> int:
     """Aggregate the run's Inclusion rows into its cells; returns the number of cells written.
 
     Call it in the transaction that wrote the inclusions, once: a run's inclusions never change.
-    ``id_range``: the smallest and largest interaction id the run considered, so the join reads
-    those interactions by id rather than the whole table.
     """
-    where, params = "inc.run_id = %s", [run_id]
-    if id_range is not None:
-        where += " AND inc.interaction_id BETWEEN %s AND %s AND i.id BETWEEN %s AND %s"
-        params += [*id_range, *id_range]
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(where), params)
+        cursor.execute(_insert_sql("inc.run_id = %s"), [run_id])
         return max(cursor.rowcount, 0)
 
 

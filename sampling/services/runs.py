@@ -40,7 +40,13 @@ from labeling.services.queue import queue_items_enqueue
 from labeling.services.webhooks import webhook_emit
 from sampling import design
 from sampling.features import FEATURE_FIELDS, featurize
-from sampling.models import Inclusion, PoolWatermark, SamplingRun, SamplingStrategy
+from sampling.models import (
+    Inclusion,
+    PoolWatermark,
+    PopulationCell,
+    SamplingRun,
+    SamplingStrategy,
+)
 from sampling.selectors.pool import coverage_counts, filters_narrow, pool_read, proxy_current
 from sampling.services.population import population_cells_write
 from sampling.services.strategies import crontab_parse, strategy_snapshot
@@ -210,6 +216,7 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
         filters=filters,
         segment_keys=segment_keys,
         after_id=mark.floor if mark else 0,
+        cell_keys=True,
     )
     seen_at = _db_now()
     t_read = time.perf_counter()
@@ -245,8 +252,10 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
             project_id=project.pk, mark=mark, settled=settled, pool=pool, seen_at=seen_at
         )
     t_write = time.perf_counter()
-    if pool.size:  # the estimates read these aggregates, never every inclusion
-        population_cells_write(run_id=run.pk, id_range=(int(pool.ids[0]), int(pool.ids[-1])))
+    if pool.size and pool.cells is not None:  # the estimates read these aggregates
+        _write_cells(run=run, pool=pool, pi=pi)
+    elif pool.size:
+        population_cells_write(run_id=run.pk)
     t_cells = time.perf_counter()
     selected_ids = pool.ids[draw.selected]
     overlap_k = int(snapshot.get("overlap_k") or 1)
@@ -465,6 +474,46 @@ def _write_inclusions(
         ],
         batch_size=2000,
     )
+
+
+def _write_cells(*, run: SamplingRun, pool: design.Pool, pi: np.ndarray) -> None:
+    """The run's population cells from the arrays it read (PostgreSQL): the rows
+    ``population_cells_write`` would aggregate from its Inclusion rows (count of items with pi,
+    their f summed in id order, count without pi, per model version x segment x UTC day), without
+    joining the inclusions back to the interactions. Each cell's model version, segment (the
+    stored jsonb) and day are copied from one of its interactions.
+    """
+    keys = pool.cells
+    assert keys is not None
+    order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0]))  # stable: smallest id first
+    ordered = keys[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    group = np.empty(len(order), dtype=np.int64)
+    group[order] = np.cumsum(starts) - 1
+    size = int(starts.sum())
+    with_pi = ~np.isnan(pi)
+    n = np.bincount(group, weights=with_pi, minlength=size)
+    f_total = np.bincount(group, weights=np.where(with_pi, pool.f, 0.0), minlength=size)
+    excluded = np.bincount(group, weights=~with_pi, minlength=size)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {PopulationCell._meta.db_table} "
+            "(run_id, project_id, model_version, segment, day, n, f_total, excluded) "
+            "SELECT %s, %s, i.model_version, i.segment, (i.occurred_at AT TIME ZONE 'UTC')::date, "
+            "v.n, v.f_total, v.excluded "
+            "FROM unnest(%s::bigint[], %s::int[], %s::float8[], %s::int[]) "
+            "AS v(id, n, f_total, excluded) "
+            f"JOIN {Interaction._meta.db_table} i ON i.id = v.id",
+            [
+                run.pk,
+                run.project_id,
+                [int(i) for i in pool.ids[order[starts]]],
+                [int(x) for x in n],
+                [float(x) for x in f_total],
+                [int(x) for x in excluded],
+            ],
+        )
 
 
 _PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
