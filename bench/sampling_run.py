@@ -101,7 +101,10 @@ def main() -> None:
     results = []
     for i in range(args.repeat):
         with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE sampling_inclusion, labeling_queueitem CASCADE")
+            # The watermark too: it says the truncated inclusions' interactions were considered.
+            cursor.execute(
+                "TRUNCATE sampling_inclusion, labeling_queueitem, sampling_poolwatermark CASCADE"
+            )
         rss_before = _bench_db.current_rss_mb()
         run = sampling_run_create(project=project, strategy=strategy)
         t0 = time.perf_counter()

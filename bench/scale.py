@@ -196,6 +196,20 @@ def build(args: argparse.Namespace) -> tuple[Any, Any, dict[str, float]]:
     return project, admin, timings
 
 
+def backend_cpu_s() -> float | None:
+    """CPU seconds of this connection's PostgreSQL backend (None unless it runs on this host)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float]]:
     runs = []
     for _ in range(repeat):
@@ -339,9 +353,13 @@ def main() -> None:
     for _ in range(args.repeat if args.run_only else 1):
         with transaction.atomic():
             run = sampling_run_create(project=project, strategy=strategy)
+            cpu0, backend0 = time.process_time(), backend_cpu_s()
             t0 = time.perf_counter()
             sampling_run_execute(run_id=run.pk)
             run_s = time.perf_counter() - t0
+            cpu = f"CPU: python {time.process_time() - cpu0:.1f} s"
+            if backend0 is not None:  # PostgreSQL on this host: its backend's CPU time too
+                cpu += f", postgres {(backend_cpu_s() or 0.0) - backend0:.1f} s"
             run.refresh_from_db()
             transaction.set_rollback(True)
         rows.append(
@@ -350,7 +368,8 @@ def main() -> None:
                 f"{run_s:.1f} s",
                 ", ".join(
                     f"{k} {v:.2f}" for k, v in sorted(run.timings.items()) if k.endswith("_s")
-                ),
+                )
+                + f"; {cpu}",
             )
         )
         print(f"  {rows[-1]}, load {load()}", file=sys.stderr)
