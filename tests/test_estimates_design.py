@@ -120,7 +120,9 @@ def test_a_run_without_labels_stays_out_of_the_population(
         assert len(after["groups"]) == len(before[method]["groups"])
         for old, new in zip(before[method]["groups"], after["groups"], strict=True):
             for key in ("estimate", "ci_low", "ci_high", "population", "n_labels", "nonresponse"):
-                assert new[key] == old[key], (method, key)
+                # equal up to the last bit of a float sum taken in another order (PostgreSQL)
+                expected = old[key] if old[key] is None else pytest.approx(old[key], rel=1e-12)
+                assert new[key] == expected, (method, key)
             if new["group"] == "pro":  # the new run holds only free-tier items
                 assert new["runs_without_labels"] == []
                 assert new["coverage_note"] is None

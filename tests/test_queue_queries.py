@@ -33,6 +33,10 @@ def _tables(queries: list[dict[str, Any]]) -> list[str]:
         words = sql.split()
         if words and words[0].upper() == "SELECT" and "FROM" in (w.upper() for w in words):
             words = words[[w.upper() for w in words].index("FROM") :]
+        elif not any(w.startswith(("labeling_", "authtoken_")) for w in words):
+            words = (
+                q["sql"].replace('"', " ").replace("(", " ").split()
+            )  # only a subquery names one
         out.append(next((w for w in words if w.startswith(("labeling_", "authtoken_"))), ""))
     return out
 
