@@ -85,14 +85,20 @@ def has_capability(*, role: str | None, need: Capability) -> bool:
     return role is not None and role in CAPABILITIES[need]
 
 
+# The caller's role in project ``p`` (NULL: not a member), for SQL that selects a project row;
+# its one parameter is the user id.
+ROLE_SQL = (
+    f"(SELECT m.role FROM {Membership._meta.db_table} m "
+    "WHERE m.project_id = p.id AND m.user_id = %s LIMIT 1)"
+)
+
+
 def _project_with_role(*, slug: str, user_id: int) -> tuple[Project | None, str | None]:
     """The project ``slug`` and the user's role there (None: no such project / not a member)."""
     reader = row_reader(Project, "p")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {reader.columns}, (SELECT m.role FROM {Membership._meta.db_table} m "
-            "WHERE m.project_id = p.id AND m.user_id = %s LIMIT 1) "
-            f"FROM {reader.table} p WHERE p.slug = %s",
+            f"SELECT {reader.columns}, {ROLE_SQL} FROM {reader.table} p WHERE p.slug = %s",
             [user_id, slug],
         )
         row = cursor.fetchone()

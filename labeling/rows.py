@@ -36,6 +36,7 @@ class RowReader(Generic[M]):
     model: type[M]
     table: str
     columns: str  # 'qi."id", qi."project_id", ...' in the model's field order
+    names: str  # '"id", "project_id", ...': the same columns unqualified (for RETURNING)
     attnames: tuple[str, ...]
     converters: tuple[tuple[int, tuple[Converter, ...], Any], ...]
 
@@ -85,6 +86,7 @@ def row_reader(model: type[M], alias: str) -> RowReader[M]:
             model=model,
             table=quote(model._meta.db_table),
             columns=", ".join(f"{alias}.{quote(str(f.column))}" for f in fields),
+            names=", ".join(quote(str(f.column)) for f in fields),
             attnames=tuple(f.attname for f in fields),
             converters=tuple(converters),
         )

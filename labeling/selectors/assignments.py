@@ -8,9 +8,9 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import connection
 
-from labeling.access import IngestClient, RequestUser, has_capability
+from labeling.access import ROLE_SQL, IngestClient, RequestUser, has_capability
 from labeling.errors import Forbidden, NotFound
-from labeling.models import Assignment, Interaction, Membership, Project, QueueItem, Role
+from labeling.models import Assignment, Interaction, Project, QueueItem, Role
 from labeling.rows import row_reader
 from labeling.schema import item_texts, schema_for_display, text_sha256
 from labeling.selectors.queues import earlier_answers, queue_payload
@@ -31,9 +31,7 @@ def own_assignment(*, user: RequestUser, assignment_id: int) -> Assignment:
     project_r = row_reader(Project, "p")
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {a_r.columns}, {item_r.columns}, {project_r.columns}, "
-            f"(SELECT m.role FROM {Membership._meta.db_table} m "
-            "WHERE m.project_id = p.id AND m.user_id = %s LIMIT 1) "
+            f"SELECT {a_r.columns}, {item_r.columns}, {project_r.columns}, {ROLE_SQL} "
             f"FROM {a_r.table} a JOIN {item_r.table} qi ON qi.id = a.queue_item_id "
             f"JOIN {project_r.table} p ON p.id = qi.project_id "
             "WHERE a.id = %s AND a.annotator_id = %s",

@@ -263,7 +263,7 @@ def _lease(
                 f"UPDATE {reader.table} SET status = 'leased', leased_at = %s, "
                 "lease_expires_at = %s, finished_at = NULL "
                 "WHERE queue_item_id = %s AND annotator_id = %s AND status = 'expired' "
-                f"RETURNING {reader.columns.replace('a.', '')}",
+                f"RETURNING {reader.names}",
                 [adapt(now), adapt(expires), item.pk, annotator.pk],
             )
         else:
@@ -271,7 +271,7 @@ def _lease(
                 f"INSERT INTO {reader.table} (queue_item_id, annotator_id, status, leased_at, "
                 "lease_expires_at, finished_at, skip_reason) "
                 "VALUES (%s, %s, 'leased', %s, %s, NULL, '') "
-                f"RETURNING {reader.columns.replace('a.', '')}",
+                f"RETURNING {reader.names}",
                 [item.pk, annotator.pk, adapt(now), adapt(expires)],
             )
         assignment = reader.read(cursor.fetchone())

@@ -188,8 +188,21 @@ def _filter_cells(qs: _Q, filters: dict[str, Any] | None, *, through: str) -> _Q
     return qs
 
 
+class _RunRates:
+    """What both designs answer from their run rates."""
+
+    run_rate: dict[int, float]  # run id -> weighted response rate (labelled runs only)
+
+    @property
+    def rate(self) -> dict[int, float]:  # the run rates, under their older name
+        return self.run_rate
+
+    def covers(self, run_id: int) -> bool:
+        return run_id in self.run_rate
+
+
 @dataclass
-class ResponseDesign:
+class ResponseDesign(_RunRates):
     """The non-response adjustment of the project's finished probabilistic runs.
 
     Computed once per answer over **every** selected item of every finished run, never over a
@@ -215,13 +228,6 @@ class ResponseDesign:
     unlabelled_runs: set[int]
     run_counts: dict[int, tuple[int, int]] = field(default_factory=dict)  # (selected, labelled)
     cutoff: int | None = None
-
-    @property
-    def rate(self) -> dict[int, float]:  # the run rates, under their older name
-        return self.run_rate
-
-    def covers(self, run_id: int) -> bool:
-        return run_id in self.run_rate
 
     @cached_property
     def item_rate_array(self) -> NDArray[np.float64]:
@@ -279,7 +285,7 @@ class ResponseDesign:
 
 
 @dataclass
-class ScanDesign:
+class ScanDesign(_RunRates):
     """:class:`ResponseDesign` as :func:`_response_design_scan` computes it, item by item (the
     reference the array path is tested against).
 
@@ -305,13 +311,6 @@ class ScanDesign:
     skipped: set[int] = field(default_factory=set)  # selected, unlabelled, skipped at least once
     run_counts: dict[int, tuple[int, int]] = field(default_factory=dict)  # (selected, labelled)
     cutoff: int | None = None
-
-    @property
-    def rate(self) -> dict[int, float]:  # the run rates, under their older name
-        return self.run_rate
-
-    def covers(self, run_id: int) -> bool:
-        return run_id in self.run_rate
 
 
 def _cell_words(path: tuple[Any, ...], keys: Sequence[str]) -> str:
