@@ -80,6 +80,15 @@ def test_every_page_fits_the_window(page: Any, live_server: Any) -> None:
         "new-project": reverse("project-new"),
     }
     login(page, live_server, admin)
+    # Every stylesheet, script, plot and icon a page asks for loads; the console names each that
+    # did not (Chromium asks for /favicon.ico by itself when a page names no icon).
+    failed: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            failed.append(f"{page.url}: {message.text}") if message.type == "error" else None
+        ),
+    )
     overflowing = []
     for size, (width, height) in SIZES.items():
         page.set_viewport_size({"width": width, "height": height})
@@ -95,4 +104,5 @@ def test_every_page_fits_the_window(page: Any, live_server: Any) -> None:
                 overflowing.append(f"{name} at {size}: {extra}px too wide")
             screenshot(page, f"pages/{name}-{size}")
     assert overflowing == [], "; ".join(overflowing)
+    assert failed == []
     assert page.js_errors == []
