@@ -82,6 +82,12 @@ DECLARED: tuple[AppSetting, ...] = (
     ),
     # Webhooks (labeling.services.webhooks).
     AppSetting("WEBHOOK_TIMEOUT_S", 10.0, "seconds a receiver has to answer one delivery attempt"),
+    AppSetting(
+        "WEBHOOK_ALLOW_PRIVATE",
+        0,
+        "1: webhook receivers may be on loopback, private, link-local or reserved addresses "
+        "(0: only public addresses, checked when the URL is saved and before each attempt)",
+    ),
     AppSetting("WEBHOOK_MAX_ATTEMPTS", 12, "attempts of one delivery before it is marked failed"),
     AppSetting(
         "WEBHOOK_RETRY_BASE_S",

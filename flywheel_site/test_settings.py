@@ -11,6 +11,10 @@ os.environ.setdefault(
     "FLYWHEEL_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test")
 )
 
+# Webhook receivers in the tests listen on loopback; tests/test_webhooks.py switches this off to
+# check that production refuses internal addresses.
+os.environ.setdefault("FLYWHEEL_WEBHOOK_ALLOW_PRIVATE", "1")
+
 from .settings import *  # noqa: F403
 
 SECURE_SSL_REDIRECT = False

@@ -388,3 +388,64 @@ def test_settings_are_documented() -> None:
     for name in settings.FLYWHEEL:
         if name.startswith("WEBHOOK_"):
             assert f"`{name}`" in text
+
+
+@pytest.fixture
+def public_only(settings: Any) -> None:
+    """Production's default: receivers only on public addresses."""
+    settings.FLYWHEEL = {**settings.FLYWHEEL, "WEBHOOK_ALLOW_PRIVATE": 0, "WEBHOOK_TIMEOUT_S": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:8000/hook", "127.0.0.1 is a loopback address"),
+        ("http://localhost/hook", "localhost is a loopback address"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+        ("http://10.1.2.3/hook", "10.1.2.3 is a private address"),
+        ("https://192.168.0.7:8443/hook", "192.168.0.7 is a private address"),
+        ("http://[::1]/hook", "::1 is a loopback address"),
+        ("http://[::ffff:127.0.0.1]/hook", "::ffff:127.0.0.1 is a loopback address"),
+        ("http://0.0.0.0/hook", "0.0.0.0 is a private address"),
+    ],
+)
+def test_an_internal_address_is_a_field_error_unless_allowed(
+    project: Project, public_only: None, settings: Any, url: str, message: str
+) -> None:
+    with pytest.raises(Invalid) as exc:
+        webhook_subscription_create(project=project, url=url, events=["export.ready"])
+    assert message in exc.value.errors["url"]
+    assert "FLYWHEEL_WEBHOOK_ALLOW_PRIVATE=1" in exc.value.errors["url"]
+    assert not WebhookSubscription.objects.exists()
+    settings.FLYWHEEL = {**settings.FLYWHEEL, "WEBHOOK_ALLOW_PRIVATE": 1}
+    sub, _ = webhook_subscription_create(project=project, url=url, events=["export.ready"])
+    assert sub.url == url
+    # A public address is a receiver like any other (nothing is sent here).
+    settings.FLYWHEEL = {**settings.FLYWHEEL, "WEBHOOK_ALLOW_PRIVATE": 0}
+    webhook_subscription_update(subscription=sub, data={"url": "https://93.184.216.34/hook"})
+
+
+def test_a_host_name_that_resolves_inside_is_never_called(
+    project: Project, receiver: Receiver, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A name passes when the URL is saved (names resolve differently over time: DNS can point a
+    public name at 127.0.0.1 later); every attempt resolves it again and refuses an internal
+    address before connecting, so the receiver on loopback never sees a request."""
+    port = receiver.url.split(":")[2].split("/")[0]
+    sub, _ = subscribe(project, f"http://localhost:{port}/hooks/flywheel")  # saved while allowed
+    settings.FLYWHEEL = {**settings.FLYWHEEL, "WEBHOOK_ALLOW_PRIVATE": 0, "WEBHOOK_TIMEOUT_S": 0.5}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert webhook_emit(project, "label.submitted", {"annotation_id": 1}) == 1
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.status == "pending"  # a failed attempt, retried later like any other
+    assert delivery.error.startswith("blocked: localhost resolves to ")
+    assert "a loopback address" in delivery.error
+    assert receiver.requests == []
+    test = webhook_send_test(subscription=sub)
+    assert test.status == "failed"
+    assert "blocked:" in test.error
+    assert receiver.requests == []
+
+    settings.FLYWHEEL = {**settings.FLYWHEEL, "WEBHOOK_ALLOW_PRIVATE": 1}
+    assert webhook_send_test(subscription=sub).status == "delivered"
+    assert len(receiver.requests) == 1

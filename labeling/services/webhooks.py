@@ -33,6 +33,7 @@ import json
 import logging
 import random
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -101,12 +102,59 @@ def webhook_url_validate(url: Any) -> str:
     if port == 0:
         raise Invalid({"url": "port 0 is not a valid port"})
     host = parts.hostname
+    literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None
     try:
-        ipaddress.ip_address(host)
+        literal = ipaddress.ip_address(host)
     except ValueError:
         if "." not in host and host != "localhost":
             raise Invalid({"url": f"{host!r} is not a full host name"}) from None
+        literal = ipaddress.ip_address("127.0.0.1") if host == "localhost" else None
+    if literal is not None and (reason := _internal_reason(literal)) is not None:
+        raise Invalid({"url": f"{host} is {reason}; {_ALLOW_HINT}"})
     return url
+
+
+# --- Where a receiver may be --------------------------------------------------------------------
+# A project admin chooses the URL and sees the start of each answer in the deliveries list, so an
+# unguarded sender would let them reach (and read) services inside the server's own network: the
+# cloud metadata endpoint, an admin port on loopback, the database. Receivers must resolve to
+# public addresses unless the operator allows internal ones (FLYWHEEL_WEBHOOK_ALLOW_PRIVATE=1,
+# e.g. a receiver on the same private network). Checked when the URL is saved (literal addresses)
+# and before every attempt (what the host name resolves to then).
+_ALLOW_HINT = (
+    "webhook receivers must be on public addresses (an operator can allow internal ones "
+    "with FLYWHEEL_WEBHOOK_ALLOW_PRIVATE=1)"
+)
+
+
+def _internal_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why ``address`` is not a public one (None when it is), unless internal ones are allowed."""
+    if setting("WEBHOOK_ALLOW_PRIVATE"):
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for kind in ("loopback", "link_local", "private", "multicast", "reserved", "unspecified"):
+        if getattr(address, f"is_{kind}"):
+            return f"a {kind.replace('_', '-')} address"
+    return None
+
+
+def _receiver_blocked(url: str) -> str:
+    """ "" when every address ``url``'s host resolves to is allowed, else why not."""
+    if setting("WEBHOOK_ALLOW_PRIVATE"):
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"ConnectError: cannot resolve {host!r}: {exc}"
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if (reason := _internal_reason(address)) is not None:
+            return f"blocked: {host} resolves to {address}, {reason}; {_ALLOW_HINT}"
+    return ""
 
 
 def webhook_events_validate(events: Any) -> list[str]:
@@ -428,6 +476,8 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
     """POST once; (status code or None, error text or "", latency in ms)."""
     timeout = float(setting("WEBHOOK_TIMEOUT_S"))
     t0 = time.perf_counter()
+    if blocked := _receiver_blocked(url):
+        return None, blocked[:1000], (time.perf_counter() - t0) * 1e3
     try:
         response = _client().post(url, content=body, headers=headers, timeout=timeout)
     except httpx.TimeoutException:
