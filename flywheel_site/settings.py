@@ -261,7 +261,14 @@ LOGGING: dict[str, Any] = {
         }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx and httpcore log every request at INFO (URL and status): one line per webhook
+        # attempt and per judge call, which drowns the worker's log. Flywheel logs what matters
+        # (failures, retries, breakers) itself.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 # --- Flywheel ---------------------------------------------------------------------------------

@@ -449,3 +449,13 @@ def test_a_host_name_that_resolves_inside_is_never_called(
     settings.FLYWHEEL = {**settings.FLYWHEEL, "WEBHOOK_ALLOW_PRIVATE": 1}
     assert webhook_send_test(subscription=sub).status == "delivered"
     assert len(receiver.requests) == 1
+
+
+def test_an_attempt_does_not_log_each_request_at_info(
+    project: Project, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx logs every request at INFO; the worker's log would hold a line per attempt."""
+    sub, _ = subscribe(project, receiver.url)
+    with caplog.at_level(logging.INFO):
+        assert webhook_send_test(subscription=sub).status == "delivered"
+    assert [r.name for r in caplog.records if r.name.startswith(("httpx", "httpcore"))] == []
