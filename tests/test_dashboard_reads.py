@@ -12,8 +12,12 @@ import pytest
 
 from labeling.models import Annotation
 from sampling.models import Inclusion, InteractionTopic, SamplingRun
-from sampling.selectors.coverage import cluster_coverage
-from sampling.selectors.estimates import filtered_inclusions
+from sampling.selectors.coverage import (
+    _label_latency_hours_scan,
+    cluster_coverage,
+    label_latency_hours,
+)
+from sampling.selectors.estimates import filtered_inclusions, shared_design
 from sampling.selectors.monitoring import _first_label_dates, first_label_dates
 from sampling.selectors.scans import shared_scans
 from tests.test_population_cells import _filters, build
@@ -83,3 +87,26 @@ def test_first_label_dates_are_read_once_per_page() -> None:
         first = first_label_dates(project=project)
         assert first == expected
         assert first_label_dates(project=project) is first  # the same answer, not a second read
+
+
+@pytest.mark.django_db
+@pytest.mark.filterwarnings("ignore:DateTimeField Interaction.occurred_at received a naive")
+@pytest.mark.parametrize("seed", range(40, 46))
+def test_label_latency_from_the_selected_items_equals_the_plain_read(seed: int) -> None:
+    """Label latency from the selected items' columns and the shared first-label dates: the same
+    hours, in the same order, as joining the selected inclusions to their annotations, under
+    every kind of filter (and within one page, with the reads shared)."""
+    project = build(seed)
+    runs = sorted(
+        SamplingRun.objects.filter(project=project, deterministic=False).values_list(
+            "id", flat=True
+        )
+    )
+    seen = 0
+    for filters in _filters(runs):
+        expected = _label_latency_hours_scan(project=project, filters=filters)
+        seen += len(expected)
+        assert label_latency_hours(project=project, filters=filters) == expected, (seed, filters)
+        assert label_latency_hours(project=project, filters=filters, limit=3) == expected[:3]
+        with shared_design(), shared_scans():
+            assert label_latency_hours(project=project, filters=filters) == expected

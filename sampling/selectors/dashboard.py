@@ -59,8 +59,16 @@ class DashboardFilters:
         )
 
     def since(self) -> dt.datetime | None:
+        """The start of the range: UTC midnight ``days`` days before today (issue 16). Whole
+        days are what the population aggregates hold (per run x version x segment x day), so a
+        range that starts at a midnight is read from them alone; one that started at ``now``
+        minus ``days`` would need a scan of the partial first day's rows (~1/30 of the traffic
+        of "last 30 days", about a second at a million interactions)."""
         days = RANGES[self.range]
-        return None if days is None else self.now - dt.timedelta(days=days)
+        if days is None:
+            return None
+        start = self.now.astimezone(dt.UTC) - dt.timedelta(days=days)
+        return start.replace(hour=0, minute=0, second=0, microsecond=0)
 
     @property
     def segment_filter(self) -> dict[str, list[str]]:

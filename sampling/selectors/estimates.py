@@ -942,6 +942,14 @@ def _plain_key(key: str) -> bool:
     return bool(_PLAIN_KEY.fullmatch(key)) and "__" not in key
 
 
+def selected_mask(
+    *, project: Project, items: labelled.SelectedItems, filters: dict[str, Any] | None
+) -> NDArray[np.bool_]:
+    """Which of the selected ``items`` match ``filters`` (the rows of
+    ``filtered_inclusions(filters).filter(selected=True)``)."""
+    return _sample_mask(project=project, items=items, filters=filters)
+
+
 def _sample_mask(
     *, project: Project, items: labelled.SelectedItems, filters: dict[str, Any] | None
 ) -> NDArray[np.bool_]:

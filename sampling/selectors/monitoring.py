@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from django.db.models import Min
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from labeling.models import Annotation, Project
@@ -54,7 +54,40 @@ def first_label_dates(*, project: Project) -> dict[int, dt.datetime]:
 
     Read once per page inside ``scans.shared_scans()`` (monitoring and the power report both
     need it); the answer is shared, so callers must not change it."""
-    return scans.shared(("first_label_dates", project.pk), lambda: _first_label_dates(project))
+    return _first_dates(project)[0]
+
+
+def first_labelled_dates(*, project: Project) -> dict[int, dt.datetime]:
+    """Interaction id -> when its first current annotation of kind ``label`` was made (what the
+    label latency measures). Read with :func:`first_label_dates`, once per page inside
+    ``scans.shared_scans()``; callers must not change it."""
+    return _first_dates(project)[1]
+
+
+def _first_dates(project: Project) -> tuple[dict[int, dt.datetime], dict[int, dt.datetime]]:
+    """Both first dates of every interaction with a current annotation, in one read."""
+
+    def read() -> tuple[dict[int, dt.datetime], dict[int, dt.datetime]]:
+        rows = (
+            Annotation.objects.filter(queue_item__project=project, is_current=True)
+            .values("interaction_id")
+            .annotate(
+                first=Min("created_at"),
+                label=Min("created_at", filter=Q(kind=Annotation.Kind.LABEL)),
+            )
+            .values_list("interaction_id", "first", "label")
+            .order_by()
+        )
+        anything: dict[int, dt.datetime] = {}
+        labels: dict[int, dt.datetime] = {}
+        for i, first, label in rows:
+            if first is not None:
+                anything[int(i)] = first
+            if label is not None:
+                labels[int(i)] = label
+        return anything, labels
+
+    return scans.shared(("first_dates", project.pk), read)
 
 
 def _first_label_dates(project: Project) -> dict[int, dt.datetime]:
