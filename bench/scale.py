@@ -58,11 +58,16 @@ def load() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def seed_wave(project_id: int, start: int, count: int, days: int, total: int) -> None:
-    """Interactions ``start .. start + count - 1``; ids spread evenly over ``days`` days."""
+def seed_wave(
+    project_id: int, start: int, count: int, days: int, total: int, topics: bool = False
+) -> None:
+    """Interactions ``start .. start + count - 1``; ids spread evenly over ``days`` days; with
+    ``topics`` each gets a topic cluster (one of 8, as scoring writes them)."""
     from django.db import connection
 
     with connection.cursor() as cur:
+        cur.execute("SELECT COALESCE(MAX(id), 0) FROM labeling_interaction")
+        last = cur.fetchone()[0]
         cur.execute(
             """
             INSERT INTO labeling_interaction (project_id, external_id, conversation_id,
@@ -94,6 +99,13 @@ def seed_wave(project_id: int, start: int, count: int, days: int, total: int) ->
                 "span": days * 86400,
             },
         )
+        if topics:
+            cur.execute(
+                "INSERT INTO sampling_interactiontopic (interaction_id, cluster, proxy_version) "
+                "SELECT id, ((id * 2654435761::bigint) %% 8)::smallint, 1 "
+                "FROM labeling_interaction WHERE project_id = %s AND id > %s",
+                [project_id, last],
+            )
 
 
 def build(args: argparse.Namespace) -> tuple[Any, Any, dict[str, float]]:
@@ -133,7 +145,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Any, dict[str, float]]:
         start = 1 + i * wave
         count = wave if i < args.runs - 1 else history - i * wave
         t0 = time.perf_counter()
-        seed_wave(project.pk, start, count, 30, args.interactions)
+        seed_wave(project.pk, start, count, 30, args.interactions, topics=args.topics)
         seed_s += time.perf_counter() - t0
         t0 = time.perf_counter()
         run = sampling_run_create(project=project, strategy=strategy)
@@ -190,7 +202,7 @@ def build(args: argparse.Namespace) -> tuple[Any, Any, dict[str, float]]:
     )
     QueueItem.objects.filter(id__in=[i[0] for i in items]).update(status="done", done_count=1)
     with connection.cursor() as cur:
-        seed_wave(project.pk, history + 1, args.arrivals, 30, args.interactions)
+        seed_wave(project.pk, history + 1, args.arrivals, 30, args.interactions, args.topics)
         cur.execute("ANALYZE")
     timings["labels + arrivals s"] = time.perf_counter() - t0
     return project, admin, timings
@@ -249,6 +261,12 @@ def main() -> None:
         default=DB,
         help=f"database name; the bench builds test_<db> (default {DB}), so a 1M and a 10M "
         "project can be kept side by side",
+    )
+    parser.add_argument(
+        "--topics",
+        action="store_true",
+        help="give every interaction a topic cluster (as scoring does), so the dashboard's "
+        "per-topic coverage counts real rows",
     )
     parser.add_argument(
         "--reuse",

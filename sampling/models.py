@@ -200,6 +200,44 @@ class PopulationCell(models.Model):
         return f"run {self.run_id} {self.model_version} {self.day}: n={self.n}"
 
 
+class TopicCell(models.Model):
+    """The topic-cluster side of the population: per run x model version x segment x day (as
+    :class:`PopulationCell`) x topic cluster, how many of the run's considered items (with or
+    without ``pi``) are in that cluster (``cluster`` -1: not clustered).
+
+    Unlike the population cells these change after the run: an interaction's cluster is rewritten
+    whenever it is scored again (a retrained proxy, late feedback processed). So the run writes
+    its cells from the clusters it read (``sampling.services.topic_cells``), and every later
+    cluster change of a considered interaction moves one count from its old cell to its new one in
+    the transaction that writes the cluster (``sampling.services.scoring.scores_write``), which
+    takes the project's run lock shared so that no run reads clusters it would not count. The
+    dashboard's per-topic coverage reads O(runs x cells x clusters) rows instead of every
+    considered interaction joined to its topic (issue 16).
+    """
+
+    run = models.ForeignKey(
+        SamplingRun, on_delete=models.CASCADE, related_name="topic_cells", db_index=False
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    model_version = models.CharField(max_length=200, blank=True, default="")
+    segment = models.JSONField(default=dict, blank=True)
+    day = models.DateField()
+    cluster = models.SmallIntegerField(default=-1)
+    n = models.IntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "run"], name="ix_topiccell_project_run")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "model_version", "segment", "day", "cluster"],
+                name="uq_topiccell_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {self.model_version} {self.day} cluster {self.cluster}: {self.n}"
+
+
 class PoolWatermark(models.Model):
     """Where a project's pool starts: every interaction of the project with ``id <= floor`` has an
     Inclusion row (was considered by a run), so a run reads the pool as an id range above it

@@ -366,6 +366,7 @@ def test_coverage_per_topic_cluster(seeded: Project, member: Callable[..., Any])
     from labeling.models import Annotation
     from sampling.models import Inclusion, InteractionTopic
     from sampling.selectors.coverage import cluster_coverage
+    from sampling.services.topic_cells import topic_cells_rebuild
 
     considered = list(
         Inclusion.objects.filter(project=seeded).values_list("interaction_id", "selected")
@@ -373,6 +374,7 @@ def test_coverage_per_topic_cluster(seeded: Project, member: Callable[..., Any])
     InteractionTopic.objects.bulk_create(
         [InteractionTopic(interaction_id=i, cluster=i % 3) for i, _ in considered]
     )
+    topic_cells_rebuild(project=seeded)  # written past scoring: the cells as the backfill makes
     labelled = set(
         Annotation.objects.filter(queue_item__project=seeded).values_list(
             "interaction_id", flat=True

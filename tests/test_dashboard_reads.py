@@ -20,6 +20,7 @@ from sampling.selectors.coverage import (
 from sampling.selectors.estimates import filtered_inclusions, shared_design
 from sampling.selectors.monitoring import _first_label_dates, first_label_dates
 from sampling.selectors.scans import shared_scans
+from sampling.services.topic_cells import topic_cells_rebuild
 from tests.test_population_cells import _filters, build
 
 
@@ -62,6 +63,7 @@ def test_cluster_coverage_counts_every_row(seed: int) -> None:
             if rng.random() < 0.8
         ]
     )
+    topic_cells_rebuild(project=project)  # as the migration's backfill
     runs = sorted(
         SamplingRun.objects.filter(project=project, deterministic=False).values_list(
             "id", flat=True

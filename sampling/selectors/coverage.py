@@ -1,19 +1,32 @@
 """Coverage and latency reads the dashboard needs beyond the estimates API.
 
-Both read the same rows as the estimates selector (``filtered_inclusions``: considered items of
+Both count the same rows as the estimates selector (``filtered_inclusions``: considered items of
 finished runs under the strategy-format filters), so their populations agree with
-``GET /estimates``' ``population``.
+``GET /estimates``' ``population``; they read them from aggregates and the selected items, and
+their ``*_scan`` references read them row by row.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections import Counter
 from typing import Any
 
 import numpy as np
-from django.db.models import Count, Exists, Min, OuterRef, Q
+from django.db import connection
+from django.db.models import Count, Exists, Min, OuterRef, Q, Sum
 
 from labeling.models import Annotation, Project
-from sampling.selectors.estimates import filtered_inclusions, response_design, selected_mask
+from sampling.models import InteractionTopic, SamplingRun, TopicCell
+from sampling.selectors.estimates import (
+    _filter_cells,
+    _midnight,
+    _parse_time,
+    _utc,
+    filtered_inclusions,
+    response_design,
+    selected_mask,
+)
 from sampling.selectors.labelled import microseconds
 from sampling.selectors.monitoring import first_labelled_dates
 
@@ -24,13 +37,107 @@ def cluster_coverage(
     """Per topic cluster: considered items (traffic), selected items and labelled items.
 
     ``cluster`` is -1 for items the proxy had not clustered. Sorted by traffic, largest first.
-    """
+
+    Traffic comes from the runs' topic cells (``sampling.models.TopicCell``, kept current when
+    clusters change) for the whole days of the range and from the Inclusion rows of a partial day
+    at either end (a ``since``/``until`` that is not a UTC midnight); selected and labelled items
+    from the selected items the estimates hold (``response_design(...).items``), their current
+    clusters (one read of those items' topics) and the first-label dates of the page. The same
+    numbers as :func:`_cluster_coverage_scan`, without reading every considered interaction
+    (issue 16)."""
+    filters = dict(filters or {})
+    since = _utc(_parse_time(filters["since"], "since")) if filters.get("since") else None
+    until = _utc(_parse_time(filters["until"], "until")) if filters.get("until") else None
+    first = None if since is None else since.date() + dt.timedelta(days=since.time() != dt.time(0))
+    end = None if until is None else until.date()  # cells of days before ``end``
+    traffic: Counter[int] = Counter()
+    if first is not None and end is not None and first >= end:
+        traffic.update(_traffic_scan(project=project, filters=filters))  # within two days
+    else:
+        edges = []
+        if since is not None and first is not None and _midnight(first) != since:
+            edges.append((since, _midnight(first)))
+        if until is not None and end is not None and _midnight(end) != until:
+            edges.append((_midnight(end), until))
+        for low, high in edges:
+            part = {**filters, "since": low.isoformat(), "until": high.isoformat()}
+            traffic.update(_traffic_scan(project=project, filters=part))
+        whole = {k: v for k, v in filters.items() if k not in ("since", "until")}
+        cells = _filter_cells(
+            TopicCell.objects.filter(project=project, run__status=SamplingRun.Status.DONE),
+            whole,
+            through="",
+        )
+        if first is not None:
+            cells = cells.filter(day__gte=first)
+        if end is not None:
+            cells = cells.filter(day__lt=end)
+        for cluster, n in cells.values("cluster").annotate(n=Sum("n")).values_list("cluster", "n"):
+            traffic[int(cluster)] += int(n or 0)
+    items = response_design(project=project).items
+    at = np.flatnonzero(selected_mask(project=project, items=items, filters=filters))
+    ids = items.interaction_id[at].tolist()
+    topics = _clusters_of(ids)
+    labelled = first_labelled_dates(project=project)
+    selected: Counter[int] = Counter()
+    labels: Counter[int] = Counter()
+    for interaction_id in ids:
+        cluster = topics.get(interaction_id, -1)
+        selected[cluster] += 1
+        labels[cluster] += interaction_id in labelled
+    out = [
+        {"cluster": c, "traffic": n, "selected": selected[c], "labels": labels[c]}
+        for c, n in traffic.items()
+        if n
+    ]
+    return sorted(out, key=lambda r: (-r["traffic"], r["cluster"]))
+
+
+def _traffic_scan(*, project: Project, filters: dict[str, Any]) -> Counter[int]:
+    """Considered items per cluster, counted over the Inclusion rows under ``filters``."""
+    key = "interaction__topic__cluster"
+    rows = (
+        filtered_inclusions(project=project, filters=filters)
+        .values(key)
+        .annotate(n=Count("id"))
+        .values_list(key, "n")
+        .order_by()
+    )
+    return Counter({(-1 if c is None else int(c)): int(n) for c, n in rows})
+
+
+def _clusters_of(ids: list[int]) -> dict[int, int]:
+    """The current cluster of each of ``ids`` that has one (by primary key)."""
+    if not ids:
+        return {}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT interaction_id, cluster FROM {InteractionTopic._meta.db_table} "
+                "WHERE interaction_id = ANY(%s::bigint[])",
+                [ids],
+            )
+            return {int(i): int(c) for i, c in cursor.fetchall()}
+    out: dict[int, int] = {}
+    for start in range(0, len(ids), 500):
+        out.update(
+            InteractionTopic.objects.filter(interaction_id__in=ids[start : start + 500])
+            .values_list("interaction_id", "cluster")
+            .order_by()
+        )
+    return out
+
+
+def _cluster_coverage_scan(
+    *, project: Project, filters: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """:func:`cluster_coverage` counted in one pass over the filtered inclusions joined to their
+    interactions and topics (the reference)."""
     base = filtered_inclusions(project=project, filters=filters)
     key = "interaction__topic__cluster"
     labelled = Annotation.objects.filter(
         interaction=OuterRef("interaction_id"), is_current=True, kind=Annotation.Kind.LABEL
     )
-    # One pass over the domain's rows (the label check runs for selected rows only).
     rows = (
         base.values(key)
         .annotate(

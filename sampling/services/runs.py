@@ -50,6 +50,7 @@ from sampling.models import (
 from sampling.selectors.pool import coverage_counts, filters_narrow, pool_read, proxy_current
 from sampling.services.population import population_cells_write
 from sampling.services.strategies import crontab_parse, strategy_snapshot
+from sampling.services.topic_cells import topic_cells_write, topic_cells_write_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -254,8 +255,13 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
     t_write = time.perf_counter()
     if pool.size and pool.cells is not None:  # the estimates read these aggregates
         _write_cells(run=run, pool=pool, pi=pi)
+        if pool.clusters is not None:
+            topic_cells_write_arrays(run=run, ids=pool.ids, keys=pool.cells, clusters=pool.clusters)
+        else:
+            topic_cells_write(run_id=run.pk)
     elif pool.size:
         population_cells_write(run_id=run.pk)
+        topic_cells_write(run_id=run.pk)
     t_cells = time.perf_counter()
     selected_ids = pool.ids[draw.selected]
     overlap_k = int(snapshot.get("overlap_k") or 1)

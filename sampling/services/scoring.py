@@ -25,6 +25,7 @@ from sampling import proxy as proxy_lib
 from sampling.features import FEATURE_FIELDS, featurize
 from sampling.models import InteractionTopic, ProxyModel
 from sampling.selectors.pool import proxy_current
+from sampling.services.topic_cells import run_lock_shared, topic_cells_move
 
 logger = logging.getLogger(__name__)
 
@@ -72,16 +73,42 @@ def scores_compute(
 
 
 def scores_write(
-    *, ids: Sequence[int], scores: np.ndarray, clusters: np.ndarray, version: int | None
+    *,
+    ids: Sequence[int],
+    scores: np.ndarray,
+    clusters: np.ndarray,
+    version: int | None,
+    project_id: int | None = None,
 ) -> None:
-    """Store scores and clusters of ``ids`` in bulk (one statement per table)."""
+    """Store scores and clusters of ``ids`` (of project ``project_id``; default: read from the
+    rows) in bulk (one statement per table).
+
+    A considered interaction whose cluster changes moves between its run's topic cells in the
+    same transaction (``topic_cells.topic_cells_move``), under the project's run lock taken
+    shared first: a sampling run of the project (which holds it exclusively) is never between
+    reading the clusters and committing its cells while this writes them (scoring waits for the
+    run; the run, for scoring's commit)."""
     now = timezone.now()
     table = Interaction._meta.db_table
     topic_table = InteractionTopic._meta.db_table
     id_list = [int(i) for i in ids]
     score_list = [float(s) for s in scores]
     known = clusters >= 0
+    if project_id is not None:
+        projects = [project_id]
+    else:
+        projects = list(
+            Interaction.objects.filter(pk__in=id_list)
+            .values_list("project_id", flat=True)
+            .distinct()
+            .order_by()
+        )
     with transaction.atomic(), connection.cursor() as cursor:
+        run_lock_shared(project_ids=projects)
+        if known.any():
+            topic_cells_move(
+                ids=np.asarray(id_list)[known].tolist(), clusters=clusters[known].tolist()
+            )
         if connection.vendor == "postgresql":
             cursor.execute(
                 f"UPDATE {table} AS i SET proxy_score = v.score, proxy_version = %s, "
@@ -139,7 +166,13 @@ def interactions_score(
         if not rows:
             continue
         scores, clusters = scores_compute(project=project, rows=[r[1:] for r in rows], model=model)
-        scores_write(ids=[r[0] for r in rows], scores=scores, clusters=clusters, version=version)
+        scores_write(
+            ids=[r[0] for r in rows],
+            scores=scores,
+            clusters=clusters,
+            version=version,
+            project_id=project.pk,
+        )
         total += len(rows)
     return total
 

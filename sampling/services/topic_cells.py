@@ -1,0 +1,175 @@
+"""Topic cells (issue 16): per run x model version x segment x day x topic cluster, the count of the
+run's considered items (``sampling.models.TopicCell``).
+
+Written by the sampling run in the transaction of its Inclusion rows, from the clusters it read
+with its pool (:func:`topic_cells_write_arrays` on PostgreSQL, :func:`topic_cells_write` with one
+``INSERT ... SELECT ... GROUP BY`` elsewhere), and kept up to date afterwards by
+:func:`topic_cells_move`, which scoring calls in the transaction that rewrites clusters: a
+considered interaction scored again (late feedback processed, a retrain) moves from its old
+cluster's cell to its new one. Scoring holds the project's run lock shared while it does
+(:func:`run_lock_shared`; a run holds it exclusively from before its pool read to its commit), so
+a cluster is never changed between a run's read and its commit without the change reaching the
+cells. :func:`topic_cells_rebuild` recomputes a project's cells from its inclusions and current
+clusters (repair; the tests).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from django.db import connection, transaction
+
+from labeling.models import Interaction, Project
+from sampling.models import Inclusion, InteractionTopic, SamplingRun, TopicCell
+
+# The advisory-lock namespace of ``sampling.services.runs._lock_project`` ("SAMP"): a run takes
+# (namespace, project) exclusively, scoring shared.
+RUN_LOCK_NAMESPACE = 0x53414D50
+_IN_CHUNK = 500  # ids per IN (...) on SQLite
+
+
+def run_lock_shared(*, project_ids: Sequence[int]) -> None:
+    """Take the run lock of each project shared, until the transaction ends (PostgreSQL; on SQLite
+    the IMMEDIATE transactions already serialise writers). Call it before taking row locks."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for project_id in sorted({int(p) for p in project_ids}):
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock_shared(%s, %s)", [RUN_LOCK_NAMESPACE, project_id]
+            )
+
+
+def _day_sql() -> str:
+    """The UTC date of ``i.occurred_at`` (as the population cells compute it)."""
+    if connection.vendor == "postgresql":
+        return "(i.occurred_at AT TIME ZONE 'UTC')::date"
+    return "date(i.occurred_at)"
+
+
+def _insert_sql(where: str) -> str:
+    return (
+        f"INSERT INTO {TopicCell._meta.db_table} "
+        "(run_id, project_id, model_version, segment, day, cluster, n) "
+        f"SELECT inc.run_id, inc.project_id, i.model_version, i.segment, {_day_sql()}, "
+        "COALESCE(t.cluster, -1), COUNT(*) "
+        f"FROM {Inclusion._meta.db_table} inc "
+        f"JOIN {Interaction._meta.db_table} i ON i.id = inc.interaction_id "
+        f"LEFT JOIN {InteractionTopic._meta.db_table} t ON t.interaction_id = inc.interaction_id "
+        f"WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6"
+    )
+
+
+def topic_cells_write(*, run_id: int) -> int:
+    """Aggregate the run's Inclusion rows with their current clusters into its cells (in the
+    run's transaction, once); returns the number of cells written."""
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql("inc.run_id = %s"), [run_id])
+        return max(cursor.rowcount, 0)
+
+
+def topic_cells_write_arrays(
+    *,
+    run: SamplingRun,
+    ids: np.ndarray,
+    keys: np.ndarray,
+    clusters: np.ndarray,
+) -> int:
+    """The run's topic cells from the arrays it read (PostgreSQL): ``ids`` ascending, ``keys``
+    each item's population-cell key (``sampling.selectors.pool`` ``Pool.cells``: hashes of
+    model version and segment, and the day), ``clusters`` its cluster (-1: none). Each cell's
+    version, segment and day are copied from its smallest interaction id, as the population
+    cells' are."""
+    if not len(ids):
+        return 0
+    columns = np.column_stack([keys, clusters.astype(np.int64)])
+    order = np.lexsort(columns.T[::-1])  # stable: the smallest id first within a cell
+    ordered = columns[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    first = np.flatnonzero(starts)
+    counts = np.diff(np.r_[first, len(order)])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TopicCell._meta.db_table} "
+            "(run_id, project_id, model_version, segment, day, cluster, n) "
+            "SELECT %s, %s, i.model_version, i.segment, (i.occurred_at AT TIME ZONE 'UTC')::date, "
+            "v.cluster, v.n FROM unnest(%s::bigint[], %s::smallint[], %s::int[]) "
+            "AS v(id, cluster, n) "
+            f"JOIN {Interaction._meta.db_table} i ON i.id = v.id",
+            [
+                run.pk,
+                run.project_id,
+                [int(i) for i in ids[order[first]]],
+                [int(c) for c in ordered[first, -1]],
+                [int(n) for n in counts],
+            ],
+        )
+        return max(cursor.rowcount, 0)
+
+
+@transaction.atomic
+def topic_cells_rebuild(*, project: Project | int) -> int:
+    """Recompute every topic cell of the project from its inclusions and current clusters."""
+    project_id = project if isinstance(project, int) else project.pk
+    TopicCell.objects.filter(project_id=project_id).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql("inc.project_id = %s"), [project_id])
+        return max(cursor.rowcount, 0)
+
+
+def topic_cells_move(*, ids: Sequence[int], clusters: Sequence[int]) -> int:
+    """Before the clusters of ``ids`` are rewritten to ``clusters``: move each considered
+    interaction whose cluster changes from its old cell to its new one (one count each). Call it
+    in the transaction that writes the clusters, holding :func:`run_lock_shared`. Returns how
+    many interactions moved."""
+    new = {int(i): int(c) for i, c in zip(ids, clusters, strict=True)}
+    if not new:
+        return 0
+    postgres = connection.vendor == "postgresql"
+    segment = "i.segment::text" if postgres else "i.segment"
+    select = (
+        f"SELECT inc.interaction_id, inc.run_id, inc.project_id, i.model_version, {segment}, "
+        f"{_day_sql()}, COALESCE(t.cluster, -1) "
+        f"FROM {Inclusion._meta.db_table} inc "
+        f"JOIN {Interaction._meta.db_table} i ON i.id = inc.interaction_id "
+        f"LEFT JOIN {InteractionTopic._meta.db_table} t ON t.interaction_id = inc.interaction_id "
+    )
+    rows: list[tuple[Any, ...]] = []
+    wanted = sorted(new)
+    with connection.cursor() as cursor:
+        if postgres:
+            cursor.execute(select + "WHERE inc.interaction_id = ANY(%s::bigint[])", [wanted])
+            rows = cursor.fetchall()
+        else:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                marks = ", ".join(["%s"] * len(chunk))
+                cursor.execute(select + f"WHERE inc.interaction_id IN ({marks})", chunk)
+                rows.extend(cursor.fetchall())
+        delta: Counter[tuple[Any, ...]] = Counter()
+        moved = 0
+        for interaction_id, run_id, project_id, version, seg, day, old in rows:
+            cluster = new[int(interaction_id)]
+            if int(old) == cluster:
+                continue
+            moved += 1
+            key = (run_id, project_id, version, seg, day)
+            delta[(*key, int(old))] -= 1
+            delta[(*key, cluster)] += 1
+        changes = [(*key, n) for key, n in delta.items() if n]
+        if changes:
+            cast = "::jsonb" if postgres else ""
+            table = TopicCell._meta.db_table
+            cursor.executemany(
+                f"INSERT INTO {table} "
+                "(run_id, project_id, model_version, segment, day, cluster, n) "
+                f"VALUES (%s, %s, %s, %s{cast}, %s, %s, %s) "
+                "ON CONFLICT (run_id, model_version, segment, day, cluster) "
+                f"DO UPDATE SET n = {table}.n + excluded.n",
+                changes,
+            )
+    return moved
