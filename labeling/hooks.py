@@ -10,6 +10,13 @@ Events:
   Fired once per submit: a receiver must coalesce what it enqueues (one task per project per
   window, ``labeling.dispatch.enqueue_coalesced``), not publish a task per label.
 
+Called in the caller's transaction (``call``: a receiver's error propagates and rolls the caller's
+write back, so what the receiver keeps stays consistent with it):
+- ``interactions_processing(interaction_ids: list[int])`` — processing is about to lock these
+  interactions' rows (sampling takes its run lock of their projects shared first).
+- ``ratings_changed(changes: list[tuple[int, int | None, int | None]])`` — processing wrote these
+  interactions' ``explicit_rating`` (id, old, new) (sampling moves them in its population cells).
+
 Providers answer questions labeling cannot answer itself (``provide`` / ``ask``):
 - ``strategy_names(project_id: int) -> dict[int, str]`` — the project's sampling strategies (the
   queues page lists them as the strategies that may feed a queue).
@@ -43,6 +50,14 @@ def ask(question: str, default: Any, **kwargs: Any) -> Any:
     """The registered provider's answer, or ``default`` when no app provides one."""
     provider = _providers.get(question)
     return default if provider is None else provider(**kwargs)
+
+
+def call(event: str, **kwargs: Any) -> None:
+    """Call every receiver now, inside the caller's transaction; an error is raised to the caller
+    (its transaction rolls back and is retried). For receivers that keep state in step with the
+    caller's write; they must be fast (a few statements)."""
+    for receiver in list(_receivers[event]):
+        receiver(**kwargs)
 
 
 def fire(event: str, **kwargs: Any) -> None:

@@ -52,6 +52,8 @@ class Pool:
     # Each item's population-cell key (model version, segment and UTC day codes), when read for a
     # run on PostgreSQL (sampling.services.runs aggregates the run's cells from it).
     cells: np.ndarray | None = None
+    # Each item's explicit rating (1, -1; 0: none), read with ``cells`` (the cells count ratings).
+    ratings: np.ndarray | None = None
 
     @property
     def size(self) -> int:

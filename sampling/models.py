@@ -179,7 +179,9 @@ class PopulationCell(models.Model):
     the same transaction as its Inclusion rows (``sampling.services.population``), never changed
     afterwards (inclusions never change, and neither do an interaction's version, segment and
     time), so an estimate reads O(runs x cells) rows instead of every considered interaction.
-    Explicit ratings do change after a run: they are not here (docs/estimates.md).
+    Explicit ratings do change after a run: their counts (``rated``, ``down``, ``rated_f``,
+    ``rated_excluded``) are moved by the transaction that processes a rating event, under the
+    project's run lock taken shared (docs/estimates.md).
     """
 
     run = models.ForeignKey(
@@ -192,6 +194,15 @@ class PopulationCell(models.Model):
     n = models.IntegerField(default=0)
     f_total = models.FloatField(default=0.0)
     excluded = models.IntegerField(default=0)
+    # Explicit feedback of the cell's items now (it changes after the run): items with a pi and a
+    # rating (``rated``), of which thumbs-down (``down``), their sum of f (``rated_f``), and rated
+    # items without a pi (``rated_excluded``). Kept current by the processing of rating events
+    # (``sampling.services.population.population_ratings_move``, in that transaction).
+    # (database defaults too: a writer that does not name them writes zeros)
+    rated = models.IntegerField(default=0, db_default=0)
+    down = models.IntegerField(default=0, db_default=0)
+    rated_f = models.FloatField(default=0.0, db_default=0.0)
+    rated_excluded = models.IntegerField(default=0, db_default=0)
 
     class Meta:
         indexes = [models.Index(fields=["project", "run"], name="ix_popcell_project_run")]

@@ -1,7 +1,10 @@
 """Receivers of labeling.hooks events: enqueue scoring, retraining, the demo's first run; and of
 the deletion of a sampling run (it resets the project's pool watermark).
 
-Each receiver only enqueues a task by name after commit
+Two receivers work inside labeling's processing transaction (``labeling.hooks.call``): the run
+lock taken before processing locks its rows, and the population cells' rating counts moved with the
+ratings it writes (``sampling.services.ratings``). Every other receiver only enqueues a task by name
+after commit
 (:func:`labeling.dispatch.enqueue_on_commit`: a broker that is down is logged, never raised into
 the committing request); the periodic sweeps (``sampling.score_sweep``,
 ``sampling.retrain_sweep``) catch up with what was not handed over.
@@ -49,7 +52,23 @@ def on_run_deleted(*, instance: object, **_: object) -> None:
         PoolWatermark.objects.filter(project_id=int(project_id)).delete()
 
 
+def on_interactions_processing(*, interaction_ids: list[int], **_: object) -> None:
+    """In processing's transaction, before its row locks: the projects' run lock, shared."""
+    from sampling.services.ratings import ratings_lock
+
+    ratings_lock(interaction_ids=interaction_ids)
+
+
+def on_ratings_changed(*, changes: list[tuple[int, int | None, int | None]], **_: object) -> None:
+    """In processing's transaction: move the changed ratings in the population cells."""
+    from sampling.services.ratings import population_ratings_move
+
+    population_ratings_move(changes=changes)
+
+
 hooks.connect("interactions_processed", on_interactions_processed)
+hooks.connect("interactions_processing", on_interactions_processing)
+hooks.connect("ratings_changed", on_ratings_changed)
 hooks.connect("labels_submitted", on_labels_submitted)
 hooks.connect("demo_loaded", on_demo_loaded)
 post_delete.connect(on_run_deleted, sender="sampling.SamplingRun")

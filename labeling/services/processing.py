@@ -73,15 +73,16 @@ def interactions_process(*, interaction_ids: Sequence[int]) -> list[int]:
     for start in range(0, len(ids), PROCESS_CHUNK):
         chunk = ids[start : start + PROCESS_CHUNK]
         with transaction.atomic():
+            hooks.call("interactions_processing", interaction_ids=chunk)  # before the row locks
             rows = list(
                 Interaction.objects.select_for_update()
                 .filter(pk__in=chunk)
                 .order_by("pk")
-                .values_list("pk", "project_id")
+                .values_list("pk", "project_id", "explicit_rating")
             )
             if not rows:
                 continue
-            present = [pk for pk, _ in rows]
+            present = [pk for pk, _, _ in rows]
             events_attach_orphans(interaction_ids=present)
             by_interaction: dict[int, list[tuple[str, str, float | None]]] = defaultdict(list)
             for iid, etype, name, value in (
@@ -105,8 +106,12 @@ def interactions_process(*, interaction_ids: Sequence[int]) -> list[int]:
                 Interaction.objects.filter(pk__in=without).update(
                     signals={}, explicit_rating=None, processed_at=now
                 )
+            rated = {pk: rating for pk, _, rating, _ in updates}
+            changes = [(pk, old, rated.get(pk)) for pk, _, old in rows if old != rated.get(pk)]
+            if changes:  # in this transaction: the population's rating counts move with it
+                hooks.call("ratings_changed", changes=changes)
             by_project: dict[int, list[int]] = defaultdict(list)
-            for pk, project_id in rows:
+            for pk, project_id, _ in rows:
                 by_project[project_id].append(pk)
             for project_id, pks in by_project.items():
                 transaction.on_commit(_hook_firer(project_id, pks))

@@ -2,8 +2,9 @@
 
 Population side (``U∩D``): per group and run, the count and sum of ``f`` come from the population
 cells each run writes (``sampling.models.PopulationCell``: run x model version x segment x day),
-the explicit-feedback counts from the few rated items, and only the partial days at the ends of a
-``since``/``until`` that is not a UTC midnight from Inclusion rows; so an estimate reads
+with the explicit-feedback counts they keep current (moved when a rating event is processed), and
+only the partial days at the ends of a ``since``/``until`` that is not a UTC midnight from
+Inclusion rows; so an estimate reads
 O(runs x cells) rows, never every considered item. Sample side (``S∩D``): the selected
 items with their final labels. Only rows of finished runs count. Rules:
 
@@ -587,7 +588,7 @@ def domain_data(
     rates; pass one built with an export's ``cutoff`` to get the numbers as of that snapshot.
     Items of runs without any usable label are left out (counted in
     ``population_without_labels``). The population side comes from the runs' population cells
-    and the explicitly rated items (:func:`_population_from_cells`), not from every inclusion.
+    (:func:`_population_from_cells`), not from every inclusion.
     """
     rows = _population_from_cells(project=project, by=by, filters=filters, explicit=explicit)
     return _domain_data(project=project, by=by, filters=filters, design=design, population=rows)
@@ -715,10 +716,9 @@ def _population_from_cells(
     O(runs x cells) rows.
 
     Whole days inside ``since``/``until`` come from the population cells (count, sum of ``f``,
-    excluded); explicit ratings, which change after a run, from the rated items only (they are
-    moved from the ``rated=no`` to the ``rated=yes`` group when grouping by ``rated``); the
-    partial days at either end, if a bound is not a UTC midnight, from the Inclusion rows of that
-    part of a day.
+    excluded, and the current explicit ratings the processing of rating events keeps in them: a
+    grouping by ``rated`` splits each cell into its rated and unrated items); the partial days at
+    either end, if a bound is not a UTC midnight, from the Inclusion rows of that part of a day.
     """
     filters = dict(filters or {})
     since = _utc(_parse_time(filters["since"], "since")) if filters.get("since") else None
@@ -746,19 +746,6 @@ def _population_from_cells(
     _add(out, _cells(project=project, by=by, filters=whole, first=first, end=end))
     if not explicit and "rated" not in by:
         return _without_ratings(out)  # the partial days' scan counted some: leave all out
-    for (key, run_id), p in _scan_rows(project=project, filters=whole, by=by, rated=True).items():
-        target = out.setdefault((key, run_id), Population())
-        target.rated += p.rated
-        target.down += p.down
-        if "rated" in by:  # the cells counted them as not rated: move them
-            target.n += p.n
-            target.f_total += p.f_total
-            target.excluded += p.excluded
-            at = list(by).index("rated")
-            unrated = out.setdefault(((*key[:at], "no", *key[at + 1 :]), run_id), Population())
-            unrated.n -= p.n
-            unrated.f_total -= p.f_total
-            unrated.excluded -= p.excluded
     return {k: p for k, p in out.items() if p.n or p.excluded}
 
 
@@ -807,16 +794,44 @@ def _cells(
     agg = (
         qs.annotate(**exprs)
         .values(*names, "run_id")
-        .annotate(n=Sum("n"), f_total=Sum("f_total"), excluded=Sum("excluded"))
+        .annotate(
+            n=Sum("n"),
+            f_total=Sum("f_total"),
+            excluded=Sum("excluded"),
+            rated=Sum("rated"),
+            down=Sum("down"),
+            rated_f=Sum("rated_f"),
+            rated_excluded=Sum("rated_excluded"),
+        )
         .order_by()
     )
+    at = list(by).index("rated") if "rated" in by else None
     out: PopulationRows = {}
     for row in agg:
         key = _labels(by, row, names)  # a day's label is its ISO week (or the day itself)
-        p = out.setdefault((key, int(row["run_id"])), Population())
-        p.n += int(row["n"] or 0)
-        p.f_total += float(row["f_total"] or 0.0)
-        p.excluded += int(row["excluded"] or 0)
+        run_id = int(row["run_id"])
+        n, f_total, excluded = (
+            int(row["n"] or 0),
+            float(row["f_total"] or 0.0),
+            int(row["excluded"] or 0),
+        )
+        rated, down = int(row["rated"] or 0), int(row["down"] or 0)
+        rated_f, rated_excluded = float(row["rated_f"] or 0.0), int(row["rated_excluded"] or 0)
+        if at is not None:  # the cells' items split by whether they are rated now
+            yes = out.setdefault(((*key[:at], "yes", *key[at + 1 :]), run_id), Population())
+            yes.n += rated
+            yes.f_total += rated_f
+            yes.excluded += rated_excluded
+            yes.rated += rated
+            yes.down += down
+            n, f_total, excluded = n - rated, f_total - rated_f, excluded - rated_excluded
+            rated = down = 0
+        p = out.setdefault((key, run_id), Population())
+        p.n += n
+        p.f_total += f_total
+        p.excluded += excluded
+        p.rated += rated
+        p.down += down
     return out
 
 

@@ -132,7 +132,7 @@ def _pool_dtype(n_keys: int, cell_keys: bool = False) -> np.dtype:
         fields += [(f"l_s{i}", ">i4"), (f"s{i}", ">i4")]
     if cell_keys:
         fields += [("l_mv", ">i4"), ("mv", ">i8"), ("l_sg", ">i4"), ("sg", ">i8")]
-        fields += [("l_day", ">i4"), ("day", ">i4")]
+        fields += [("l_day", ">i4"), ("day", ">i4"), ("l_r", ">i4"), ("r", ">i4")]
     return np.dtype(fields)
 
 
@@ -147,6 +147,8 @@ _CELL_KEYS = {
         """(("labeling_interaction"."occurred_at" AT TIME ZONE 'UTC')::date - DATE '2000-01-01')""",
         [],
     ),
+    # The explicit rating (0: none): the cells count rated items and thumbs-down.
+    "_r": RawSQL('COALESCE("labeling_interaction"."explicit_rating", 0)::int', []),
 }
 
 
@@ -189,9 +191,12 @@ def pool_read(
     sql, params = qs.order_by().values_list(*columns).query.sql_with_params()
     cells = None
     if connection.vendor == "postgresql":
-        ids, f, clusters, groups, cells = _read_binary(sql, params, len(segment_keys), cell_keys)
+        ids, f, clusters, groups, cells, ratings = _read_binary(
+            sql, params, len(segment_keys), cell_keys
+        )
     else:
         ids, f, clusters, groups = _read_rows(sql, params, len(segment_keys))
+        ratings = None
     order = np.argsort(ids, kind="stable")
     ids, f, clusters = ids[order], f[order], clusters[order]
     segments = {key: groups[i][order] for i, key in enumerate(segment_keys)}
@@ -205,6 +210,7 @@ def pool_read(
         clusters=clusters,
         n_prior=len(missing),
         cells=None if cells is None else cells[order],
+        ratings=None if ratings is None else ratings[order],
     )
 
 
@@ -217,16 +223,18 @@ def _read_binary(sql: str, params: Any, n_keys: int, cell_keys: bool) -> tuple:
     body = memoryview(data)[_COPY_HEADER : len(data) - 2]  # minus the -1 trailer
     rows = np.frombuffer(body, dtype=dtype)
     groups = [rows[f"s{i}"].astype(np.int64) for i in range(n_keys)]
-    cells = None
+    cells = ratings = None
     if cell_keys:
         cells = np.empty((len(rows), 3), dtype=np.int64)
         cells[:, 0], cells[:, 1], cells[:, 2] = rows["mv"], rows["sg"], rows["day"]
+        ratings = rows["r"].astype(np.int8)
     return (
         rows["id"].astype(np.int64),
         rows["f"].astype(float),
         rows["c"].astype(np.int16),
         groups,
         cells,
+        ratings,
     )
 
 

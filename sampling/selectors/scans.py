@@ -1,13 +1,13 @@
 """The Inclusion scans of the estimates' population side, read once per page.
 
-``sampling.selectors.estimates`` reads the population side from the population cells except for
-two kinds of rows it must read from Inclusion joined to Interaction: the partial days at the ends
-of a ``since``/``until`` that is not a UTC midnight, and the explicitly rated items (ratings change
-after a run wrote its cells). A page such as the dashboard asks for a dozen groupings under the
-same filters, and each grouping used to read those rows again (about a second each at a million
-interactions). Inside :func:`shared_scans` each such read is made once per project, filters and
-kind, at the finest grain any grouping needs (run x model version x the segment keys' values x day
-x rated), and regrouped for each grouping by the caller. The group values are computed by the
+``sampling.selectors.estimates`` reads the population side from the population cells except for the
+rows it must read from Inclusion joined to Interaction: the partial days at the ends of a
+``since``/``until`` that is not a UTC midnight (the explicitly rated items were read here too until
+the cells kept their ratings, issue 16). A page such as the dashboard asks for a dozen groupings
+under the same filters, and each grouping used to read those rows again (about a second each at a
+million interactions). Inside :func:`shared_scans` each such read is made once per project, filters
+and kind, at the finest grain any grouping needs (run x model version x the segment keys' values x
+day x rated), and regrouped for each grouping by the caller. The group values are computed by the
 database with the same expressions as the direct read (``estimates._group_expr``), so every count
 is the same; sums of ``f`` may differ in their last bits (another order of addition).
 """

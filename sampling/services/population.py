@@ -22,13 +22,21 @@ def _day_sql() -> str:
     return "date(i.occurred_at)"
 
 
+_RATED = "i.explicit_rating IS NOT NULL"
+
+
 def _insert_sql(where: str) -> str:
     return (
         f"INSERT INTO {PopulationCell._meta.db_table} "
-        "(run_id, project_id, model_version, segment, day, n, f_total, excluded) "
+        "(run_id, project_id, model_version, segment, day, n, f_total, excluded, "
+        "rated, down, rated_f, rated_excluded) "
         f"SELECT inc.run_id, inc.project_id, i.model_version, i.segment, {_day_sql()}, "
         "COUNT(inc.pi), COALESCE(SUM(CASE WHEN inc.pi IS NOT NULL THEN inc.f END), 0), "
-        "COUNT(*) - COUNT(inc.pi) "
+        "COUNT(*) - COUNT(inc.pi), "
+        f"SUM(CASE WHEN {_RATED} AND inc.pi IS NOT NULL THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN i.explicit_rating < 0 AND inc.pi IS NOT NULL THEN 1 ELSE 0 END), "
+        f"COALESCE(SUM(CASE WHEN {_RATED} AND inc.pi IS NOT NULL THEN inc.f END), 0), "
+        f"SUM(CASE WHEN {_RATED} AND inc.pi IS NULL THEN 1 ELSE 0 END) "
         f"FROM {Inclusion._meta.db_table} inc "
         f"JOIN {Interaction._meta.db_table} i ON i.id = inc.interaction_id "
         f"WHERE {where} GROUP BY 1, 2, 3, 4, 5"

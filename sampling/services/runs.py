@@ -502,14 +502,23 @@ def _write_cells(*, run: SamplingRun, pool: design.Pool, pi: np.ndarray) -> None
     n = np.bincount(group, weights=with_pi, minlength=size)
     f_total = np.bincount(group, weights=np.where(with_pi, pool.f, 0.0), minlength=size)
     excluded = np.bincount(group, weights=~with_pi, minlength=size)
+    # Explicit feedback as the run read it (scoring and rating changes wait for the run's lock).
+    ratings = pool.ratings if pool.ratings is not None else np.zeros(pool.size, dtype=np.int8)
+    rated = ratings != 0
+    rated_n = np.bincount(group, weights=rated & with_pi, minlength=size)
+    down = np.bincount(group, weights=(ratings < 0) & with_pi, minlength=size)
+    rated_f = np.bincount(group, weights=np.where(rated & with_pi, pool.f, 0.0), minlength=size)
+    rated_excluded = np.bincount(group, weights=rated & ~with_pi, minlength=size)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {PopulationCell._meta.db_table} "
-            "(run_id, project_id, model_version, segment, day, n, f_total, excluded) "
+            "(run_id, project_id, model_version, segment, day, n, f_total, excluded, "
+            "rated, down, rated_f, rated_excluded) "
             "SELECT %s, %s, i.model_version, i.segment, (i.occurred_at AT TIME ZONE 'UTC')::date, "
-            "v.n, v.f_total, v.excluded "
-            "FROM unnest(%s::bigint[], %s::int[], %s::float8[], %s::int[]) "
-            "AS v(id, n, f_total, excluded) "
+            "v.n, v.f_total, v.excluded, v.rated, v.down, v.rated_f, v.rated_excluded "
+            "FROM unnest(%s::bigint[], %s::int[], %s::float8[], %s::int[], "
+            "%s::int[], %s::int[], %s::float8[], %s::int[]) "
+            "AS v(id, n, f_total, excluded, rated, down, rated_f, rated_excluded) "
             f"JOIN {Interaction._meta.db_table} i ON i.id = v.id",
             [
                 run.pk,
@@ -518,6 +527,10 @@ def _write_cells(*, run: SamplingRun, pool: design.Pool, pi: np.ndarray) -> None
                 [int(x) for x in n],
                 [float(x) for x in f_total],
                 [int(x) for x in excluded],
+                [int(x) for x in rated_n],
+                [int(x) for x in down],
+                [float(x) for x in rated_f],
+                [int(x) for x in rated_excluded],
             ],
         )
 
