@@ -21,8 +21,10 @@ something to find). Then, with a warm connection, it times:
 - database size per million interactions (tables with their indexes).
 
 Prints a Markdown table; ``--write`` replaces the "## Scale" section of bench/RESULTS.md.
-``--reuse`` measures the project an earlier run left in ``test_flywheel_scale`` (same models,
-same sizes) instead of building it again; the measured sampling run is rolled back, so the
+``--reuse`` measures the project an earlier run left in ``test_flywheel_scale`` (same sizes)
+instead of building it again, after bringing a database built by older code up to the current
+models (:func:`reuse_upgrade`: new tables are created by Django's test-database setup, and filled
+here as their migrations would); the measured sampling run is rolled back, so the
 arrivals stay new for the next measurement. ``--estimates-only`` times the estimates API and
 stops (no dashboard, sampling run, export or sizes).
 Throughput of exports at 1M rows, of ingestion, of scoring and of the queue at 16 annotators do not
@@ -208,6 +210,35 @@ def build(args: argparse.Namespace) -> tuple[Any, Any, dict[str, float]]:
     return project, admin, timings
 
 
+def reuse_upgrade(project_id: int) -> None:
+    """Bring a database built by older code up to the current models, as the migrations would.
+
+    ``--reuse`` keeps the database; Django's test-database setup (migrations off) then creates the
+    tables of models added since the build, empty, and changes nothing else. What a migration
+    would also do is done here, and printed with its time:
+    - ``sampling.SelectedItem`` (migration 0007): filled from the selected Inclusion rows
+      (``selected_items_rebuild``, the migration's backfill for one project) when it is empty.
+    """
+    from django.db import connection
+
+    from sampling.models import Inclusion, SelectedItem
+    from sampling.services.population import selected_items_rebuild
+
+    if (
+        not SelectedItem.objects.filter(project_id=project_id).exists()
+        and Inclusion.objects.filter(project_id=project_id, selected=True).exists()
+    ):
+        t0 = time.perf_counter()
+        rows = selected_items_rebuild(project=project_id)
+        with connection.cursor() as cur:
+            cur.execute(f"ANALYZE {SelectedItem._meta.db_table}")
+        print(
+            f"reuse: filled {SelectedItem._meta.db_table} with {rows:,} rows "
+            f"in {time.perf_counter() - t0:.1f} s",
+            file=sys.stderr,
+        )
+
+
 def backend_cpu_s() -> float | None:
     """CPU seconds of this connection's PostgreSQL backend (None unless it runs on this host)."""
     from django.db import connection
@@ -311,6 +342,7 @@ def main() -> None:
     if project is not None:
         admin = get_user_model().objects.get(username="admin")
         timings = {"reused": 1.0}
+        reuse_upgrade(project.pk)
     elif args.reuse:
         raise SystemExit(
             f"--reuse: no project {SLUG!r} in test_{args.db}; run once without --reuse"

@@ -77,7 +77,8 @@ class ProxyModelAdmin(admin.ModelAdmin):
 
 @admin.register(models.Inclusion)
 class InclusionAdmin(admin.ModelAdmin):
-    """Read-only: inclusion probabilities are the record the estimates rest on."""
+    """Read-only: inclusion probabilities are the record the estimates rest on (and the run's
+    selected items and population cells are derived from them; a run is deleted as a whole)."""
 
     list_display = ("interaction_id", "run_id", "f", "pi", "selected", "holdout")
     list_filter = ("selected", "holdout")
@@ -88,6 +89,9 @@ class InclusionAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
         return False
 
 

@@ -1,10 +1,15 @@
-"""Population cells: the per run x model version x segment x day aggregates of a run's inclusions.
+"""The per-run tables the estimates read instead of every considered interaction (issue 16).
 
-A sampling run writes its cells right after its Inclusion rows, in the same transaction
-(:func:`population_cells_write`), with one ``INSERT ... SELECT ... GROUP BY`` over the rows it
-just wrote. The estimates read them instead of every considered interaction
-(``sampling.selectors.estimates``). :func:`population_cells_rebuild` recomputes a project's cells
-from its inclusions (repair, and for rows written outside a run, as the tests do).
+- Population cells: per run x model version x segment x day aggregates of a run's inclusions.
+- Selected items (``sampling.models.SelectedItem``): a run's selected Inclusion rows with their
+  interactions' version, segment and time, the labelled side of every estimate.
+
+A sampling run writes both right after its Inclusion rows, in the same transaction
+(:func:`population_cells_write` or the run's own aggregate of its arrays, and
+:func:`selected_items_write`). The estimates read them (``sampling.selectors.estimates``,
+``sampling.selectors.labelled``). :func:`population_cells_rebuild` recomputes a project's cells
+and selected items from its inclusions (repair, and for rows written outside a run, as the tests
+do).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from django.db import connection, transaction
 
 from labeling.models import Interaction, Project
-from sampling.models import Inclusion, PopulationCell
+from sampling.models import Inclusion, PopulationCell, SelectedItem
 
 
 def _day_sql() -> str:
@@ -43,6 +48,21 @@ def _insert_sql(where: str) -> str:
     )
 
 
+def selected_items_sql(where: str) -> str:
+    """Copy the selected Inclusion rows matching ``where`` (on ``inc``) with their interactions'
+    version, segment and time into the selected-items table (the one statement of the run, the
+    rebuild and the migration's backfill)."""
+    return (
+        f"INSERT INTO {SelectedItem._meta.db_table} "
+        "(interaction_id, run_id, project_id, f, pi, model_version, segment, occurred_at) "
+        "SELECT inc.interaction_id, inc.run_id, inc.project_id, inc.f, inc.pi, "
+        "i.model_version, i.segment, i.occurred_at "
+        f"FROM {Inclusion._meta.db_table} inc "
+        f"JOIN {Interaction._meta.db_table} i ON i.id = inc.interaction_id "
+        f"WHERE inc.selected AND {where}"
+    )
+
+
 def population_cells_write(*, run_id: int) -> int:
     """Aggregate the run's Inclusion rows into its cells; returns the number of cells written.
 
@@ -53,10 +73,31 @@ def population_cells_write(*, run_id: int) -> int:
         return max(cursor.rowcount, 0)
 
 
+def selected_items_write(*, run_id: int) -> int:
+    """Copy the run's selected Inclusion rows into the selected-items table (through the partial
+    index of selected rows); returns the rows written. In the transaction that wrote the
+    inclusions, once."""
+    with connection.cursor() as cursor:
+        cursor.execute(selected_items_sql("inc.run_id = %s"), [run_id])
+        return max(cursor.rowcount, 0)
+
+
+@transaction.atomic
+def selected_items_rebuild(*, project: Project | int) -> int:
+    """Recompute the project's selected items from its Inclusion rows; returns the rows written."""
+    project_id = project if isinstance(project, int) else project.pk
+    SelectedItem.objects.filter(project_id=project_id).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(selected_items_sql("inc.project_id = %s"), [project_id])
+        return max(cursor.rowcount, 0)
+
+
 @transaction.atomic
 def population_cells_rebuild(*, project: Project | int) -> int:
-    """Recompute every cell of the project from its Inclusion rows; returns the cells written."""
+    """Recompute every cell and every selected item of the project from its Inclusion rows
+    (:func:`selected_items_rebuild`); returns the cells written."""
     project_id = project if isinstance(project, int) else project.pk
+    selected_items_rebuild(project=project_id)
     PopulationCell.objects.filter(project_id=project_id).delete()
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql("inc.project_id = %s"), [project_id])

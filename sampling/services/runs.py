@@ -15,7 +15,9 @@ Invariants:
   and does nothing.
 - Every pool item gets an Inclusion row with ``f`` (the stored proxy score, or the prior if
   unscored) and ``pi`` (NULL in deterministic mode), selected or not; the run's population cells
-  (``sampling.models.PopulationCell``) are aggregated from those rows in the same transaction.
+  (``sampling.models.PopulationCell``) are aggregated from those rows, and its selected rows are
+  copied with their interactions' columns (``sampling.models.SelectedItem``), in the same
+  transaction.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from sampling.models import (
     SamplingStrategy,
 )
 from sampling.selectors.pool import coverage_counts, filters_narrow, pool_read, proxy_current
-from sampling.services.population import population_cells_write
+from sampling.services.population import population_cells_write, selected_items_write
 from sampling.services.strategies import crontab_parse, strategy_snapshot
 from sampling.services.topic_cells import topic_cells_write, topic_cells_write_arrays
 
@@ -263,6 +265,9 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
         population_cells_write(run_id=run.pk)
         topic_cells_write(run_id=run.pk)
     t_cells = time.perf_counter()
+    if draw.selected.any():  # the labelled side of the estimates reads these rows
+        selected_items_write(run_id=run.pk)
+    t_selected = time.perf_counter()
     selected_ids = pool.ids[draw.selected]
     overlap_k = int(snapshot.get("overlap_k") or 1)
     # Random priorities: annotators work through a run in random order, so a backlog left
@@ -306,7 +311,8 @@ def _execute(*, run_id: int, claimed_at: dt.datetime, attempt: int) -> SamplingR
         "compute_s": round(t_compute - t_read, 4),
         "write_s": round(t_write - t_compute, 4),
         "cells_s": round(t_cells - t_write, 4),
-        "enqueue_s": round(t_enqueue - t_cells, 4),
+        "selected_s": round(t_selected - t_cells, 4),
+        "enqueue_s": round(t_enqueue - t_selected, 4),
         "total_s": round(time.perf_counter() - t0, 4),
         "attempt": attempt,
         "unscored": pool.n_prior,
