@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import _bench_db  # noqa: E402
 
 DB = "flywheel_scale"
+BRIN_NAME = "ix_inclusion_project_brin"
 SLUG = "scale"
 
 
@@ -218,6 +220,8 @@ def reuse_upgrade(project_id: int) -> None:
     would also do is done here, and printed with its time:
     - ``sampling.SelectedItem`` (migration 0007): filled from the selected Inclusion rows
       (``selected_items_rebuild``, the migration's backfill for one project) when it is empty.
+    - Migration 0008: the b-tree ``ix_inclusion_project`` dropped, the BRIN index on
+      (project, run) created (the migration's own SQL).
     """
     from django.db import connection
 
@@ -237,6 +241,19 @@ def reuse_upgrade(project_id: int) -> None:
             f"in {time.perf_counter() - t0:.1f} s",
             file=sys.stderr,
         )
+    brin = import_module("sampling.migrations.0008_inclusion_project_brin")
+    with connection.cursor() as cur:
+        cur.execute("SELECT to_regclass('ix_inclusion_project'), to_regclass(%s)", [BRIN_NAME])
+        btree, has_brin = cur.fetchone()
+        if btree or not has_brin:
+            t0 = time.perf_counter()
+            cur.execute("DROP INDEX IF EXISTS ix_inclusion_project")
+            cur.execute(brin.BRIN_SQL)
+            print(
+                f"reuse: ix_inclusion_project replaced by {BRIN_NAME} "
+                f"in {time.perf_counter() - t0:.1f} s",
+                file=sys.stderr,
+            )
 
 
 def backend_cpu_s() -> float | None:

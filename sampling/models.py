@@ -139,9 +139,13 @@ class Inclusion(models.Model):
     # referential check per row at commit, which made a 1,000,000-row run take minutes instead of
     # seconds (bench/RESULTS.md). The rows are written only by sampling.services.runs from ids it
     # read in the same transaction; deletes still cascade through the ORM. The unique interaction
-    # index (the "considered at most once" guarantee) stays. ``project`` and ``run`` need no index
-    # of their own: every reader is project-scoped (ix_inclusion_project is (project, run)) and the
-    # selected rows of a run have ix_inclusion_selected; each index dropped saves ~1 s per 1M rows.
+    # index (the "considered at most once" guarantee) stays. ``project`` and ``run`` have no
+    # b-tree index (each one costs the run's COPY ~0.1-0.7 s per 1M rows): the selected rows of a
+    # run have the partial ix_inclusion_selected, the estimates read SelectedItem and
+    # PopulationCell, and the scans that remain project-scoped (the dashboard's per-topic coverage,
+    # repairs) have on PostgreSQL a BRIN index on (project, run), ix_inclusion_project_brin
+    # (migration 0008: rows are appended run by run, so block ranges follow runs; almost free to
+    # write).
     run = models.ForeignKey(
         SamplingRun,
         on_delete=models.CASCADE,
@@ -163,7 +167,6 @@ class Inclusion(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["run"], name="ix_inclusion_selected", condition=Q(selected=True)),
-            models.Index(fields=["project", "run"], name="ix_inclusion_project"),
         ]
 
     def __str__(self) -> str:

@@ -5,7 +5,8 @@ interactions, gives the same rows and the same numbers.
 Projects built by real sampling runs (probabilistic with holdout and overlap, a filtered run, a
 deterministic run without pi, a run with nothing new to consider): the table equals the selected
 Inclusion rows with their interactions' version, segment and time, field by field; the rebuild
-(``population_cells_rebuild``) and the migration's backfill give the same rows; the columns the
+(``population_cells_rebuild``) and the migration's backfill give the same rows; the runs'
+coverage counts read from it equal the ones over the selected Inclusion rows; the columns the
 estimates read equal the earlier read through Inclusion; ``response_design`` and every grouping's
 ``domain_data`` equal the row-by-row reference (``_response_design_scan``,
 ``_domain_data_scan``). Edge cases: no runs, one item, a deleted run and a deleted interaction
@@ -23,12 +24,18 @@ from typing import Any
 import numpy as np
 import pytest
 from django.db import connection, transaction
-from django.db.models import TextField
+from django.db.models import Count, Q, TextField
 from django.db.models.functions import Cast
 from django.test.utils import override_settings
 
 from labeling.models import Annotation, Interaction, Project, QueueItem
-from sampling.models import Inclusion, SamplingRun, SamplingStrategy, SelectedItem
+from sampling.models import (
+    Inclusion,
+    InteractionTopic,
+    SamplingRun,
+    SamplingStrategy,
+    SelectedItem,
+)
 from sampling.selectors import labelled
 from sampling.selectors.estimates import (
     _domain_data_scan,
@@ -37,6 +44,7 @@ from sampling.selectors.estimates import (
     estimates_compute,
     response_design,
 )
+from sampling.selectors.pool import coverage_counts, segment_group
 from sampling.services.population import population_cells_rebuild
 from sampling.services.runs import sampling_run_create, sampling_run_execute
 from sampling.services.strategies import strategy_create
@@ -352,3 +360,66 @@ def test_a_run_rolled_back_leaves_no_selected_items() -> None:
         transaction.set_rollback(True)
     assert not SelectedItem.objects.filter(project=project).exists()
     assert not Inclusion.objects.filter(project=project).exists()
+
+
+def _coverage_reference(project: Project, keys: list[str]) -> tuple[dict, dict, int]:
+    """``coverage_counts`` as it read before the table: selected Inclusion rows joined to their
+    interactions (and their topics)."""
+    selected = Inclusion.objects.filter(project=project, selected=True)
+    segments = {}
+    for key in keys:
+        counts: dict[object, int] = {}
+        for group, n in (
+            selected.annotate(_g=segment_group(key, through="interaction__segment"))
+            .values_list("_g")
+            .annotate(n=Count("id"))
+            .values_list("_g", "n")
+        ):
+            counts[group] = counts.get(group, 0) + n
+        segments[key] = counts
+    clusters = {
+        int(c): n
+        for c, n in selected.filter(~Q(interaction__topic__cluster=None))
+        .values_list("interaction__topic__cluster")
+        .annotate(n=Count("id"))
+        .values_list("interaction__topic__cluster", "n")
+    }
+    return segments, clusters, selected.count()
+
+
+@pytest.mark.django_db
+def test_coverage_counts_read_from_the_selected_items() -> None:
+    """The runs' coverage counts (labels already asked for, per segment value and topic) read
+    from the table equal the counts over the selected Inclusion rows."""
+    project = build(5)
+    rng = np.random.default_rng(5)
+    InteractionTopic.objects.bulk_create(
+        [
+            InteractionTopic(interaction_id=i, cluster=int(rng.integers(0, 4)), proxy_version=1)
+            for i in Interaction.objects.filter(project=project).values_list("id", flat=True)
+            if rng.random() < 0.7
+        ]
+    )
+    keys = ["tier", "locale", "absent"]
+    found = coverage_counts(project=project, segment_minimums=dict.fromkeys(keys, 5))
+    segments, clusters, total = _coverage_reference(project, keys)
+    assert found.segment_labels == segments
+    assert found.cluster_labels == clusters
+    assert found.total_labels == total > 0
+
+
+@pytest.mark.django_db
+def test_inclusion_indexes_after_the_migrations() -> None:
+    """Migration 0008: no b-tree on (project, run) left to write; on PostgreSQL a BRIN index."""
+    with connection.cursor() as cursor:
+        names = {
+            c
+            for c, info in connection.introspection.get_constraints(
+                cursor, Inclusion._meta.db_table
+            ).items()
+            if info["index"]
+        }
+    assert "ix_inclusion_project" not in names
+    assert "ix_inclusion_selected" in names
+    if connection.vendor == "postgresql":
+        assert "ix_inclusion_project_brin" in names

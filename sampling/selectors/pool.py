@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import psycopg
 from django.db import connection
 from django.db.models import (
     CharField,
@@ -36,7 +37,13 @@ from django.utils.dateparse import parse_datetime
 from labeling.models import Interaction, Project
 from sampling.design import CoverageCounts, Pool
 from sampling.features import prior_probability
-from sampling.models import Inclusion, PoolWatermark, ProxyModel
+from sampling.models import (
+    Inclusion,
+    InteractionTopic,
+    PoolWatermark,
+    ProxyModel,
+    SelectedItem,
+)
 
 PRIOR_CHUNK = 5000
 
@@ -101,7 +108,7 @@ def segment_group(key: str, *, through: str = "segment") -> Func | Coalesce:
     """A per-row group key for segment value ``key`` (what coverage counts by).
 
     PostgreSQL: ``hashtext`` of the text value as a fixed-width int (0 when missing), so the pool
-    can be read with a binary COPY; elsewhere the text value itself ("" when missing).
+    can be read as fixed-width binary; elsewhere the text value itself ("" when missing).
     :func:`segment_group_values` maps keys back to values for display.
     """
     text = KeyTextTransform(key, through)
@@ -119,21 +126,6 @@ def segment_group_values(*, project: Project, key: str) -> dict[object, str | No
         .distinct()
     )
     return dict(rows)
-
-
-# Binary COPY row layout of the PostgreSQL pool read: field count, then (length, value) pairs.
-_COPY_HEADER = 19  # signature (11) + flags (4) + header extension length (4)
-
-
-def _pool_dtype(n_keys: int, cell_keys: bool = False) -> np.dtype:
-    fields = [("n", ">i2"), ("l_id", ">i4"), ("id", ">i8"), ("l_f", ">i4"), ("f", ">f8")]
-    fields += [("l_c", ">i4"), ("c", ">i4")]
-    for i in range(n_keys):
-        fields += [(f"l_s{i}", ">i4"), (f"s{i}", ">i4")]
-    if cell_keys:
-        fields += [("l_mv", ">i4"), ("mv", ">i8"), ("l_sg", ">i4"), ("sg", ">i8")]
-        fields += [("l_day", ">i4"), ("day", ">i4"), ("l_r", ">i4"), ("r", ">i4")]
-    return np.dtype(fields)
 
 
 # The population-cell key of an interaction as fixed-width codes: 64-bit hashes of the model
@@ -164,9 +156,10 @@ def pool_read(
     topic clusters (-1: none).
 
     ``f`` is the stored proxy score; an unscored item gets the signal prior computed on the spot
-    (what the proxy would have stored before any training). On PostgreSQL the rows come through a
-    binary ``COPY (query) TO STDOUT`` parsed by numpy: no Python object per row. ``after_id`` as
-    in :func:`pool_queryset`. ``cell_keys`` (PostgreSQL only): also each item's population-cell
+    (what the proxy would have stored before any training). On PostgreSQL the rows come as one
+    row whose columns are the items' values as bytea (``string_agg`` of their binary send format,
+    see ``_read_binary``), parsed by numpy: no Python object per row. ``after_id`` as in
+    :func:`pool_queryset`. ``cell_keys`` (PostgreSQL only): also each item's population-cell
     key, ``Pool.cells`` (see ``_CELL_KEYS``).
     """
     cell_keys = cell_keys and connection.vendor == "postgresql"
@@ -214,24 +207,48 @@ def pool_read(
     )
 
 
+# The PostgreSQL pool read returns each column as one bytea: the values in PostgreSQL's binary
+# send format (big-endian), concatenated in the scan's order (the aggregates of one row see the
+# rows in the same order, so the columns stay aligned). One row of a few megabytes per column
+# instead of one COPY message per item; numpy reads it without a Python object per item. No
+# column is NULL (the query coalesces them), so ``string_agg`` skips no value.
+_SEND = {">i8": "int8send", ">i4": "int4send", ">f8": "float8send"}
+
+
+def _pool_columns(n_keys: int, cell_keys: bool) -> list[tuple[str, str]]:
+    """(query column, big-endian dtype) of the pool read, in order."""
+    columns = [("id", ">i8"), ("_f", ">f8"), ("_c", ">i4")]
+    columns += [(f"_s{i}", ">i4") for i in range(n_keys)]
+    if cell_keys:
+        columns += [("_mv", ">i8"), ("_sg", ">i8"), ("_day", ">i4"), ("_r", ">i4")]
+    return columns
+
+
 def _read_binary(sql: str, params: Any, n_keys: int, cell_keys: bool) -> tuple:
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # the psycopg cursor
-        with raw.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)", params) as copy:
-            data = b"".join(bytes(block) for block in copy)
-    dtype = _pool_dtype(n_keys, cell_keys)
-    body = memoryview(data)[_COPY_HEADER : len(data) - 2]  # minus the -1 trailer
-    rows = np.frombuffer(body, dtype=dtype)
-    groups = [rows[f"s{i}"].astype(np.int64) for i in range(n_keys)]
+    columns = _pool_columns(n_keys, cell_keys)
+    aggregates = ", ".join(
+        f"string_agg({_SEND[dtype]}(q.{name}), ''::bytea)" for name, dtype in columns
+    )
+    connection.ensure_connection()
+    # A server-side-binding psycopg cursor on Django's connection (Django's own cursors bind on
+    # the client, which cannot return binary results): the bytea arrive as bytes, not hex text.
+    with psycopg.Cursor(connection.connection) as raw:
+        raw.execute(f"SELECT {aggregates} FROM ({sql}) AS q", params, binary=True)
+        row = raw.fetchone() or [None] * len(columns)
+    values = {
+        name: np.frombuffer(data or b"", dtype=dtype)
+        for (name, dtype), data in zip(columns, row, strict=True)
+    }
+    groups = [values[f"_s{i}"].astype(np.int64) for i in range(n_keys)]
     cells = ratings = None
     if cell_keys:
-        cells = np.empty((len(rows), 3), dtype=np.int64)
-        cells[:, 0], cells[:, 1], cells[:, 2] = rows["mv"], rows["sg"], rows["day"]
-        ratings = rows["r"].astype(np.int8)
+        cells = np.empty((len(values["id"]), 3), dtype=np.int64)
+        cells[:, 0], cells[:, 1], cells[:, 2] = values["_mv"], values["_sg"], values["_day"]
+        ratings = values["_r"].astype(np.int8)
     return (
-        rows["id"].astype(np.int64),
-        rows["f"].astype(float),
-        rows["c"].astype(np.int16),
+        values["id"].astype(np.int64),
+        values["_f"].astype(float),
+        values["_c"].astype(np.int16),
         groups,
         cells,
         ratings,
@@ -279,26 +296,30 @@ def coverage_counts(*, project: Project, segment_minimums: dict[str, int]) -> Co
     """Labels already asked for: items selected by earlier runs, per segment value and cluster.
 
     Selected items count whether or not they are labelled yet (their labels are on the way), so a
-    backlog does not make coverage ask for the same segment again and again.
+    backlog does not make coverage ask for the same segment again and again. Read from the
+    selected-items table (each item's segment is there; its topic cluster is looked up by id),
+    not from the selected Inclusion rows joined to their wide interaction rows.
     """
-    selected = Inclusion.objects.filter(project=project, selected=True)
+    selected = SelectedItem.objects.filter(project=project)
     segment_labels: dict[str, dict[object, int]] = {}
     for key in segment_minimums:
         counts: dict[object, int] = defaultdict(int)
         for group, n in (
-            selected.annotate(_g=segment_group(key, through="interaction__segment"))
+            selected.annotate(_g=segment_group(key))
             .values_list("_g")
-            .annotate(n=Count("id"))
+            .annotate(n=Count("interaction_id"))
             .values_list("_g", "n")
         ):
             counts[group] += n
         segment_labels[key] = dict(counts)
     cluster_labels = {
         int(c): n
-        for c, n in selected.filter(~Q(interaction__topic__cluster=None))
-        .values_list("interaction__topic__cluster")
-        .annotate(n=Count("id"))
-        .values_list("interaction__topic__cluster", "n")
+        for c, n in InteractionTopic.objects.filter(
+            interaction_id__in=selected.values("interaction_id")
+        )
+        .values_list("cluster")
+        .annotate(n=Count("interaction_id"))
+        .values_list("cluster", "n")
     }
     return CoverageCounts(
         segment_minimums={k: int(v) for k, v in segment_minimums.items()},
