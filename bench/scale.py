@@ -222,11 +222,47 @@ def reuse_upgrade(project_id: int) -> None:
       (``selected_items_rebuild``, the migration's backfill for one project) when it is empty.
     - Migration 0008: the b-tree ``ix_inclusion_project`` dropped, the BRIN index on
       (project, run) created (the migration's own SQL).
+    - Migration 0006: the population cells' rating columns added (default 0) and filled by the
+      migration's own backfill.
+    Not done: migration 0005's backfill of ``sampling.TopicCell`` (a GROUP BY over every
+    inclusion; the estimates and the run do not read it, the dashboard's per-topic coverage
+    does): a warning says so when the table is empty.
     """
+    from types import SimpleNamespace
+
     from django.db import connection
 
-    from sampling.models import Inclusion, SelectedItem
+    from sampling.models import Inclusion, SelectedItem, TopicCell
     from sampling.services.population import selected_items_rebuild
+
+    columns = {
+        c.name
+        for c in connection.introspection.get_table_description(
+            connection.cursor(), "sampling_populationcell"
+        )
+    }
+    if "rated" not in columns:
+        t0 = time.perf_counter()
+        with connection.cursor() as cur:
+            cur.execute(
+                "ALTER TABLE sampling_populationcell ADD COLUMN rated integer NOT NULL DEFAULT 0, "
+                "ADD COLUMN down integer NOT NULL DEFAULT 0, "
+                "ADD COLUMN rated_f double precision NOT NULL DEFAULT 0, "
+                "ADD COLUMN rated_excluded integer NOT NULL DEFAULT 0"
+            )
+            ratings = import_module("sampling.migrations.0006_population_cell_ratings")
+            ratings.backfill(None, SimpleNamespace(connection=connection, execute=cur.execute))
+        print(
+            f"reuse: population cells' rating columns added and filled "
+            f"in {time.perf_counter() - t0:.1f} s",
+            file=sys.stderr,
+        )
+    if not TopicCell.objects.filter(project_id=project_id).exists():
+        print(
+            "reuse: sampling_topiccell is empty (migration 0005's backfill not run): the "
+            "dashboard's per-topic coverage would miss the historical runs",
+            file=sys.stderr,
+        )
 
     if (
         not SelectedItem.objects.filter(project_id=project_id).exists()
