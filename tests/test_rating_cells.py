@@ -15,7 +15,13 @@ import pytest
 from labeling.models import Event, EventType, Interaction, Project
 from labeling.services.processing import interactions_process
 from sampling.models import SamplingRun
-from sampling.selectors.estimates import _domain_data_scan, domain_data, response_design
+from sampling.selectors import labelled
+from sampling.selectors.estimates import (
+    _domain_data_scan,
+    domain_data,
+    rated_now,
+    response_design,
+)
 from sampling.selectors.scans import shared_scans
 from sampling.services.population import population_cells_rebuild
 from tests.factories import ProjectFactory
@@ -100,6 +106,10 @@ def test_processed_ratings_move_in_the_cells(seed: int) -> None:
         interactions_process(interaction_ids=_thumbs(project, rng, share=0.4))
         _assert_cells_current(project, (seed, round_))
         compared += _assert_estimates(project, (seed, round_))
+        items = response_design(project=project).items  # the selected items rated now
+        np.testing.assert_array_equal(
+            rated_now(items=items), labelled.rated_ids(project=project, items=items)
+        )
     assert compared or Interaction.objects.filter(project=project).count() < 5
 
 

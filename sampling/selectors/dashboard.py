@@ -202,11 +202,13 @@ def dashboard_data(*, project: Project, filters: DashboardFilters) -> DashboardD
             cached = {
                 "now": filters.now,
                 "statistics": _statistics(project=project, filters=filters),
+                # Agreement reads only labels (in the data version): cached with the statistics.
+                "agreement": _agreement(project=project),
             }
         cache.set(key, cached, CACHE_SECONDS)
     return DashboardData(
         **cached["statistics"],
-        queue=_queue(project=project, filters=filters),
+        queue=_queue(project=project, filters=filters, agreement=cached.get("agreement")),
         proxy=_proxy(project=project),
         now=cached["now"],
     )
@@ -424,17 +426,28 @@ def _power(*, project: Project, filters: DashboardFilters) -> SectionData:
     )
 
 
-def _queue(*, project: Project, filters: DashboardFilters) -> SectionData:
-    """Queue health, annotator stats and agreement of the questions with overlapping labels."""
+def _agreement(*, project: Project) -> list[dict[str, Any]]:
+    """Agreement of the questions with overlapping labels."""
+    return [q for q in project_agreement(project=project)["questions"] if q["items"]]
+
+
+def _queue(
+    *,
+    project: Project,
+    filters: DashboardFilters,
+    agreement: list[dict[str, Any]] | None = None,
+) -> SectionData:
+    """Queue health and annotator stats (read fresh: leases expire with time) and agreement of
+    the questions with overlapping labels (``agreement``: as cached with the statistics, which
+    share its key; read now when not given)."""
     health = queue_health(project=project)
     if not health["items"]:
         return SectionData(missing="empty_queue")
-    agreement = project_agreement(project=project)["questions"]
     return SectionData(
         data={
             "health": health,
             "annotators": annotator_stats(project=project),
-            "agreement": [q for q in agreement if q["items"]],
+            "agreement": _agreement(project=project) if agreement is None else agreement,
         }
     )
 

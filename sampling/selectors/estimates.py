@@ -41,6 +41,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
+from django.db import connection
 from django.db.models import Case, Exists, F, OuterRef, QuerySet, Sum, Value, When
 from django.db.models.expressions import Expression
 from django.db.models.fields.json import KeyTextTransform
@@ -1044,11 +1045,37 @@ def _group_column(
         runs, code = np.unique(items.run_id[at], return_inverse=True)
         return [str(r) for r in runs.tolist()], code
     if name == "rated":
-        rated = labelled.rated_ids(project=project, items=items)[at]
+        rated = rated_now(items=items)[at]
         return ["no", "yes"], rated.astype(np.int64)
     key = name[len("segment.") :]
     labels, code = _codes(_segment_labels(items=items, key=key))
     return labels, code[items.segment[at]]
+
+
+def rated_now(*, items: labelled.SelectedItems) -> NDArray[np.bool_]:
+    """Which of the selected ``items`` have an explicit rating now (read fresh: ratings change
+    after a run), looked up by primary key: one probe per selected item instead of reading every
+    rated interaction of the project (``labelled.rated_ids``, the same answer)."""
+    if not items.size:
+        return np.zeros(0, dtype=bool)
+    ids = items.interaction_id.tolist()
+    found: list[int] = []
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id FROM {Interaction._meta.db_table} WHERE id = ANY(%s::bigint[]) "
+                "AND explicit_rating IS NOT NULL",
+                [ids],
+            )
+            found = [int(r[0]) for r in cursor.fetchall()]
+    else:
+        for start in range(0, len(ids), 500):
+            found.extend(
+                Interaction.objects.filter(
+                    pk__in=ids[start : start + 500], explicit_rating__isnull=False
+                ).values_list("pk", flat=True)
+            )
+    return np.isin(items.interaction_id, np.array(found, dtype=np.int64))
 
 
 def _segment_labels(*, items: labelled.SelectedItems, key: str) -> list[str]:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.db import connection
 from django.db.models import Min, Q
 from django.utils import timezone
 
@@ -44,6 +45,7 @@ from sampling.selectors.estimates import (
     population_rows,
     response_design,
 )
+from sampling.selectors.labelled import EPOCH, EpochMicroseconds
 
 REGRESSION_FIELDS = ("baseline", "difference", "cs_low", "cs_high", "confirmed_on", "sentence")
 MAX_LOOKS = 400  # days of daily looks kept (the older traffic still counts from the first look)
@@ -68,23 +70,25 @@ def _first_dates(project: Project) -> tuple[dict[int, dt.datetime], dict[int, dt
     """Both first dates of every interaction with a current annotation, in one read."""
 
     def read() -> tuple[dict[int, dt.datetime], dict[int, dt.datetime]]:
+        first: Any = Min("created_at")
+        label: Any = Min("created_at", filter=Q(kind=Annotation.Kind.LABEL))
+        postgres = connection.vendor == "postgresql"
+        if postgres:  # as integer microseconds: no text to parse per date
+            first, label = EpochMicroseconds(first), EpochMicroseconds(label)
         rows = (
             Annotation.objects.filter(queue_item__project=project, is_current=True)
             .values("interaction_id")
-            .annotate(
-                first=Min("created_at"),
-                label=Min("created_at", filter=Q(kind=Annotation.Kind.LABEL)),
-            )
+            .annotate(first=first, label=label)
             .values_list("interaction_id", "first", "label")
             .order_by()
         )
         anything: dict[int, dt.datetime] = {}
         labels: dict[int, dt.datetime] = {}
-        for i, first, label in rows:
-            if first is not None:
-                anything[int(i)] = first
-            if label is not None:
-                labels[int(i)] = label
+        for i, a, b in rows:
+            if a is not None:
+                anything[int(i)] = EPOCH + dt.timedelta(microseconds=a) if postgres else a
+            if b is not None:
+                labels[int(i)] = EPOCH + dt.timedelta(microseconds=b) if postgres else b
         return anything, labels
 
     return scans.shared(("first_dates", project.pk), read)
