@@ -142,7 +142,17 @@ def topic_cells_move(*, ids: Sequence[int], clusters: Sequence[int]) -> int:
     wanted = sorted(new)
     with connection.cursor() as cursor:
         if postgres:
-            cursor.execute(select + "WHERE inc.interaction_id = ANY(%s::bigint[])", [wanted])
+            # Most scoring is of new arrivals, none considered: find the considered ones first
+            # (index probes only), and join only those.
+            cursor.execute(
+                f"SELECT interaction_id FROM {Inclusion._meta.db_table} "
+                "WHERE interaction_id = ANY(%s::bigint[])",
+                [wanted],
+            )
+            considered = [int(r[0]) for r in cursor.fetchall()]
+            if not considered:
+                return 0
+            cursor.execute(select + "WHERE inc.interaction_id = ANY(%s::bigint[])", [considered])
             rows = cursor.fetchall()
         else:
             for start in range(0, len(wanted), _IN_CHUNK):
