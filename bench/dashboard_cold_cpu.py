@@ -1,7 +1,7 @@
 """CPU of one cold dashboard page on a project bench/scale.py kept (load-independent figure).
 
     .venv/bin/python bench/dashboard_cold_cpu.py [--db flywheel_scale1m] [--repeat 1] [--serial]
-        [--src DIR]
+        [--src DIR] [--after-label]
 
 On a shared machine the wall time of a cold page follows the other sessions' load (at load 10 on
 two cores a process gets a fifth of a core). This prints, per cold page (statistics cache cleared),
@@ -27,6 +27,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--serial", action="store_true")
     parser.add_argument("--src", default=str(Path(__file__).resolve().parent.parent))
+    parser.add_argument(
+        "--after-label",
+        action="store_true",
+        help="also time pages that find only the selected items cached (what a new label leaves)",
+    )
     args = parser.parse_args()
     src = str(Path(args.src).resolve())
     sys.path.insert(0, src + "/bench")
@@ -61,6 +66,15 @@ def main() -> None:
     url = "/p/scale/dashboard/"
     cache.clear()
     client.get(url)  # imports and first-query plans out of the way
+
+    def after_label() -> None:
+        """Drop what a new label makes stale (its key changes): the statistics and the labels
+        of the selected items; keep the selected items themselves (keyed by the finished runs)."""
+        store = getattr(cache, "_cache", {})  # LocMemCache (the bench settings)
+        for key in list(store):
+            if ":dashboard:" in key or ":selected-labels:" in key:
+                cache.delete(key.split(":", 2)[2])
+
     for _ in range(args.repeat):
         cache.clear()
         wall, cpu, pg = time.perf_counter(), time.process_time(), pg_cpu()
@@ -70,6 +84,15 @@ def main() -> None:
             f"cold page: wall {time.perf_counter() - wall:.2f} s, python cpu "
             f"{time.process_time() - cpu:.2f} s, postgres backend cpu {pg_cpu() - pg:.2f} s, "
             f"load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+    for _ in range(args.repeat if args.after_label else 0):
+        after_label()
+        wall, cpu, pg = time.perf_counter(), time.process_time(), pg_cpu()
+        client.get(url)
+        print(
+            f"after a new label: wall {time.perf_counter() - wall:.2f} s, python cpu "
+            f"{time.process_time() - cpu:.2f} s, postgres backend cpu {pg_cpu() - pg:.2f} s",
             flush=True,
         )
     wall = time.perf_counter()
