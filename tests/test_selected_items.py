@@ -54,9 +54,9 @@ from tests.test_estimates_arrays import assert_close, assert_same_design, assert
 STRATEGY = {
     "weights": {"uncertainty": 0.5, "coverage": 0.3, "random": 0.2},
     "batch_size": 40,
-    # Coverage on the string-valued key: on SQLite coverage groups the raw values, and a key
-    # mixing numbers and text fails there (tier does here).
-    "segment_minimums": {"locale": 10},
+    # Coverage also on tier, whose values mix text, numbers, a boolean and null (on SQLite the
+    # group key is the value as text: numbers and text in one key once failed to group there).
+    "segment_minimums": {"locale": 10, "tier": 5},
     "holdout_fraction": 0.1,
     "overlap_fraction": 0.2,
     "overlap_k": 2,

@@ -108,13 +108,15 @@ def segment_group(key: str, *, through: str = "segment") -> Func | Coalesce:
     """A per-row group key for segment value ``key`` (what coverage counts by).
 
     PostgreSQL: ``hashtext`` of the text value as a fixed-width int (0 when missing), so the pool
-    can be read as fixed-width binary; elsewhere the text value itself ("" when missing).
+    can be read as fixed-width binary; elsewhere the value as text ("" when missing): SQLite's
+    ``json_extract`` gives numbers as numbers, and one key with both numbers and text in it (a
+    tier of ``3`` beside ``"free"``) could not be grouped (``np.unique`` cannot order them).
     :func:`segment_group_values` maps keys back to values for display.
     """
     text = KeyTextTransform(key, through)
     if connection.vendor == "postgresql":
         return Coalesce(Func(text, function="hashtext", output_field=IntegerField()), Value(0))
-    return Coalesce(text, Value(""), output_field=CharField())
+    return Coalesce(Cast(text, CharField()), Value(""), output_field=CharField())
 
 
 def segment_group_values(*, project: Project, key: str) -> dict[object, str | None]:
