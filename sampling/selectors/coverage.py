@@ -8,7 +8,6 @@ their ``*_scan`` references read them row by row.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from typing import Any
 
@@ -20,9 +19,7 @@ from labeling.models import Annotation, Project
 from sampling.models import InteractionTopic, SamplingRun, TopicCell
 from sampling.selectors.estimates import (
     _filter_cells,
-    _midnight,
-    _parse_time,
-    _utc,
+    day_split,
     filtered_inclusions,
     response_design,
     selected_mask,
@@ -46,32 +43,22 @@ def cluster_coverage(
     numbers as :func:`_cluster_coverage_scan`, without reading every considered interaction
     (issue 16)."""
     filters = dict(filters or {})
-    since = _utc(_parse_time(filters["since"], "since")) if filters.get("since") else None
-    until = _utc(_parse_time(filters["until"], "until")) if filters.get("until") else None
-    first = None if since is None else since.date() + dt.timedelta(days=since.time() != dt.time(0))
-    end = None if until is None else until.date()  # cells of days before ``end``
+    split = day_split(filters)
     traffic: Counter[int] = Counter()
-    if first is not None and end is not None and first >= end:
+    if split.no_whole_day:
         traffic.update(_traffic_scan(project=project, filters=filters))  # within two days
     else:
-        edges = []
-        if since is not None and first is not None and _midnight(first) != since:
-            edges.append((since, _midnight(first)))
-        if until is not None and end is not None and _midnight(end) != until:
-            edges.append((_midnight(end), until))
-        for low, high in edges:
-            part = {**filters, "since": low.isoformat(), "until": high.isoformat()}
+        for part in split.edges:
             traffic.update(_traffic_scan(project=project, filters=part))
-        whole = {k: v for k, v in filters.items() if k not in ("since", "until")}
         cells = _filter_cells(
             TopicCell.objects.filter(project=project, run__status=SamplingRun.Status.DONE),
-            whole,
+            split.whole,
             through="",
         )
-        if first is not None:
-            cells = cells.filter(day__gte=first)
-        if end is not None:
-            cells = cells.filter(day__lt=end)
+        if split.first is not None:
+            cells = cells.filter(day__gte=split.first)
+        if split.end is not None:
+            cells = cells.filter(day__lt=split.end)
         for cluster, n in cells.values("cluster").annotate(n=Sum("n")).values_list("cluster", "n"):
             traffic[int(cluster)] += int(n or 0)
     items = response_design(project=project).items

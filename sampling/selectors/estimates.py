@@ -710,6 +710,42 @@ def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), tzinfo=dt.UTC)
 
 
+@dataclass(frozen=True)
+class DaySplit:
+    """A filter's ``since``/``until`` as whole UTC days, read from per-day aggregates (the
+    population and topic cells), and the partial days at either end, scanned row by row.
+
+    ``first``: the first whole day (None: no lower bound); ``end``: whole days are before it (None:
+    no upper bound); ``edges``: the filters of each partial day to scan; ``whole``: the filters
+    without the time bounds. ``no_whole_day``: the range lies within two days, scan it all.
+    """
+
+    first: dt.date | None
+    end: dt.date | None
+    edges: list[dict[str, Any]]
+    whole: dict[str, Any]
+
+    @property
+    def no_whole_day(self) -> bool:
+        return self.first is not None and self.end is not None and self.first >= self.end
+
+
+def day_split(filters: dict[str, Any]) -> DaySplit:
+    """``filters``' time range as whole days and partial-day edges (:class:`DaySplit`)."""
+    since = _utc(_parse_time(filters["since"], "since")) if filters.get("since") else None
+    until = _utc(_parse_time(filters["until"], "until")) if filters.get("until") else None
+    first = None if since is None else since.date() + dt.timedelta(days=since.time() != dt.time(0))
+    end = None if until is None else until.date()
+    bounds = []
+    if since is not None and first is not None and _midnight(first) != since:
+        bounds.append((since, _midnight(first)))
+    if until is not None and end is not None and _midnight(end) != until:
+        bounds.append((_midnight(end), until))
+    edges = [{**filters, "since": lo.isoformat(), "until": hi.isoformat()} for lo, hi in bounds]
+    whole = {k: v for k, v in filters.items() if k not in ("since", "until")}
+    return DaySplit(first=first, end=end, edges=edges, whole=whole)
+
+
 def _population_from_cells(
     *, project: Project, by: Sequence[str], filters: dict[str, Any] | None, explicit: bool = True
 ) -> PopulationRows:
@@ -722,29 +758,20 @@ def _population_from_cells(
     either end, if a bound is not a UTC midnight, from the Inclusion rows of that part of a day.
     """
     filters = dict(filters or {})
-    since = _utc(_parse_time(filters["since"], "since")) if filters.get("since") else None
-    until = _utc(_parse_time(filters["until"], "until")) if filters.get("until") else None
-    first = None if since is None else since.date() + dt.timedelta(days=since.time() != dt.time(0))
-    end = None if until is None else until.date()  # cells of days before ``end``
+    split = day_split(filters)
     out: PopulationRows = {}
-    if first is not None and end is not None and first >= end:
+    if split.no_whole_day:
         # No whole day in between (within two days): scan the rows of the interval.
         rows = _scan_rows(project=project, filters=filters, by=by)
         return rows if explicit or "rated" in by else _without_ratings(rows)
-    edges = []
-    if since is not None and first is not None and _midnight(first) != since:
-        edges.append((since, _midnight(first)))
-    if until is not None and end is not None and _midnight(end) != until:
-        edges.append((_midnight(end), until))
-    for low, high in edges:
-        part = {**filters, "since": low.isoformat(), "until": high.isoformat()}
+    for part in split.edges:
         _add(out, _scan_rows(project=project, filters=part, by=by))
-    whole = {k: v for k, v in filters.items() if k not in ("since", "until")}
-    if first is not None:
-        whole["since"] = _midnight(first).isoformat()
-    if end is not None:
-        whole["until"] = _midnight(end).isoformat()
-    _add(out, _cells(project=project, by=by, filters=whole, first=first, end=end))
+    whole = dict(split.whole)
+    if split.first is not None:
+        whole["since"] = _midnight(split.first).isoformat()
+    if split.end is not None:
+        whole["until"] = _midnight(split.end).isoformat()
+    _add(out, _cells(project=project, by=by, filters=whole, first=split.first, end=split.end))
     if not explicit and "rated" not in by:
         return _without_ratings(out)  # the partial days' scan counted some: leave all out
     return {k: p for k, p in out.items() if p.n or p.excluded}
