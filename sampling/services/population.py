@@ -14,17 +14,41 @@ do).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 
 from labeling.models import Interaction, Project
 from sampling.models import Inclusion, PopulationCell, SelectedItem
 
 
-def _day_sql() -> str:
-    """The UTC date of ``occurred_at`` (datetimes are stored in UTC on both databases)."""
+def day_sql() -> str:
+    """The UTC date of ``i.occurred_at`` (datetimes are stored in UTC on both databases): the day
+    of every per-day aggregate (population cells, topic cells, their moves)."""
     if connection.vendor == "postgresql":
         return "(i.occurred_at AT TIME ZONE 'UTC')::date"
     return "date(i.occurred_at)"
+
+
+IN_CHUNK = 500  # ids per IN (...) on SQLite
+
+
+def inclusion_rows(cursor: CursorWrapper, select: str, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+    """The rows of ``select`` (a statement over ``inc``, the Inclusion table, up to its WHERE) for
+    the inclusions of the interactions ``ids``: one ``= ANY(array)`` on PostgreSQL, ``IN (...)``
+    chunks elsewhere."""
+    if connection.vendor == "postgresql":
+        cursor.execute(select + "WHERE inc.interaction_id = ANY(%s::bigint[])", [list(ids)])
+        return cursor.fetchall()
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = list(ids[start : start + IN_CHUNK])
+        marks = ", ".join(["%s"] * len(chunk))
+        cursor.execute(select + f"WHERE inc.interaction_id IN ({marks})", chunk)
+        rows.extend(cursor.fetchall())
+    return rows
 
 
 _RATED = "i.explicit_rating IS NOT NULL"
@@ -35,7 +59,7 @@ def _insert_sql(where: str) -> str:
         f"INSERT INTO {PopulationCell._meta.db_table} "
         "(run_id, project_id, model_version, segment, day, n, f_total, excluded, "
         "rated, down, rated_f, rated_excluded) "
-        f"SELECT inc.run_id, inc.project_id, i.model_version, i.segment, {_day_sql()}, "
+        f"SELECT inc.run_id, inc.project_id, i.model_version, i.segment, {day_sql()}, "
         "COUNT(inc.pi), COALESCE(SUM(CASE WHEN inc.pi IS NOT NULL THEN inc.f END), 0), "
         "COUNT(*) - COUNT(inc.pi), "
         f"SUM(CASE WHEN {_RATED} AND inc.pi IS NOT NULL THEN 1 ELSE 0 END), "

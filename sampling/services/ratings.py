@@ -20,9 +20,8 @@ from django.db import connection
 
 from labeling.models import Interaction
 from sampling.models import Inclusion, PopulationCell
+from sampling.services.population import day_sql, inclusion_rows
 from sampling.services.topic_cells import run_lock_shared
-
-_IN_CHUNK = 500  # ids per IN (...) on SQLite
 
 
 def ratings_lock(*, interaction_ids: Sequence[int]) -> None:
@@ -38,12 +37,6 @@ def ratings_lock(*, interaction_ids: Sequence[int]) -> None:
     run_lock_shared(project_ids=list(projects))
 
 
-def _day_sql() -> str:
-    if connection.vendor == "postgresql":
-        return "(i.occurred_at AT TIME ZONE 'UTC')::date"
-    return "date(i.occurred_at)"
-
-
 def population_ratings_move(*, changes: Sequence[tuple[int, int | None, int | None]]) -> int:
     """``changes``: (interaction id, old rating, new rating) just written in this transaction.
     Moves the rating counts of the considered ones in their runs' cells; returns how many moved."""
@@ -57,22 +50,12 @@ def population_ratings_move(*, changes: Sequence[tuple[int, int | None, int | No
     postgres = connection.vendor == "postgresql"
     segment = "i.segment::text" if postgres else "i.segment"
     select = (
-        f"SELECT inc.interaction_id, inc.run_id, i.model_version, {segment}, {_day_sql()}, "
+        f"SELECT inc.interaction_id, inc.run_id, i.model_version, {segment}, {day_sql()}, "
         f"inc.pi, inc.f FROM {Inclusion._meta.db_table} inc "
         f"JOIN {Interaction._meta.db_table} i ON i.id = inc.interaction_id "
     )
-    ids = sorted(wanted)
-    rows: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
-        if postgres:
-            cursor.execute(select + "WHERE inc.interaction_id = ANY(%s::bigint[])", [ids])
-            rows = cursor.fetchall()
-        else:
-            for start in range(0, len(ids), _IN_CHUNK):
-                chunk = ids[start : start + _IN_CHUNK]
-                marks = ", ".join(["%s"] * len(chunk))
-                cursor.execute(select + f"WHERE inc.interaction_id IN ({marks})", chunk)
-                rows.extend(cursor.fetchall())
+        rows = inclusion_rows(cursor, select, sorted(wanted))
         delta: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0, 0.0, 0])
         for interaction_id, run_id, version, seg, day, pi, f in rows:
             (was_rated, was_down), (is_rated, is_down) = map(state, wanted[int(interaction_id)])

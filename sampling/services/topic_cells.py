@@ -24,11 +24,11 @@ from django.db import connection, transaction
 
 from labeling.models import Interaction, Project
 from sampling.models import Inclusion, InteractionTopic, SamplingRun, TopicCell
+from sampling.services.population import day_sql, inclusion_rows
 
 # The advisory-lock namespace of ``sampling.services.runs._lock_project`` ("SAMP"): a run takes
 # (namespace, project) exclusively, scoring shared.
 RUN_LOCK_NAMESPACE = 0x53414D50
-_IN_CHUNK = 500  # ids per IN (...) on SQLite
 
 
 def run_lock_shared(*, project_ids: Sequence[int]) -> None:
@@ -43,18 +43,11 @@ def run_lock_shared(*, project_ids: Sequence[int]) -> None:
             )
 
 
-def _day_sql() -> str:
-    """The UTC date of ``i.occurred_at`` (as the population cells compute it)."""
-    if connection.vendor == "postgresql":
-        return "(i.occurred_at AT TIME ZONE 'UTC')::date"
-    return "date(i.occurred_at)"
-
-
 def _insert_sql(where: str) -> str:
     return (
         f"INSERT INTO {TopicCell._meta.db_table} "
         "(run_id, project_id, model_version, segment, day, cluster, n) "
-        f"SELECT inc.run_id, inc.project_id, i.model_version, i.segment, {_day_sql()}, "
+        f"SELECT inc.run_id, inc.project_id, i.model_version, i.segment, {day_sql()}, "
         "COALESCE(t.cluster, -1), COUNT(*) "
         f"FROM {Inclusion._meta.db_table} inc "
         f"JOIN {Interaction._meta.db_table} i ON i.id = inc.interaction_id "
@@ -133,12 +126,11 @@ def topic_cells_move(*, ids: Sequence[int], clusters: Sequence[int]) -> int:
     segment = "i.segment::text" if postgres else "i.segment"
     select = (
         f"SELECT inc.interaction_id, inc.run_id, inc.project_id, i.model_version, {segment}, "
-        f"{_day_sql()}, COALESCE(t.cluster, -1) "
+        f"{day_sql()}, COALESCE(t.cluster, -1) "
         f"FROM {Inclusion._meta.db_table} inc "
         f"JOIN {Interaction._meta.db_table} i ON i.id = inc.interaction_id "
         f"LEFT JOIN {InteractionTopic._meta.db_table} t ON t.interaction_id = inc.interaction_id "
     )
-    rows: list[tuple[Any, ...]] = []
     wanted = sorted(new)
     with connection.cursor() as cursor:
         if postgres:
@@ -149,17 +141,10 @@ def topic_cells_move(*, ids: Sequence[int], clusters: Sequence[int]) -> int:
                 "WHERE interaction_id = ANY(%s::bigint[])",
                 [wanted],
             )
-            considered = [int(r[0]) for r in cursor.fetchall()]
-            if not considered:
+            wanted = [int(r[0]) for r in cursor.fetchall()]
+            if not wanted:
                 return 0
-            cursor.execute(select + "WHERE inc.interaction_id = ANY(%s::bigint[])", [considered])
-            rows = cursor.fetchall()
-        else:
-            for start in range(0, len(wanted), _IN_CHUNK):
-                chunk = wanted[start : start + _IN_CHUNK]
-                marks = ", ".join(["%s"] * len(chunk))
-                cursor.execute(select + f"WHERE inc.interaction_id IN ({marks})", chunk)
-                rows.extend(cursor.fetchall())
+        rows = inclusion_rows(cursor, select, wanted)
         delta: Counter[tuple[Any, ...]] = Counter()
         moved = 0
         for interaction_id, run_id, project_id, version, seg, day, old in rows:
