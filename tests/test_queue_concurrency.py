@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.db.models import Count
 
 from labeling.models import Annotation, Assignment, QueueItem, Role
@@ -193,3 +193,69 @@ def test_sixteen_claimers_across_named_queues_respect_skills_overlap_and_finish(
         )
     )
     assert german_annotators <= skilled
+
+
+def _hold_item_lock(item_id: int, locked: threading.Event, release: threading.Event) -> None:
+    """Another transaction holding the item's row lock, as a claim or a submit does for a
+    moment, until ``release`` is set."""
+    try:
+        with transaction.atomic():
+            QueueItem.objects.select_for_update().get(pk=item_id)
+            locked.set()
+            release.wait(timeout=30)
+    finally:
+        connections.close_all()
+
+
+def test_a_claim_waits_for_the_only_free_item_rather_than_report_an_empty_queue() -> None:
+    """The one item left has a free slot but another transaction holds its row for a moment:
+    the claim skips it, finds nothing, then waits for it and takes it when the lock goes."""
+    project = ProjectFactory(slug="wait")
+    user = UserFactory(username="waiter")
+    MembershipFactory(project=project, user=user, role=Role.ANNOTATOR)
+    item = QueueItem.objects.create(
+        project=project, interaction=InteractionFactory(project=project), overlap=2
+    )
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_item_lock, args=(item.pk, locked, release))
+    holder.start()
+    assert locked.wait(timeout=30)
+    threading.Timer(0.3, release.set).start()
+    lease = assignment_claim(project=project, annotator=user)
+    holder.join(timeout=30)
+    assert lease is not None
+    assert lease.queue_item_id == item.pk
+    item.refresh_from_db()
+    assert item.leased_count == 1
+
+
+def test_a_claim_that_waits_too_long_reports_nothing_and_leaves_no_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lock held past the wait: the claim answers None (no error), writes nothing, and the
+    caller's transaction is usable afterwards (the wait was rolled back to its savepoint)."""
+    from labeling.services import queue as queue_service
+
+    monkeypatch.setattr(queue_service, "CLAIM_WAIT", "200ms")
+    project = ProjectFactory(slug="wait-long")
+    user = UserFactory(username="impatient")
+    MembershipFactory(project=project, user=user, role=Role.ANNOTATOR)
+    item = QueueItem.objects.create(
+        project=project, interaction=InteractionFactory(project=project)
+    )
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_item_lock, args=(item.pk, locked, release))
+    holder.start()
+    assert locked.wait(timeout=30)
+    try:
+        assert assignment_claim(project=project, annotator=user) is None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('lock_timeout')")
+            assert cursor.fetchone()[0] == "0"
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert not Assignment.objects.filter(annotator=user).exists()
+    lease = assignment_claim(project=project, annotator=user)
+    assert lease is not None
+    assert lease.queue_item_id == item.pk

@@ -11,7 +11,9 @@ Invariants (every function here keeps them; nothing else writes these fields):
 - An annotator has at most one assignment per item (unique constraint): nobody labels an item
   twice. An annotator's own *expired* lease may be re-leased to them (same row).
 - Lock order: membership (claim only) -> assignment -> queue item. Claims take queue items with
-  ``SKIP LOCKED`` so concurrent annotators never wait for each other's item.
+  ``SKIP LOCKED`` so concurrent annotators never wait for each other's item; only when every item
+  left for the annotator is locked does a claim wait for one (``_claim_waiting``), rather than
+  report an empty queue.
 - Named queues (labeling.services.queues) only narrow which items a claim may take (the main
   queue plus the queues whose skill the annotator has, or one queue asked for); the counters, the
   locks and the one-assignment-per-annotator rule are the same for every queue.
@@ -27,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -172,6 +174,8 @@ def _member_locked(*, project: Project, annotator: User) -> list[str]:
 # queries (building and compiling those cost more CPU than the database spends on them; see
 # labeling.rows). Table and column names come from the models.
 _ASSIGNMENT = Assignment._meta.db_table
+# How long a claim that found every free item locked waits for them (PostgreSQL lock_timeout).
+CLAIM_WAIT = "2s"
 _ITEM = QueueItem._meta.db_table
 
 # The caller's live lease in the project and any overdue lease (the caller's own first).
@@ -184,18 +188,18 @@ ORDER BY CASE WHEN a.annotator_id = %s THEN 0 ELSE 1 END, a.id
 LIMIT 50"""
 
 
-def _claim_sql(scope: QueueScope) -> tuple[str, list[int]]:
+def _claim_sql(scope: QueueScope, *, wait: bool = False) -> tuple[str, list[int]]:
     """The next claimable item of one kind (gold or not) with its interaction and named queue:
     open, a free slot, never held by the annotator (except their own expired lease, flagged by
     ``renew``), in serving order (walks the partial index ``ix_queue_open``: project, is_gold,
-    -priority, id). On PostgreSQL the row is locked, skipping rows other claims hold."""
+    -priority, id). On PostgreSQL the row is locked, skipping rows other transactions hold, or,
+    with ``wait``, waiting for them (PostgreSQL then checks the row again as the holder left it
+    and moves on to the next one when it no longer qualifies)."""
     item, interaction, queue = _item_reader(), _interaction_reader(), _queue_reader()
     where, params = scope.sql("qi.queue_id")
-    lock = (
-        " FOR UPDATE OF qi SKIP LOCKED"
-        if connection.features.has_select_for_update_skip_locked
-        else ""
-    )
+    lock = ""
+    if connection.features.has_select_for_update_skip_locked:
+        lock = " FOR UPDATE OF qi" if wait else " FOR UPDATE OF qi SKIP LOCKED"
     sql = f"""
 SELECT {item.columns}, {interaction.columns}, {queue.columns},
   EXISTS (SELECT 1 FROM {_ASSIGNMENT} r WHERE r.queue_item_id = qi.id
@@ -229,11 +233,11 @@ def _assignment_reader() -> RowReader[Assignment]:
 
 
 def _claim_next(
-    *, project: Project, annotator: User, gold: bool, scope: QueueScope
+    *, project: Project, annotator: User, gold: bool, scope: QueueScope, wait: bool = False
 ) -> tuple[QueueItem, bool] | None:
     """The item ``_claim_sql`` finds (with ``interaction`` and ``queue`` loaded) and whether the
     annotator's own expired lease on it exists (then that row is renewed)."""
-    sql, scope_params = _claim_sql(scope)
+    sql, scope_params = _claim_sql(scope, wait=wait)
     with connection.cursor() as cursor:
         cursor.execute(sql, [annotator.pk, project.pk, gold, *scope_params, annotator.pk])
         row = cursor.fetchone()
@@ -278,6 +282,41 @@ def _lease(
     item.leased_count += 1
     assignment.queue_item = item  # the caller gets the interaction without another query
     return assignment
+
+
+def _claim_waiting(
+    *, project: Project, annotator: User, scope: QueueScope
+) -> tuple[QueueItem, bool] | None:
+    """The last try of a claim that skipped locked rows and found nothing: the same search, but
+    waiting (at most ``CLAIM_WAIT``) for the rows other transactions hold.
+
+    Without it an annotator could be told the queue is empty while the only items left for them
+    were locked for a moment by another annotator's claim or submit (an item with overlap 3 is
+    locked while a first annotator takes it, yet has two slots left). Holding only the caller's
+    membership row, the wait cannot deadlock (lock order: membership -> assignment -> item, and no
+    holder of an item waits for another annotator's membership). On an empty queue the search
+    finds no row and returns at once; SQLite runs claims one at a time, so it has nothing to wait
+    for. A wait that times out is rolled back to a savepoint and counts as nothing found."""
+    if not connection.features.has_select_for_update_skip_locked:
+        return None
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
+                [CLAIM_WAIT],
+            )
+            before = cursor.fetchone()[0]
+            found = None
+            for gold in (False, True):
+                found = _claim_next(
+                    project=project, annotator=annotator, gold=gold, scope=scope, wait=True
+                )
+                if found is not None:
+                    break
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [before])
+            return found
+    except OperationalError:  # lock_timeout: treat as nothing free right now
+        return None
 
 
 def _named_queues(project: Project) -> list[Queue]:
@@ -349,6 +388,8 @@ def assignment_claim(
             found = _claim_next(project=project, annotator=annotator, gold=gold, scope=scope)
             if found is not None:
                 break
+        if found is None:
+            found = _claim_waiting(project=project, annotator=annotator, scope=scope)
         if found is None:
             return None
         item, renew = found
