@@ -225,7 +225,8 @@ class PopulationCell(models.Model):
     ``excluded`` counts those without ``pi`` (deterministic runs). Written by the sampling run in
     the same transaction as its Inclusion rows (``sampling.services.population``), never changed
     afterwards (inclusions never change, and neither do an interaction's version, segment and
-    time), so an estimate reads O(runs x cells) rows instead of every considered interaction.
+    time) except when an interaction is deleted (``sampling.receivers`` takes it out), so an
+    estimate reads O(runs x cells) rows instead of every considered interaction.
     Explicit ratings do change after a run: their counts (``rated``, ``down``, ``rated_f``,
     ``rated_excluded``) are moved by the transaction that processes a rating event, under the
     project's run lock taken shared (docs/estimates.md).

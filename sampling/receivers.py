@@ -1,5 +1,6 @@
-"""Receivers of labeling.hooks events: enqueue scoring, retraining, the demo's first run; and of
-the deletion of a sampling run (it resets the project's pool watermark).
+"""Receivers of labeling.hooks events: enqueue scoring, retraining, the demo's first run; of the
+deletion of a sampling run (it resets the project's pool watermark); and of the deletion of an
+interaction (it leaves its runs' population and topic cells).
 
 Two receivers work inside labeling's processing transaction (``labeling.hooks.call``): the run
 lock taken before processing locks its rows, and the population cells' rating counts moved with the
@@ -12,7 +13,11 @@ the committing request); the periodic sweeps (``sampling.score_sweep``,
 
 from __future__ import annotations
 
-from django.db.models.signals import post_delete
+from typing import Any
+
+from django.db.models import QuerySet
+from django.db.models.signals import post_delete, pre_delete
+from django.utils import timezone
 
 from flywheel_site.app_settings import setting
 from labeling import dispatch, hooks
@@ -52,6 +57,26 @@ def on_run_deleted(*, instance: object, **_: object) -> None:
         PoolWatermark.objects.filter(project_id=int(project_id)).delete()
 
 
+def on_interaction_deleting(*, instance: Any, origin: Any = None, **_: object) -> None:
+    """Before an interaction is deleted (the admin, a retention script), in the deleting
+    transaction and before its Inclusion row goes: take it out of its runs' population and topic
+    cells (they count every considered interaction, and nothing else would take it out), and
+    touch the project's ``updated_at``, which the estimates' and the dashboard's cache keys hold
+    (the selected items changed though no run finished). Not when the project itself is being
+    deleted: its cells go with it."""
+    from labeling.models import Project
+    from sampling.services.population import population_cells_forget
+    from sampling.services.topic_cells import run_lock_shared, topic_cells_forget
+
+    if isinstance(origin, Project) or (isinstance(origin, QuerySet) and origin.model is Project):
+        return
+    ids = [int(instance.pk)]
+    run_lock_shared(project_ids=[int(instance.project_id)])
+    population_cells_forget(interaction_ids=ids)
+    topic_cells_forget(interaction_ids=ids)
+    Project.objects.filter(pk=instance.project_id).update(updated_at=timezone.now())
+
+
 def on_interactions_processing(*, interaction_ids: list[int], **_: object) -> None:
     """In processing's transaction, before its row locks: the projects' run lock, shared."""
     from sampling.services.ratings import ratings_lock
@@ -72,3 +97,4 @@ hooks.connect("ratings_changed", on_ratings_changed)
 hooks.connect("labels_submitted", on_labels_submitted)
 hooks.connect("demo_loaded", on_demo_loaded)
 post_delete.connect(on_run_deleted, sender="sampling.SamplingRun")
+pre_delete.connect(on_interaction_deleting, sender="labeling.Interaction")

@@ -91,8 +91,8 @@ def selected_items(*, project: Project, cutoff: int | None = None) -> SelectedIt
     """The selected items with their labels and skips, the two expensive parts from the cache.
 
     - The items (the selected-items rows: selected Inclusion rows with their interactions'
-      columns) change only when a run finishes (a finished run's inclusions never change):
-      keyed by the finished runs.
+      columns) change only when a run finishes (a finished run's inclusions never change) or an
+      interaction is deleted (which touches the project's ``updated_at``): keyed by both.
     - Their labels change with every label: keyed by the items and the highest annotation id of
       the whole table (annotations are append-only: an edit or an adjudication is a new row and
       ``is_current`` moves only with one; another project's label causes a needless re-read of
@@ -106,6 +106,8 @@ def selected_items(*, project: Project, cutoff: int | None = None) -> SelectedIt
         "selected-items",
         project.pk,
         project.created_at.isoformat() if project.created_at else None,
+        # touched when an interaction is deleted (sampling.receivers), and by settings edits
+        project.updated_at.isoformat() if project.updated_at else None,
         runs,
     )
     columns = cache.get(items_key)

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
 from labeling.models import Interaction, Project
-from sampling.models import Inclusion, PopulationCell, SelectedItem
+from sampling.models import Inclusion, InteractionTopic, PopulationCell, SelectedItem
 
 
 def day_sql() -> str:
@@ -30,6 +30,27 @@ def day_sql() -> str:
     if connection.vendor == "postgresql":
         return "(i.occurred_at AT TIME ZONE 'UTC')::date"
     return "date(i.occurred_at)"
+
+
+def segment_sql() -> str:
+    """``i.segment`` as the cells compare it: its text on PostgreSQL (jsonb is not a key there)."""
+    return "i.segment::text" if connection.vendor == "postgresql" else "i.segment"
+
+
+def inclusions_joined_sql(*, topic: bool = False) -> str:
+    """``FROM`` the Inclusion rows ``inc`` joined to their interactions ``i`` (and, with
+    ``topic``, left-joined to their current topic ``t``): what the moves of the cells select
+    from, ahead of :func:`inclusion_rows`' WHERE."""
+    sql = (
+        f"FROM {Inclusion._meta.db_table} inc "
+        f"JOIN {Interaction._meta.db_table} i ON i.id = inc.interaction_id "
+    )
+    if topic:
+        sql += (
+            f"LEFT JOIN {InteractionTopic._meta.db_table} t "
+            "ON t.interaction_id = inc.interaction_id "
+        )
+    return sql
 
 
 IN_CHUNK = 500  # ids per IN (...) on SQLite
@@ -126,3 +147,50 @@ def population_cells_rebuild(*, project: Project | int) -> int:
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql("inc.project_id = %s"), [project_id])
         return max(cursor.rowcount, 0)
+
+
+def population_cells_forget(*, interaction_ids: Sequence[int]) -> int:
+    """Before the interactions ``ids`` are deleted: take each considered one out of its run's
+    population cell (its count, ``f`` and rating counts), and drop cells left empty, so the cells
+    equal a rebuild from the inclusions that remain. Call it in the deleting transaction, before
+    the Inclusion rows go, holding the project's run lock shared. Returns how many were taken
+    out. (Their selected-items rows go with the interactions: an ORM cascade.)"""
+    ids = sorted({int(i) for i in interaction_ids})
+    if not ids:
+        return 0
+    select = (
+        f"SELECT inc.run_id, i.model_version, {segment_sql()}, {day_sql()}, inc.pi, inc.f, "
+        f"i.explicit_rating {inclusions_joined_sql()}"
+    )
+    with connection.cursor() as cursor:
+        rows = inclusion_rows(cursor, select, ids)
+        # per cell: n, f_total, excluded, rated, down, rated_f, rated_excluded
+        delta: dict[tuple[Any, ...], list[float]] = {}
+        for run_id, version, seg, day, pi, f, rating in rows:
+            d = delta.setdefault((run_id, version, seg, day), [0, 0.0, 0, 0, 0, 0.0, 0])
+            rated = rating is not None
+            if pi is None:
+                d[2] += 1
+                d[6] += int(rated)
+            else:
+                d[0] += 1
+                d[1] += float(f)
+                d[3] += int(rated)
+                d[4] += int(rated and rating < 0)
+                d[5] += float(f) if rated else 0.0
+        if not delta:
+            return 0
+        cast = "::jsonb" if connection.vendor == "postgresql" else ""
+        table = PopulationCell._meta.db_table
+        key = f"run_id = %s AND model_version = %s AND segment = %s{cast} AND day = %s"
+        cursor.executemany(
+            f"UPDATE {table} SET n = n - %s, f_total = f_total - %s, excluded = excluded - %s, "
+            "rated = rated - %s, down = down - %s, rated_f = rated_f - %s, "
+            f"rated_excluded = rated_excluded - %s WHERE {key}",
+            [(*d, *k) for k, d in delta.items()],
+        )
+        cursor.executemany(
+            f"DELETE FROM {table} WHERE {key} AND n = 0 AND excluded = 0",
+            list(delta),
+        )
+    return len(rows)

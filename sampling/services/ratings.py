@@ -19,8 +19,13 @@ from typing import Any
 from django.db import connection
 
 from labeling.models import Interaction
-from sampling.models import Inclusion, PopulationCell
-from sampling.services.population import day_sql, inclusion_rows
+from sampling.models import PopulationCell
+from sampling.services.population import (
+    day_sql,
+    inclusion_rows,
+    inclusions_joined_sql,
+    segment_sql,
+)
 from sampling.services.topic_cells import run_lock_shared
 
 
@@ -48,11 +53,9 @@ def population_ratings_move(*, changes: Sequence[tuple[int, int | None, int | No
     if not wanted:
         return 0
     postgres = connection.vendor == "postgresql"
-    segment = "i.segment::text" if postgres else "i.segment"
     select = (
-        f"SELECT inc.interaction_id, inc.run_id, i.model_version, {segment}, {day_sql()}, "
-        f"inc.pi, inc.f FROM {Inclusion._meta.db_table} inc "
-        f"JOIN {Interaction._meta.db_table} i ON i.id = inc.interaction_id "
+        f"SELECT inc.interaction_id, inc.run_id, i.model_version, {segment_sql()}, {day_sql()}, "
+        f"inc.pi, inc.f {inclusions_joined_sql()}"
     )
     with connection.cursor() as cursor:
         rows = inclusion_rows(cursor, select, sorted(wanted))

@@ -24,7 +24,12 @@ from django.db import connection, transaction
 
 from labeling.models import Interaction, Project
 from sampling.models import Inclusion, InteractionTopic, SamplingRun, TopicCell
-from sampling.services.population import day_sql, inclusion_rows
+from sampling.services.population import (
+    day_sql,
+    inclusion_rows,
+    inclusions_joined_sql,
+    segment_sql,
+)
 
 # The advisory-lock namespace of ``sampling.services.runs._lock_project`` ("SAMP"): a run takes
 # (namespace, project) exclusively, scoring shared.
@@ -123,13 +128,10 @@ def topic_cells_move(*, ids: Sequence[int], clusters: Sequence[int]) -> int:
     if not new:
         return 0
     postgres = connection.vendor == "postgresql"
-    segment = "i.segment::text" if postgres else "i.segment"
     select = (
-        f"SELECT inc.interaction_id, inc.run_id, inc.project_id, i.model_version, {segment}, "
-        f"{day_sql()}, COALESCE(t.cluster, -1) "
-        f"FROM {Inclusion._meta.db_table} inc "
-        f"JOIN {Interaction._meta.db_table} i ON i.id = inc.interaction_id "
-        f"LEFT JOIN {InteractionTopic._meta.db_table} t ON t.interaction_id = inc.interaction_id "
+        f"SELECT inc.interaction_id, inc.run_id, inc.project_id, i.model_version, "
+        f"{segment_sql()}, {day_sql()}, COALESCE(t.cluster, -1) "
+        f"{inclusions_joined_sql(topic=True)}"
     )
     wanted = sorted(new)
     with connection.cursor() as cursor:
@@ -168,3 +170,33 @@ def topic_cells_move(*, ids: Sequence[int], clusters: Sequence[int]) -> int:
                 changes,
             )
     return moved
+
+
+def topic_cells_forget(*, interaction_ids: Sequence[int]) -> int:
+    """Before the interactions ``ids`` are deleted: take each considered one out of its run's
+    topic cell (its current cluster's), and drop cells left at zero. In the deleting transaction,
+    before the Inclusion rows go, holding the project's run lock shared. Returns how many were
+    taken out."""
+    ids = sorted({int(i) for i in interaction_ids})
+    if not ids:
+        return 0
+    select = (
+        f"SELECT inc.run_id, i.model_version, {segment_sql()}, {day_sql()}, "
+        f"COALESCE(t.cluster, -1) {inclusions_joined_sql(topic=True)}"
+    )
+    with connection.cursor() as cursor:
+        rows = inclusion_rows(cursor, select, ids)
+        delta = Counter(tuple(row) for row in rows)
+        if not delta:
+            return 0
+        cast = "::jsonb" if connection.vendor == "postgresql" else ""
+        table = TopicCell._meta.db_table
+        key = (
+            f"run_id = %s AND model_version = %s AND segment = %s{cast} AND day = %s "
+            "AND cluster = %s"
+        )
+        cursor.executemany(
+            f"UPDATE {table} SET n = n - %s WHERE {key}", [(n, *k) for k, n in delta.items()]
+        )
+        cursor.executemany(f"DELETE FROM {table} WHERE {key} AND n <= 0", list(delta))
+    return len(rows)
