@@ -58,12 +58,13 @@ def on_run_deleted(*, instance: object, **_: object) -> None:
 
 
 def on_interaction_deleting(*, instance: Any, origin: Any = None, **_: object) -> None:
-    """Before an interaction is deleted (the admin, a retention script), in the deleting
-    transaction and before its Inclusion row goes: take it out of its runs' population and topic
-    cells (they count every considered interaction, and nothing else would take it out), and
-    touch the project's ``updated_at``, which the estimates' and the dashboard's cache keys hold
-    (the selected items changed though no run finished). Not when the project itself is being
-    deleted: its cells go with it."""
+    """Before an interaction is deleted (a retention script, the shell; the admin refuses once a
+    run considered it, since it may not delete an inclusion), in the deleting transaction and
+    before its Inclusion row goes: take it out of its runs' population and topic cells (they count
+    every considered interaction, and nothing else would take it out), and touch the project's
+    ``updated_at``, which the estimates' and the dashboard's cache keys hold (the selected items
+    changed though no run finished). Not when the project itself is being deleted: its cells go
+    with it."""
     from labeling.models import Project
     from sampling.services.population import population_cells_forget
     from sampling.services.topic_cells import run_lock_shared, topic_cells_forget
