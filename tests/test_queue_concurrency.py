@@ -4,6 +4,7 @@ annotator, every item eventually done. Real threads, real connections, real row 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -23,6 +24,23 @@ from tests.factories import (
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 WORKERS = 16
+PATIENCE_S = 5.0
+
+
+def _claim_or_none_when_done(project: Any, user: Any) -> Any:
+    """Claim as an annotator does: told that nothing is free right now, they come back a moment
+    later while open items remain, and stop after ``PATIENCE_S`` without a lease (or when every
+    item is done). An item whose last slot another annotator holds is free again when that
+    annotator skips it, so one empty claim does not mean the queue is finished."""
+    deadline = time.monotonic() + PATIENCE_S
+    while True:
+        lease = assignment_claim(project=project, annotator=user)
+        if lease is not None:
+            return lease
+        still_open = QueueItem.objects.filter(project=project, status="open").exists()
+        if not still_open or time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)
 
 
 def test_sixteen_concurrent_claimers_respect_overlap_and_finish_everything() -> None:
@@ -45,7 +63,7 @@ def test_sixteen_concurrent_claimers_respect_overlap_and_finish_everything() -> 
         try:
             barrier.wait(timeout=30)
             while True:
-                lease = assignment_claim(project=project, annotator=user)
+                lease = _claim_or_none_when_done(project, user)
                 if lease is None:
                     return
                 # Snapshot while holding the lease: slots in use never exceed the overlap.
@@ -163,7 +181,7 @@ def test_sixteen_claimers_across_named_queues_respect_skills_overlap_and_finish(
         try:
             barrier.wait(timeout=30)
             while True:
-                lease = assignment_claim(project=project, annotator=user)
+                lease = _claim_or_none_when_done(project, user)
                 if lease is None:
                     return
                 assignment_submit(assignment_id=lease.pk, annotator=user, values={"quality": 3})
