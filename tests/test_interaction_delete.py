@@ -1,8 +1,8 @@
-"""Deleting interactions from code (a retention script, the shell) keeps the per-run aggregates true: each
-deleted considered interaction leaves its run's population cell and topic cell in the deleting
-transaction, so the cells equal a rebuild from the inclusions that remain, the estimates equal
-the plain scan, and the cached selected items are read again. Deleting a project does not walk
-its interactions one by one (its cells go with it)."""
+"""Deleting interactions from code (a retention script, the shell) keeps the per-run aggregates
+true: each deleted considered interaction leaves its run's population cell and topic cell in the
+deleting transaction, so the cells equal a rebuild from the inclusions that remain, the estimates
+equal the plain scan, and the cached selected items are read again. Deleting a project does not
+walk its interactions one by one (its cells go with it)."""
 
 from __future__ import annotations
 
