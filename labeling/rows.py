@@ -93,3 +93,25 @@ def row_reader(model: type[M], alias: str) -> RowReader[M]:
         with _lock:
             _readers[key] = reader
     return reader
+
+
+IN_CHUNK = 500  # ids per IN (...) on SQLite (under its oldest limit of 999 parameters)
+
+
+def rows_by_ids(
+    cursor: Any, select: str, column: str, ids: Sequence[int], *, also: str = ""
+) -> list[tuple[Any, ...]]:
+    """The rows of ``select`` (a statement up to its WHERE) whose ``column`` is one of ``ids``
+    (and, with ``also``, that meet that condition too): one ``= ANY(array)`` on PostgreSQL,
+    ``IN (...)`` chunks of ``IN_CHUNK`` ids elsewhere."""
+    extra = f" AND {also}" if also else ""
+    if connection.vendor == "postgresql":
+        cursor.execute(f"{select}WHERE {column} = ANY(%s::bigint[]){extra}", [list(ids)])
+        return list(cursor.fetchall())
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = list(ids[start : start + IN_CHUNK])
+        marks = ", ".join(["%s"] * len(chunk))
+        cursor.execute(f"{select}WHERE {column} IN ({marks}){extra}", chunk)
+        rows.extend(cursor.fetchall())
+    return rows

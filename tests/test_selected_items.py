@@ -180,12 +180,14 @@ def _table_rows(project: Project) -> list[tuple[Any, ...]]:
     ]
 
 
-def _reference_rows(project: Project) -> list[tuple[Any, ...]]:
-    """The selected Inclusion rows with their interactions' columns (what the table mirrors)."""
+def _reference_rows(project: Project, run_ids: list[int] | None = None) -> list[tuple[Any, ...]]:
+    """The selected Inclusion rows (of ``run_ids``, or of every run) with their interactions'
+    columns (what the table mirrors)."""
+    inclusions = Inclusion.objects.filter(project=project, selected=True)
+    if run_ids is not None:
+        inclusions = inclusions.filter(run_id__in=run_ids)
     return list(
-        Inclusion.objects.filter(project=project, selected=True)
-        .order_by("interaction_id")
-        .values_list(
+        inclusions.order_by("interaction_id").values_list(
             "interaction_id",
             "run_id",
             "f",
@@ -201,19 +203,7 @@ def _reference_columns(project: Project) -> dict[str, Any]:
     """``labelled._read_items`` as it read before the table: the selected Inclusion rows of the
     finished runs joined to their interactions."""
     runs = labelled._done_runs(project)
-    rows = list(
-        Inclusion.objects.filter(project=project, run_id__in=[r for r, _ in runs], selected=True)
-        .order_by("interaction_id")
-        .values_list(
-            "interaction_id",
-            "run_id",
-            "f",
-            "pi",
-            "interaction__model_version",
-            Cast("interaction__segment", output_field=TextField()),
-            "interaction__occurred_at",
-        )
-    )
+    rows = _reference_rows(project, [r for r, _ in runs])
     return {
         "interaction_id": np.array([r[0] for r in rows], dtype=np.int64),
         "run_id": np.array([r[1] for r in rows], dtype=np.int64),

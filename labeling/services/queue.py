@@ -233,14 +233,19 @@ def _assignment_reader() -> RowReader[Assignment]:
 
 
 def _claim_next(
-    *, project: Project, annotator: User, gold: bool, scope: QueueScope, wait: bool = False
+    *, project: Project, annotator: User, gold_first: bool, scope: QueueScope, wait: bool = False
 ) -> tuple[QueueItem, bool] | None:
-    """The item ``_claim_sql`` finds (with ``interaction`` and ``queue`` loaded) and whether the
-    annotator's own expired lease on it exists (then that row is renewed)."""
+    """The item ``_claim_sql`` finds, gold items first when ``gold_first`` and otherwise regular
+    ones first (each kind falls back to the other), with ``interaction`` and ``queue`` loaded, and
+    whether the annotator's own expired lease on it exists (then that row is renewed)."""
     sql, scope_params = _claim_sql(scope, wait=wait)
+    row = None
     with connection.cursor() as cursor:
-        cursor.execute(sql, [annotator.pk, project.pk, gold, *scope_params, annotator.pk])
-        row = cursor.fetchone()
+        for gold in (gold_first, not gold_first):
+            cursor.execute(sql, [annotator.pk, project.pk, gold, *scope_params, annotator.pk])
+            row = cursor.fetchone()
+            if row is not None:
+                break
     if row is None:
         return None
     item_r, interaction_r, queue_r = _item_reader(), _interaction_reader(), _queue_reader()
@@ -285,7 +290,7 @@ def _lease(
 
 
 def _claim_waiting(
-    *, project: Project, annotator: User, scope: QueueScope
+    *, project: Project, annotator: User, gold_first: bool, scope: QueueScope
 ) -> tuple[QueueItem, bool] | None:
     """The last try of a claim that skipped locked rows and found nothing: the same search, but
     waiting (at most ``CLAIM_WAIT``) for the rows other transactions hold.
@@ -306,13 +311,9 @@ def _claim_waiting(
                 [CLAIM_WAIT],
             )
             before = cursor.fetchone()[0]
-            found = None
-            for gold in (False, True):
-                found = _claim_next(
-                    project=project, annotator=annotator, gold=gold, scope=scope, wait=True
-                )
-                if found is not None:
-                    break
+            found = _claim_next(
+                project=project, annotator=annotator, gold_first=gold_first, scope=scope, wait=True
+            )
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [before])
             return found
     except OperationalError:  # lock_timeout: treat as nothing free right now
@@ -383,13 +384,13 @@ def assignment_claim(
         if leases:  # every row that is not the caller's live lease is overdue
             _expire_locked(project=project, now=now, limit=200)
         gold_first = project.gold_rate > 0 and draw() < project.gold_rate
-        found = None
-        for gold in (gold_first, not gold_first):
-            found = _claim_next(project=project, annotator=annotator, gold=gold, scope=scope)
-            if found is not None:
-                break
+        found = _claim_next(
+            project=project, annotator=annotator, gold_first=gold_first, scope=scope
+        )
         if found is None:
-            found = _claim_waiting(project=project, annotator=annotator, scope=scope)
+            found = _claim_waiting(
+                project=project, annotator=annotator, gold_first=gold_first, scope=scope
+            )
         if found is None:
             return None
         item, renew = found

@@ -16,6 +16,7 @@ from django.db import connection
 from django.db.models import Count, Exists, Min, OuterRef, Q, Sum
 
 from labeling.models import Annotation, Project
+from labeling.rows import rows_by_ids
 from sampling.models import InteractionTopic, SamplingRun, TopicCell
 from sampling.selectors.estimates import (
     _filter_cells,
@@ -97,22 +98,14 @@ def _clusters_of(ids: list[int]) -> dict[int, int]:
     """The current cluster of each of ``ids`` that has one (by primary key)."""
     if not ids:
         return {}
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT interaction_id, cluster FROM {InteractionTopic._meta.db_table} "
-                "WHERE interaction_id = ANY(%s::bigint[])",
-                [ids],
-            )
-            return {int(i): int(c) for i, c in cursor.fetchall()}
-    out: dict[int, int] = {}
-    for start in range(0, len(ids), 500):
-        out.update(
-            InteractionTopic.objects.filter(interaction_id__in=ids[start : start + 500])
-            .values_list("interaction_id", "cluster")
-            .order_by()
+    with connection.cursor() as cursor:
+        rows = rows_by_ids(
+            cursor,
+            f"SELECT interaction_id, cluster FROM {InteractionTopic._meta.db_table} ",
+            "interaction_id",
+            ids,
         )
-    return out
+    return {int(i): int(c) for i, c in rows}
 
 
 def _cluster_coverage_scan(

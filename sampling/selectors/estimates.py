@@ -51,6 +51,7 @@ from django.utils.dateparse import parse_datetime
 from numpy.typing import NDArray
 
 from labeling.models import Interaction, Project, QueueItem
+from labeling.rows import rows_by_ids
 from labeling.selectors.labels import final_labels, target_good
 from sampling import estimators, intervals
 from sampling.models import Inclusion, PopulationCell, SamplingRun
@@ -1085,24 +1086,16 @@ def rated_now(*, items: labelled.SelectedItems) -> NDArray[np.bool_]:
     rated interaction of the project (``labelled.rated_ids``, the same answer)."""
     if not items.size:
         return np.zeros(0, dtype=bool)
-    ids = items.interaction_id.tolist()
-    found: list[int] = []
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT id FROM {Interaction._meta.db_table} WHERE id = ANY(%s::bigint[]) "
-                "AND explicit_rating IS NOT NULL",
-                [ids],
-            )
-            found = [int(r[0]) for r in cursor.fetchall()]
-    else:
-        for start in range(0, len(ids), 500):
-            found.extend(
-                Interaction.objects.filter(
-                    pk__in=ids[start : start + 500], explicit_rating__isnull=False
-                ).values_list("pk", flat=True)
-            )
-    return np.isin(items.interaction_id, np.array(found, dtype=np.int64))
+    with connection.cursor() as cursor:
+        rows = rows_by_ids(
+            cursor,
+            f"SELECT id FROM {Interaction._meta.db_table} ",
+            "id",
+            items.interaction_id.tolist(),
+            also="explicit_rating IS NOT NULL",
+        )
+    found = np.array([int(r[0]) for r in rows], dtype=np.int64)
+    return np.isin(items.interaction_id, found)
 
 
 def _segment_labels(*, items: labelled.SelectedItems, key: str) -> list[str]:

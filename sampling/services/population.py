@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 
 from labeling.models import Interaction, Project
+from labeling.rows import rows_by_ids
 from sampling.models import Inclusion, InteractionTopic, PopulationCell, SelectedItem
 
 
@@ -53,23 +54,10 @@ def inclusions_joined_sql(*, topic: bool = False) -> str:
     return sql
 
 
-IN_CHUNK = 500  # ids per IN (...) on SQLite
-
-
 def inclusion_rows(cursor: CursorWrapper, select: str, ids: Sequence[int]) -> list[tuple[Any, ...]]:
     """The rows of ``select`` (a statement over ``inc``, the Inclusion table, up to its WHERE) for
-    the inclusions of the interactions ``ids``: one ``= ANY(array)`` on PostgreSQL, ``IN (...)``
-    chunks elsewhere."""
-    if connection.vendor == "postgresql":
-        cursor.execute(select + "WHERE inc.interaction_id = ANY(%s::bigint[])", [list(ids)])
-        return cursor.fetchall()
-    rows: list[tuple[Any, ...]] = []
-    for start in range(0, len(ids), IN_CHUNK):
-        chunk = list(ids[start : start + IN_CHUNK])
-        marks = ", ".join(["%s"] * len(chunk))
-        cursor.execute(select + f"WHERE inc.interaction_id IN ({marks})", chunk)
-        rows.extend(cursor.fetchall())
-    return rows
+    the inclusions of the interactions ``ids`` (:func:`labeling.rows.rows_by_ids`)."""
+    return rows_by_ids(cursor, select, "inc.interaction_id", ids)
 
 
 _RATED = "i.explicit_rating IS NOT NULL"
