@@ -100,6 +100,37 @@ INGEST_LINES: dict[str, tuple[bytes, str, str]] = {
         "line",
         "malformed JSON",
     ),
+    # PostgreSQL stores no NUL in text or jsonb: refused per field, wherever it hides.
+    "NUL in the response": (line(row("bad", response="It\x00ships")), "response", "NUL"),
+    "NUL in external_id": (line(row("bad\x00")), "external_id", "NUL"),
+    "NUL in model_version": (line(row("bad", model_version="v\x001")), "model_version", "NUL"),
+    "NUL in a message": (
+        line(row("bad", messages=[{"role": "user", "content": "Where\x00"}])),
+        "messages[0].content",
+        "NUL",
+    ),
+    "NUL in a message's extra field": (
+        line(row("bad", messages=[{"role": "user", "content": "hi", "name": "a\x00"}])),
+        "messages[0].name",
+        "NUL",
+    ),
+    "NUL in a segment value": (
+        line(row("bad", segment={"tier": "pro\x00"})),
+        "segment.tier",
+        "NUL",
+    ),
+    "NUL deep in metadata": (
+        line(row("bad", metadata={"notes": ["ok", {"by": "a\x00b"}]})),
+        "metadata.notes[1].by",
+        "NUL",
+    ),
+    "NUL in a metadata key": (line(row("bad", metadata={"k\x00": 1})), "metadata.k\\u0000", "NUL"),
+    "NUL in a score's name": (line(row("bad", scores={"judge\x00": 0.5})), "scores.judge", "NUL"),
+    "NUL in an inline event": (
+        line(row("bad", events=[{"type": "outcome", "name": "paid\x00"}])),
+        "events[0].name",
+        "NUL",
+    ),
     "unknown inline event type": (
         line(row("bad", events=[{"type": "teleport"}])),
         "events[0].type",
@@ -170,6 +201,21 @@ EVENT_CASES: dict[str, tuple[dict[str, Any], str, str]] = {
         "number",
     ),
     "event without external_id": ({"type": "copy"}, "external_id", "required"),
+    "event name with NUL": (
+        {"external_id": "good-before", "type": "outcome", "name": "paid\x00"},
+        "name",
+        "NUL",
+    ),
+    "event_id with NUL": (
+        {"external_id": "good-before", "type": "copy", "event_id": "e\x00"},
+        "event_id",
+        "NUL",
+    ),
+    "event external_id with NUL": (
+        {"external_id": "good\x00", "type": "copy"},
+        "external_id",
+        "NUL",
+    ),
     "event bad timestamp": (
         {"external_id": "good-before", "type": "copy", "at": "soon"},
         "at",
@@ -207,6 +253,7 @@ SUBMIT_CASES: dict[str, tuple[Any, str]] = {
     "unknown option": ({"quality": 2, "failure_modes": ["teleported"]}, "failure_modes"),
     "values not an object": ([4], "values"),
     "very long text": ({"quality": 3, "correction": "x" * 300_000}, "correction"),
+    "NUL in a text answer": ({"quality": 3, "correction": "Fixed\x00"}, "values.correction"),
 }
 
 

@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from labeling.models import Event, EventType, Interaction, Project
+from labeling.nul import NUL, NUL_MESSAGE
 from labeling.selectors.interactions import interaction_ids_by_external_id
 from labeling.services.bulk import insert_returning
 from labeling.services.processing import processing_enqueue_on_commit
@@ -97,6 +98,8 @@ def event_clean(
             errors["external_id"] = "required: the interaction's external_id"
         elif len(external_id) > 200:
             errors["external_id"] = "longer than 200 characters"
+        elif NUL in external_id:
+            errors["external_id"] = NUL_MESSAGE
     etype = obj.get("type")
     if type(etype) is not str or etype not in event_types:
         errors["type"] = (
@@ -109,6 +112,8 @@ def event_clean(
         name = ""
     if type(name) is not str or len(name) > 100:
         errors["name"] = "must be a string of at most 100 characters"
+    elif NUL in name:
+        errors["name"] = NUL_MESSAGE
     elif etype in NEEDS_NAME and not name:
         errors["name"] = f"required for {etype} events"
     value = obj.get("value")
@@ -128,6 +133,8 @@ def event_clean(
     event_id = obj.get("event_id")
     if event_id is not None and (type(event_id) is not str or not 0 < len(event_id) <= 200):
         errors["event_id"] = "must be a non-empty string of at most 200 characters"
+    elif event_id is not None and NUL in event_id:
+        errors["event_id"] = NUL_MESSAGE
     if errors:
         return None, errors
     assert at is not None

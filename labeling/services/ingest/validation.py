@@ -17,6 +17,7 @@ import orjson
 
 from labeling.limits import Limits
 from labeling.models import BUILTIN_EVENT_TYPES, Project
+from labeling.nul import NUL, NUL_ESCAPE, NUL_MESSAGE, nul_path
 from labeling.redact import redact_text
 from labeling.services.events import EventRow, event_clean, parse_time
 
@@ -45,6 +46,15 @@ def json_depth(value: Any) -> int:
             return deepest
         stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+def dumped_json(value: Any, name: str, errors: dict[str, str]) -> str:
+    """``value`` as JSON text for a jsonb column; a NUL anywhere in it is a field error."""
+    text = orjson.dumps(value)
+    # JSON carries NUL only as the escape: a quick test, then the exact place.
+    if NUL_ESCAPE in text and (where := nul_path(value, name)) is not None:
+        errors[where] = NUL_MESSAGE
+    return text.decode()
 
 
 MESSAGE_ROLES = frozenset({"system", "user", "assistant", "tool"})
@@ -118,7 +128,18 @@ def _check_text(value: Any, name: str, limits: Limits, errors: dict[str, str], *
         return ""
     if len(value) > limits.max_field_chars:
         errors[name] = f"longer than {limits.max_field_chars:,} characters"
+    elif NUL in value:
+        errors[name] = NUL_MESSAGE
     return value
+
+
+def _nests(mapping: dict[Any, Any]) -> bool:
+    """Whether any value of ``mapping`` is itself a container (most metadata is flat)."""
+    for value in mapping.values():
+        kind = type(value)
+        if kind is dict or kind is list:
+            return True
+    return False
 
 
 def interaction_clean(
@@ -129,20 +150,27 @@ def interaction_clean(
     event_types: frozenset[str],
     redact: bool,
     prep_time: Callable[[dt.datetime], Any],
+    not_after: dt.datetime | None = None,
 ) -> tuple[CleanRow | None, dict[str, str]]:
-    """Validate one interaction object. Returns the row ready to insert, or the field errors."""
+    """Validate one interaction object. Returns the row ready to insert, or the field errors.
+
+    ``not_after`` is the latest ``occurred_at`` accepted (default: now + ``MAX_FUTURE``); a caller
+    checking many rows computes it once per batch.
+    """
     if type(obj) is not dict:
         return None, {"row": "must be a JSON object"}
     errors: dict[str, str] = {}
-    unknown = obj.keys() - INTERACTION_FIELDS
-    for key in sorted(unknown)[:10]:
-        errors[str(key)[:100]] = "unknown field (put free-form data in metadata)"
+    if not obj.keys() <= INTERACTION_FIELDS:
+        for key in sorted(obj.keys() - INTERACTION_FIELDS)[:10]:
+            errors[str(key)[:100]] = "unknown field (put free-form data in metadata)"
 
     external_id = obj.get("external_id")
     if type(external_id) is not str or not external_id.strip():
         errors["external_id"] = "required: a non-empty string"
     elif len(external_id) > limits.max_id_chars:
         errors["external_id"] = f"longer than {limits.max_id_chars} characters"
+    elif NUL in external_id:
+        errors["external_id"] = NUL_MESSAGE
 
     occurred_raw = obj.get("occurred_at")
     occurred_at = parse_time(occurred_raw)
@@ -150,7 +178,7 @@ def interaction_clean(
         errors["occurred_at"] = (
             "required" if occurred_raw is None else "must be an ISO 8601 date-time"
         )
-    elif occurred_at > dt.datetime.now(dt.UTC) + MAX_FUTURE:
+    elif occurred_at > (not_after or dt.datetime.now(dt.UTC) + MAX_FUTURE):
         errors["occurred_at"] = "more than 1 day in the future (check the sender's clock and zone)"
         occurred_at = None
 
@@ -163,6 +191,8 @@ def interaction_clean(
             errors[name] = "must be a string"
         elif len(value) > limits.max_id_chars:
             errors[name] = f"longer than {limits.max_id_chars} characters"
+        elif NUL in value:
+            errors[name] = NUL_MESSAGE
         strings.append(value)
 
     response = _check_text(obj.get("response"), "response", limits, errors, required=True)
@@ -171,11 +201,13 @@ def interaction_clean(
     )
 
     messages = obj.get("messages")
+    messages_json = ""
     if type(messages) is not list or not messages:
         errors["messages"] = "required: a non-empty list of {role, content}"
     elif len(messages) > limits.max_messages:
         errors["messages"] = f"more than {limits.max_messages} messages"
     else:
+        max_chars = limits.max_field_chars
         for i, message in enumerate(messages):
             if type(message) is not dict:
                 errors[f"messages[{i}]"] = "must be an object with role and content"
@@ -186,14 +218,14 @@ def interaction_clean(
             content = message.get("content")
             if type(content) is not str:
                 errors[f"messages[{i}].content"] = "must be a string"
-            elif len(content) > limits.max_field_chars:
-                errors[f"messages[{i}].content"] = (
-                    f"longer than {limits.max_field_chars:,} characters"
-                )
+            elif len(content) > max_chars:
+                errors[f"messages[{i}].content"] = f"longer than {max_chars:,} characters"
+        messages_json = dumped_json(messages, "messages", errors)
 
     segment = obj.get("segment")
+    segment_json = "{}"
     if segment is None:
-        segment = {}
+        pass
     elif type(segment) is not dict:
         errors["segment"] = "must be an object of scalar values"
     elif len(segment) > limits.max_segment_keys:
@@ -204,18 +236,23 @@ def interaction_clean(
                 errors[f"segment.{key}"] = "must be a scalar (string, number, boolean or null)"
             elif type(value) is str and len(value) > limits.max_id_chars:
                 errors[f"segment.{key}"] = f"longer than {limits.max_id_chars} characters"
+        segment_json = dumped_json(segment, "segment", errors)
 
     metadata = obj.get("metadata")
+    metadata_json = "{}"
     if metadata is None:
-        metadata = {}
+        pass
     elif type(metadata) is not dict:
         errors["metadata"] = "must be an object"
-    elif json_depth(metadata) > MAX_DEPTH:
+    elif _nests(metadata) and json_depth(metadata) > MAX_DEPTH:
         errors["metadata"] = f"nested deeper than {MAX_DEPTH} levels"
+    else:
+        metadata_json = dumped_json(metadata, "metadata", errors)
 
     scores = obj.get("scores")
+    scores_json = "{}"
     if scores is None:
-        scores = {}
+        pass
     elif type(scores) is not dict:
         errors["scores"] = "must be an object of named numbers"
     elif len(scores) > limits.max_scores:
@@ -224,6 +261,7 @@ def interaction_clean(
         for key, value in scores.items():
             if not is_number(value):
                 errors[f"scores.{key}"] = "must be a finite number"
+        scores_json = dumped_json(scores, "scores", errors)
 
     events: list[EventRow] = []
     raw_events = obj.get("events")
@@ -252,10 +290,12 @@ def interaction_clean(
     assert occurred_at is not None
     assert type(external_id) is str
     if redact:
-        messages = [
-            {**m, "content": redact_text(m["content"])}
-            for m in messages  # type: ignore[union-attr]
-        ]
+        messages_json = orjson.dumps(
+            [
+                {**m, "content": redact_text(m["content"])}
+                for m in messages  # type: ignore[union-attr]
+            ]
+        ).decode()
         response = redact_text(response)
         alt_response = redact_text(alt_response)
     values = (
@@ -264,12 +304,12 @@ def interaction_clean(
         strings[0],
         prep_time(occurred_at),
         strings[1],
-        orjson.dumps(messages).decode(),
+        messages_json,
         response,
         alt_response,
         strings[2],
-        orjson.dumps(segment).decode(),
-        orjson.dumps(metadata).decode(),
-        orjson.dumps(scores).decode(),
+        segment_json,
+        metadata_json,
+        scores_json,
     )
     return CleanRow(external_id, values, occurred_at, events), {}
