@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import logging
 import random
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from django.utils import timezone
 from flywheel_site.celery import app
 from labeling.errors import Invalid
 from labeling.models import AuditLog, Project, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from labeling.services import webhooks
 from labeling.services.webhooks import (
     webhook_attempt,
     webhook_deliveries_due,
@@ -449,6 +451,84 @@ def test_a_host_name_that_resolves_inside_is_never_called(
     settings.FLYWHEEL = {**settings.FLYWHEEL, "WEBHOOK_ALLOW_PRIVATE": 1}
     assert webhook_send_test(subscription=sub).status == "delivered"
     assert len(receiver.requests) == 1
+
+
+def test_an_attempt_connects_to_the_address_it_checked(
+    project: Project, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: a name answers a public address to the check and an internal one a moment
+    later, when the HTTP client would resolve it again. The attempt connects to the address it
+    checked, with the name in the Host header, so the service inside never sees the request.
+
+    On loopback: 127.0.0.1 plays the receiver's public address, 127.0.0.2 (the same port) a
+    service inside the server's network."""
+    public = Receiver().start()
+    inside = Receiver(host="127.0.0.2", port=public.bound_port).start()
+    try:
+        url = f"http://hooks.example.test:{public.bound_port}/hooks/flywheel"
+        sub, _ = subscribe(project, url)
+        settings.FLYWHEEL = {**settings.FLYWHEEL, "WEBHOOK_ALLOW_PRIVATE": 0}
+        monkeypatch.setattr(
+            webhooks,
+            "_internal_reason",
+            lambda address: None if str(address) == "127.0.0.1" else "an internal address",
+        )
+        real = socket.getaddrinfo
+        answers = iter(["127.0.0.1"])  # the first lookup; every later one answers 127.0.0.2
+
+        def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            if host == "hooks.example.test":
+                return real(next(answers, "127.0.0.2"), port, *args, **kwargs)
+            return real(host, port, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+        assert webhook_send_test(subscription=sub).status == "delivered"
+        assert inside.requests == []
+        [seen] = public.requests
+        assert seen.headers["Host"] == f"hooks.example.test:{public.bound_port}"
+        assert seen.path == "/hooks/flywheel"
+    finally:
+        public.stop()
+        inside.stop()
+
+
+def test_an_https_receiver_keeps_its_name_for_tls(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pinned to the checked address, an https POST still names the host for SNI and for the
+    certificate check (httpcore's ``sni_hostname``), and in the Host header."""
+    settings.FLYWHEEL = {**settings.FLYWHEEL, "WEBHOOK_ALLOW_PRIVATE": 0}
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2606:2800:220:1::1", port, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port)),
+        ],
+    )
+    target = webhooks.receiver_target("https://Hooks.Example.com/in?x=1")
+    assert target == webhooks.ReceiverTarget(
+        "https://[2606:2800:220:1::1]/in?x=1",
+        headers={"Host": "hooks.example.com"},
+        extensions={"sni_hostname": "hooks.example.com"},
+    )
+    target = webhooks.receiver_target("http://hooks.example.com:8080/in")
+    assert (target.url, target.headers, target.extensions) == (
+        "http://[2606:2800:220:1::1]:8080/in",
+        {"Host": "hooks.example.com:8080"},
+        {},
+    )
+    # One internal answer among public ones blocks the attempt.
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", port)),
+        ],
+    )
+    blocked = webhooks.receiver_target("https://hooks.example.com/in").blocked
+    assert blocked.startswith("blocked: hooks.example.com resolves to 10.0.0.5, a private address")
 
 
 def test_an_attempt_does_not_log_each_request_at_info(

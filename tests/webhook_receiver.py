@@ -32,6 +32,8 @@ class Receiver:
     plan: list[Mode] = field(default_factory=list)
     default: Mode = "ok"
     hang_s: float = 1.0
+    host: str = "127.0.0.1"  # any address of 127.0.0.0/8 is loopback on Linux
+    port: int = 0  # 0: a free one
     requests: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -39,7 +41,12 @@ class Receiver:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/flywheel"
+        return f"http://{self.host}:{self.bound_port}/hooks/flywheel"
+
+    @property
+    def bound_port(self) -> int:
+        assert self.server is not None
+        return int(self.server.server_address[1])
 
     def _mode(self, number: int, headers: dict[str, str], body: bytes) -> str:
         with self.lock:
@@ -76,7 +83,7 @@ class Receiver:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the sender gave up (timeout)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((self.host, self.port), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self

@@ -37,9 +37,9 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -139,22 +139,66 @@ def _internal_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
     return None
 
 
-def _receiver_blocked(url: str) -> str:
-    """ "" when every address ``url``'s host resolves to is allowed, else why not."""
+@dataclass(frozen=True)
+class ReceiverTarget:
+    """Where one attempt sends its POST (see :func:`receiver_target`)."""
+
+    url: str  # what the HTTP client connects to
+    headers: dict[str, str] = field(default_factory=dict)  # the Host header, when pinned
+    extensions: dict[str, Any] = field(default_factory=dict)  # the TLS server name, when pinned
+    blocked: str = ""  # why not to send at all ("" when allowed)
+
+
+def receiver_target(url: str) -> ReceiverTarget:
+    """Resolve ``url``'s host once, check every address, and pin the connection to one of them.
+
+    Checking what a name resolves to and then letting the HTTP client resolve it again would leave
+    a window: a name whose DNS answers change (a short TTL, "DNS rebinding") passes the check with
+    a public address and is then connected to an internal one. So the POST goes to the checked
+    address itself, with the URL's host kept where it matters: the ``Host`` header and, for https,
+    the TLS server name and the certificate check (httpcore's ``sni_hostname``). A literal address
+    was checked when the URL was saved and is checked again here, without DNS.
+    """
     if setting("WEBHOOK_ALLOW_PRIVATE"):
-        return ""
+        return ReceiverTarget(url)
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        reason = _internal_reason(literal)
+        return ReceiverTarget(
+            url, blocked=f"blocked: {host} is {reason}; {_ALLOW_HINT}" if reason else ""
+        )
+    try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        return f"ConnectError: cannot resolve {host!r}: {exc}"
+        return ReceiverTarget(url, blocked=f"ConnectError: cannot resolve {host!r}: {exc}")
+    addresses = []
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if (reason := _internal_reason(address)) is not None:
-            return f"blocked: {host} resolves to {address}, {reason}; {_ALLOW_HINT}"
-    return ""
+            return ReceiverTarget(
+                url, blocked=f"blocked: {host} resolves to {address}, {reason}; {_ALLOW_HINT}"
+            )
+        addresses.append(address)
+    if not addresses:
+        return ReceiverTarget(url, blocked=f"ConnectError: {host!r} resolves to no address")
+    pinned = addresses[0]
+    shown = f"[{pinned}]" if pinned.version == 6 else str(pinned)
+    netloc = f"{shown}:{parts.port}" if parts.port else shown
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_host = host
+    return ReceiverTarget(
+        urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")),
+        headers={"Host": f"{ascii_host}:{parts.port}" if parts.port else ascii_host},
+        extensions={"sni_hostname": ascii_host} if parts.scheme == "https" else {},
+    )
 
 
 def webhook_events_validate(events: Any) -> list[str]:
@@ -476,10 +520,17 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, s
     """POST once; (status code or None, error text or "", latency in ms)."""
     timeout = float(setting("WEBHOOK_TIMEOUT_S"))
     t0 = time.perf_counter()
-    if blocked := _receiver_blocked(url):
-        return None, blocked[:1000], (time.perf_counter() - t0) * 1e3
+    target = receiver_target(url)
+    if target.blocked:
+        return None, target.blocked[:1000], (time.perf_counter() - t0) * 1e3
     try:
-        response = _client().post(url, content=body, headers=headers, timeout=timeout)
+        response = _client().post(
+            target.url,
+            content=body,
+            headers={**headers, **target.headers},
+            timeout=timeout,
+            extensions=target.extensions,
+        )
     except httpx.TimeoutException:
         return None, f"timeout: no answer within {timeout:g} s", (time.perf_counter() - t0) * 1e3
     except httpx.HTTPError as exc:
