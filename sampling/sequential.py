@@ -291,3 +291,78 @@ class RunningPPI:
         s = self.s
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(s["w"] > 0, s["w"] ** 2 / (s["a"] + s["w"]), 0.0)
+
+
+_MOMENTS = ("", "y", "f", "yy", "yf", "ff")  # the products of y and f the sums weight
+
+
+@dataclass
+class CellRunningPPI:
+    """:class:`RunningPPI` for labelled items whose non-response adjustment moves between looks.
+
+    An item of adjustment cell ``c`` carries ``pi_i r_c`` with ``r_c`` the cell's response rate
+    *at the look*: on a past day fewer of the cell's selected items had their label, so each label
+    known then stood for more of the selection than it does today. Since ``1/(pi r) = (1/r)(1/pi)``
+    and ``(1 - pi r)/(pi r)^2 = (1/r^2)(1/pi^2) - (1/r)(1/pi)``, every running sum of
+    :class:`RunningPPI` is a per-cell combination of sums of ``g/pi`` and ``g/pi^2`` over the raw
+    ``pi`` (``g`` one of 1, y, f, y², yf, f²), so a look costs O(cells), not O(labels).
+    :meth:`at` gives the :class:`RunningPPI` of everything added so far under one look's rates,
+    equal to a :class:`RunningPPI` fed the same items with ``pi_i r_c`` (tests/test_sequential.py).
+    """
+
+    cells: int
+
+    def __post_init__(self) -> None:
+        self.inv = np.zeros((len(_MOMENTS), self.cells))  # sum g / pi, per cell
+        self.inv2 = np.zeros((len(_MOMENTS), self.cells))  # sum g / pi^2, per cell
+        self.good = 0.0
+        self.n = 0.0
+        self.pop = 0.0
+        self.ftot = 0.0
+
+    def add(
+        self,
+        *,
+        y: ArrayLike,
+        f: ArrayLike,
+        pi: ArrayLike,
+        cell: ArrayLike,
+        population: float,
+        f_total: float,
+    ) -> None:
+        """One look's new labelled items (raw ``pi``, their adjustment ``cell``) and traffic."""
+        y_a, f_a, p_a = (np.asarray(v, dtype=float) for v in (y, f, pi))
+        c = np.asarray(cell, dtype=np.int64)
+        products = (np.ones_like(y_a), y_a, f_a, y_a * y_a, y_a * f_a, f_a * f_a)
+        for k, g in enumerate(products):
+            self.inv[k] += np.bincount(c, weights=g / p_a, minlength=self.cells)
+            self.inv2[k] += np.bincount(c, weights=g / p_a**2, minlength=self.cells)
+        self.good += float((y_a >= 0.5).sum())
+        self.n += float(y_a.size)
+        self.pop += float(population)
+        self.ftot += float(f_total)
+
+    def at(self, rates: ArrayLike) -> RunningPPI:
+        """The running sums under ``rates`` (each cell's response rate at this look; a cell at
+        rate 0 has no labelled item and adds nothing)."""
+        r = np.asarray(rates, dtype=float)
+        inv_r = np.divide(1.0, r, out=np.zeros_like(r), where=r > 0)
+        w = self.inv @ inv_r
+        a = self.inv2 @ inv_r**2 - w
+        out = RunningPPI()
+        out.s = {
+            "w": w[0],
+            "wy": w[1],
+            "wf": w[2],
+            "a": a[0],
+            "ay": a[1],
+            "af": a[2],
+            "ayy": a[3],
+            "ayf": a[4],
+            "aff": a[5],
+            "good": np.asarray(self.good),
+            "n": np.asarray(self.n),
+            "pop": np.asarray(self.pop),
+            "ftot": np.asarray(self.ftot),
+        }
+        return out

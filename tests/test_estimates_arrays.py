@@ -128,6 +128,8 @@ def assert_same_domains(new: list[DomainData], old: list[DomainData], context: A
     assert [d.group for d in new] == [d.group for d in old], context
     for a, b in zip(new, old, strict=True):
         for f in fields(DomainData):
+            if f.name == "sample":  # rows of the array path's items: the scan has none
+                continue
             assert_close(getattr(a, f.name), getattr(b, f.name), (context, a.group, f.name))
 
 

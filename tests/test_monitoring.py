@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pytest
 from django.urls import reverse
 
-from labeling.models import Project
+from labeling.models import Annotation, Project
 from sampling import sequential
-from sampling.selectors.monitoring import monitoring_report
+from sampling.models import Inclusion
+from sampling.selectors.estimates import response_design
+from sampling.selectors.monitoring import group_series, monitoring_report
 from tests.monitoring_fixtures import seed_daily
 
 URL = reverse("sampling_api:monitoring", kwargs={"slug": "support-bot"})
@@ -180,3 +183,73 @@ def test_power_report_days_to_detect(project, regressed, api_as) -> None:
     )  # fmt: skip
     assert faster is not None
     assert faster < body["days_to_detect"]
+
+
+def test_a_past_look_weighs_its_labels_by_that_days_response_rates(project) -> None:
+    """Half of each run's labels come five days late. On a past day a run's cell had fewer of its
+    selected items labelled than today, so each label known then stood for more of the selection:
+    each look adjusts with the rates of its day, and counts the traffic of the runs that had a
+    label by then (as the estimates API leaves a run without labels out). Every look equals the
+    PPI++ estimate computed here from the rows; with today's rates the past looks would differ."""
+    daily = seed_daily(
+        project, days=12, per_day=60, p_good={"stable": 0.85, "canary": 0.6}, latency_days=0.5
+    )
+    late = list(Annotation.objects.order_by("id"))[::2]
+    for a in late:
+        a.created_at = min(a.created_at + dt.timedelta(days=5), daily.now)
+        daily.labelled_on[a.interaction_id] = a.created_at
+    Annotation.objects.bulk_update(late, ["created_at"])
+    [series] = [
+        s
+        for s in group_series(project=project, by=["model_version"], now=daily.now)
+        if s.group == ("canary",)
+    ]
+    design = response_design(project=project)
+    items = design.items
+    rows = np.flatnonzero(~np.isnan(items.pi) & (design.cell >= 0))
+    occurred = [dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC) for us in items.occurred_us[rows]]
+    label_at = [daily.labelled_on.get(int(i)) for i in items.interaction_id[rows]]
+    canary = np.array([items.versions[items.version[r]] == "canary" for r in rows])
+    inclusions = list(
+        Inclusion.objects.filter(
+            project=project, pi__isnull=False, interaction__model_version="canary"
+        ).values_list("run_id", "f", "interaction__occurred_at")
+    )
+    gaps = []
+    for day, estimate in zip(series.days, series.estimates, strict=True):
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+        known = np.array(
+            [
+                bool(items.labelled[r]) and when is not None and when < end
+                for r, when in zip(rows, label_at, strict=True)
+            ]
+        )
+        happened = np.array([when < end for when in occurred])
+        weight = 1 / items.pi[rows]
+        rate_then = np.zeros(design.cell_rate.size)
+        for c in range(rate_then.size):
+            in_cell = design.cell[rows] == c
+            total = weight[in_cell & happened].sum()
+            rate_then[c] = weight[in_cell & known].sum() / total if total else 0.0
+        runs_then = set(items.run_id[rows][known].tolist())
+        sample = known & canary
+        if not sample.any():
+            assert estimate is None
+            continue
+        population = [(f, when) for run, f, when in inclusions if run in runs_then and when < end]
+        cells = design.cell[rows][sample]
+        y, f, pi = items.y[rows][sample], items.f[rows][sample], items.pi[rows][sample]
+
+        def look_with(rates: np.ndarray) -> float:
+            return _ppi_look(y, f, pi * rates[cells], population)  # noqa: B023 (used at once)
+
+        assert estimate == pytest.approx(look_with(rate_then), abs=1e-9), day
+        gaps.append(abs(look_with(design.cell_rate) - look_with(rate_then)))
+    assert max(gaps) > 0.01  # today's rates would have moved the past looks
+
+
+def _ppi_look(y: np.ndarray, f: np.ndarray, pi: np.ndarray, population: list) -> float:
+    """The estimate of one look from its arrays (``sampling.estimators.ppi_pp_mean``'s)."""
+    running = sequential.RunningPPI()
+    running.add(y=y, f=f, pi=pi, population=len(population), f_total=sum(v for v, _ in population))
+    return float(np.clip(sequential.look(running)[0], 0, 1))

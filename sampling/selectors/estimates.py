@@ -103,6 +103,9 @@ class DomainData:
     f: np.ndarray = field(default_factory=lambda: np.zeros(0))
     pi: np.ndarray = field(default_factory=lambda: np.zeros(0))  # non-response adjusted
     interaction_ids: list[int] = field(default_factory=list)
+    # The labelled entries as rows of ``design.items`` (the array path only; empty from the scan),
+    # for a caller that adjusts ``pi`` differently (monitoring's looks: each day's rates).
+    sample: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def parse_by(by: str | Sequence[str] | None, *, project: Project) -> list[str]:
@@ -950,6 +953,7 @@ def _domain_data(
         d.rating = items.rating[sample].astype(float) if items.has_rating[sample].all() else None
         d.f = items.f[sample].astype(float)
         d.pi = items.pi[sample] * rate[sample]
+        d.sample = sample
     for d in groups.values():
         d.response = response_summary(d, design)
     return [groups[k] for k in sorted(groups)]

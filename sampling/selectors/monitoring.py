@@ -8,11 +8,13 @@ Waudby-Smith et al. 2024 applied to the PPI++ estimator with the recorded inclus
 probabilities), which holds its level at every look at once, so a daily look costs nothing.
 
 **Looks.** One look per calendar day (UTC), from the first day of traffic in the domain to today.
-At each day the look sees what was known then: the considered interactions that occurred by that
-day (the population: count and sum of ``f``) and the labels whose first annotation was made by
-that day (the sample, with the non-response-adjusted ``pi`` of the estimates API). The estimate
-at the last look is the PPI++ estimate of the estimates API for the same domain (up to the
-superpopulation term in its variance, see ``sampling.sequential.RunningPPI.value``).
+At each day the look sees what was known then: the labels whose first annotation was made by that
+day (the sample), each adjustment cell's response rate as of that day (:func:`_rates_by_look`:
+the labels known then over the selected items that had occurred by then), and the considered
+interactions that occurred by that day of the runs that had a usable label by then (the
+population: count and sum of ``f``). The estimate at the last look is the PPI++ estimate of the
+estimates API for the same domain (up to the superpopulation term in its variance, see
+``sampling.sequential.RunningPPI.value``).
 
 **Comparison.** Each version against the baseline in the same segment: the difference of the two
 running estimates with the confidence sequence for a difference; the bounds are intersected over
@@ -34,6 +36,7 @@ import numpy as np
 from django.db import connection
 from django.db.models import BigIntegerField, Func, Min, Q
 from django.utils import timezone
+from numpy.typing import NDArray
 
 from labeling.models import Annotation, Project
 from sampling import intervals, sequential
@@ -140,57 +143,139 @@ def group_series(
     now: dt.datetime | None = None,
     design: ResponseDesign | None = None,
 ) -> list[Series]:
-    """Daily looks of the running PPI++ estimate for every group of ``by``."""
+    """Daily looks of the running PPI++ estimate for every group of ``by``.
+
+    Each look uses what was known that day (module docstring, "Looks"): the labels first made by
+    then, each cell's response rate as of then (:func:`_rates_by_look`), and the traffic of the
+    runs that had a usable label by then, as the estimates API leaves a run without labels out.
+    """
     now = now or timezone.now()
     design = design or response_design(project=project)
     domains = domain_data(project=project, by=by, filters=filters, design=design, explicit=False)
-    covered = sorted({r for d in domains for r in d.runs})
-    population: dict[tuple[str, ...], dict[dt.date, list[float]]] = defaultdict(dict)
+    covered = {r for d in domains for r in d.runs}
+    # group -> run -> day -> [traffic, sum of f]
+    population: dict[tuple[str, ...], dict[int, dict[dt.date, list[float]]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
     rows = population_rows(project=project, by=[*by, "day"], filters=filters, explicit=False)
     for (key, run_id), p in sorted(rows.items()):
         if run_id not in covered or not p.n:
             continue
-        cell = population[key[:-1]].setdefault(dt.date.fromisoformat(key[-1]), [0.0, 0.0])
+        cell = population[key[:-1]][run_id].setdefault(dt.date.fromisoformat(key[-1]), [0.0, 0.0])
         cell[0] += p.n
         cell[1] += p.f_total
     if not population:
         return []
     today = _day(now)
-    first = min(min(days) for days in population.values())
+    first = min(min(days) for runs in population.values() for days in runs.values())
     first = max(first, today - dt.timedelta(days=MAX_LOOKS - 1))
     days = [first + dt.timedelta(days=i) for i in range((today - first).days + 1)]
     labelled_on = first_label_dates(project=project)
+    rates, run_start = _rates_by_look(
+        design=design, labelled_on=labelled_on, first=first, looks=len(days)
+    )
+    cells = int(rates.shape[0])
+    items = design.items
     out = []
     for d in domains:
         if d.group not in population:
             continue
-        by_day: dict[dt.date, list[int]] = defaultdict(list)
+        # The traffic each look adds: a day's traffic at its look, but a run's traffic only from
+        # the look at which the run has its first usable label (then all of it up to that day).
+        add_n = np.zeros(len(days))
+        add_f = np.zeros(len(days))
+        for run_id, per_day in population[d.group].items():
+            start = run_start.get(run_id)
+            if start is None:
+                continue
+            for day, (n, f_total) in per_day.items():
+                look = max(_look(day, first, len(days)), start)
+                add_n[look] += n
+                add_f[look] += f_total
+        by_look: dict[int, list[int]] = defaultdict(list)
         for index, interaction_id in enumerate(d.interaction_ids):
             when = labelled_on.get(interaction_id)
-            by_day[max(_day(when) if when else today, first)].append(index)
-        pop = population[d.group]
-        running = sequential.RunningPPI()
+            by_look[_look(_day(when), first, len(days)) if when else len(days) - 1].append(index)
+        raw_pi = items.pi[d.sample]
+        cell = design.cell[d.sample]
+        running = sequential.CellRunningPPI(cells=cells)
         series = Series(group=d.group, days=days)
         seen = 0
-        for day in days:
-            n, f_total = pop.get(day, (0.0, 0.0))
-            if day == first:  # traffic before the first look counts from the first look
-                for older, (m, g) in pop.items():
-                    if older < first:
-                        n, f_total = n + m, f_total + g
-            idx = by_day.get(day, [])
-            running.add(y=d.y[idx], f=d.f[idx], pi=d.pi[idx], population=n, f_total=f_total)
-            seen += int(n)
-            theta, var = sequential.look(running)
-            labels = int(running.n_labels)
+        for look in range(len(days)):
+            idx = by_look.get(look, [])
+            running.add(
+                y=d.y[idx],
+                f=d.f[idx],
+                pi=raw_pi[idx],
+                cell=cell[idx],
+                population=add_n[look],
+                f_total=add_f[look],
+            )
+            seen += int(add_n[look])
+            view = running.at(rates[:, look])
+            theta, var = sequential.look(view)
+            labels = int(view.n_labels)
             ok = labels > 0 and bool(np.isfinite(theta)) and bool(np.isfinite(var))
             series.estimates.append(float(np.clip(theta, 0.0, 1.0)) if ok else None)
             series.variances.append(float(var) if ok else None)
             series.labels.append(labels)
-            series.kish.append(float(running.kish()))
+            series.kish.append(float(view.kish()))
             series.population.append(seen)
         out.append(series)
     return out
+
+
+_DAY_US = 86_400_000_000
+
+
+def _look(day: dt.date, first: dt.date, looks: int) -> int:
+    """The look that first sees ``day``: before the first look counts at the first, after the
+    last (traffic stamped up to a day ahead) at the last."""
+    return min(max((day - first).days, 0), looks - 1)
+
+
+def _rates_by_look(
+    *,
+    design: ResponseDesign,
+    labelled_on: dict[int, dt.datetime],
+    first: dt.date,
+    looks: int,
+) -> tuple[NDArray[np.float64], dict[int, int]]:
+    """Each adjustment cell's weighted response rate at each look (``cells x looks``), and the
+    look at which each labelled run has its first usable label.
+
+    At a look, a cell's rate is ``sum 1/pi`` over its items labelled by then over ``sum 1/pi`` over
+    its selected items that had occurred by then (the selection the traffic of that day stood
+    for). At the last look the rates are the estimates API's (``design.cell_rate``). The cells
+    are today's (they depend on label counts only, never on a label's value).
+    """
+    items = design.items
+    cells = int(design.cell_rate.size)
+    at = np.flatnonzero(~np.isnan(items.pi) & (design.cell >= 0))
+    weight = 1 / items.pi[at]
+    cell = design.cell[at]
+    first_day = (first - EPOCH.date()).days
+    occurred = np.clip(items.occurred_us[at] // _DAY_US - first_day, 0, looks - 1)
+    selected = np.zeros((cells, looks))
+    np.add.at(selected, (cell, occurred), weight)
+    responded = items.labelled[at]
+    rows = at[responded]
+    label_look = np.array(
+        [
+            _look(_day(when), first, looks) if (when := labelled_on.get(int(i))) else looks - 1
+            for i in items.interaction_id[rows].tolist()
+        ],
+        dtype=np.int64,
+    )
+    labelled = np.zeros((cells, looks))
+    np.add.at(labelled, (cell[responded], label_look), weight[responded])
+    total = np.cumsum(selected, axis=1)
+    rates = np.divide(np.cumsum(labelled, axis=1), total, out=np.zeros_like(total), where=total > 0)
+    run_start: dict[int, int] = {}
+    for run_id, look in zip(items.run_id[rows].tolist(), label_look.tolist(), strict=True):
+        if look < run_start.get(run_id, looks):
+            run_start[int(run_id)] = int(look)
+    return np.minimum(rates, 1.0), run_start
 
 
 def _points(value: float) -> str:
