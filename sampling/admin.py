@@ -78,7 +78,12 @@ class ProxyModelAdmin(admin.ModelAdmin):
 @admin.register(models.Inclusion)
 class InclusionAdmin(admin.ModelAdmin):
     """Read-only: inclusion probabilities are the record the estimates rest on (and the run's
-    selected items and population cells are derived from them; a run is deleted as a whole)."""
+    selected items and population cells are derived from them; a run is deleted as a whole).
+
+    An inclusion goes only with its interaction or its run: deleting a considered interaction in
+    the admin (a privacy request) lists its inclusions and takes them with it, and
+    ``sampling.receivers`` moves the run's cells in the same transaction.
+    """
 
     list_display = ("interaction_id", "run_id", "f", "pi", "selected", "holdout")
     list_filter = ("selected", "holdout")
@@ -92,7 +97,12 @@ class InclusionAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
+        """Never from this model's own pages; as the cascade of deleting an interaction or a run,
+        by the user's model permission (a superuser has it)."""
+        match = getattr(request, "resolver_match", None)
+        if match is None or (match.url_name or "").startswith("sampling_inclusion_"):
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 @admin.register(models.AlertRule)

@@ -93,3 +93,51 @@ def test_deleting_an_interaction_no_run_considered_changes_no_cell() -> None:
     interaction = InteractionFactory(project=project)
     interaction.delete()
     assert not PopulationCell.objects.filter(project=project).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.filterwarnings("ignore:DateTimeField Interaction.occurred_at received a naive")
+def test_the_admin_deletes_a_considered_interaction_with_its_inclusions(admin_client: Any) -> None:
+    """A privacy request, from the admin: the delete page lists the interaction's inclusions and
+    takes them with it (the cells move in the same transaction), one by one or with the bulk
+    action. An inclusion alone still cannot be deleted from its own pages."""
+    from django.urls import reverse
+
+    project = build(73)
+    considered = list(
+        Inclusion.objects.filter(project=project)
+        .order_by("interaction_id")
+        .values_list("interaction_id", flat=True)
+        .distinct()
+    )
+    assert len(considered) >= 3
+    one, *rest = considered[:3]
+    page = reverse("admin:labeling_interaction_delete", args=[one])
+    confirm = admin_client.get(page)
+    assert confirm.status_code == 200
+    text = confirm.content.decode()
+    assert "Inclusion" in text or "inclusion" in text
+    assert "permission to delete" not in text
+    done = admin_client.post(page, {"post": "yes"})
+    assert done.status_code == 302, done.content[:500]
+    bulk = admin_client.post(
+        reverse("admin:labeling_interaction_changelist"),
+        {"action": "delete_selected", "_selected_action": rest, "post": "yes"},
+    )
+    assert bulk.status_code == 302, bulk.content[:500]
+    gone = [one, *rest]
+    assert not Interaction.objects.filter(pk__in=gone).exists()
+    assert not Inclusion.objects.filter(interaction_id__in=gone).exists()
+    project.refresh_from_db()
+    _assert_cells_current(project, "admin")
+    _assert_estimates(project, "admin")
+    inclusion = Inclusion.objects.filter(project=project).first()
+    assert inclusion is not None
+    own = admin_client.get(reverse("admin:sampling_inclusion_delete", args=[inclusion.pk]))
+    assert own.status_code == 403
+    listed = admin_client.post(
+        reverse("admin:sampling_inclusion_changelist"),
+        {"action": "delete_selected", "_selected_action": [inclusion.pk], "post": "yes"},
+    )
+    assert listed.status_code in (200, 302, 403)
+    assert Inclusion.objects.filter(pk=inclusion.pk).exists()
