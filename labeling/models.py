@@ -402,7 +402,7 @@ class Annotation(models.Model):
     version = models.PositiveIntegerField(default=1)
     is_current = models.BooleanField(default=True)
     supersedes = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+        "self", null=True, blank=True, on_delete=models.RESTRICT, related_name="superseded_by"
     )
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
     # The annotator was shown a suggestion (the primary judge's score) with this item.

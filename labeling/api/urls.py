@@ -15,6 +15,7 @@ from django.urls import path
 
 from labeling.api import (
     agreement,
+    erasure,
     exports,
     gold,
     history,
@@ -54,6 +55,11 @@ routes = [
     path("ingest/whoami/", ingest.IngestWhoamiApi.as_view(), name="ingest-whoami"),
     path(f"{P}interactions/", ingest.InteractionsApi.as_view(), name="interactions"),
     path(f"{P}interactions/bulk/", ingest.InteractionsBulkApi.as_view(), name="interactions-bulk"),
+    path(
+        f"{P}interactions/erase/",
+        erasure.InteractionsEraseApi.as_view(),
+        name="interactions-erase",
+    ),
     path(f"{P}events/", ingest.EventsApi.as_view(), name="events"),
     path(f"{P}import/", imports.ImportApi.as_view(), name="import"),
     # the labeling queue and assignments
