@@ -97,6 +97,7 @@ ROUTES: dict[str, Route] = {
     # ingestion
     "labeling_api:interactions": Route("read"),
     "labeling_api:interactions-bulk": Route("ingest", token=True),
+    "labeling_api:interactions-erase": Route("configure"),
     "labeling_api:events": Route("ingest", token=True),
     "labeling_api:ingest-whoami": Route("token", scoped=False, token=True),
     "otlp:traces": Route("token", scoped=False, token=True),
