@@ -30,6 +30,7 @@ urlpatterns = [
     path(f"{P}data/", data.data_browser, name="data-browser"),
     path(f"{P}data/enqueue/", data.data_enqueue, name="data-enqueue"),
     path(f"{P}data/<int:interaction_id>/", data.data_item, name="data-item"),
+    path(f"{P}data/<int:interaction_id>/erase/", data.data_erase, name="data-erase"),
     # alerts
     path(f"{P}alerts/", alerts.alerts, name="project-alerts"),
     path(f"{P}alerts/check/", alerts.alerts_check, name="project-alerts-check"),

@@ -177,6 +177,7 @@ ROUTES: dict[str, Route] = {
     "data-browser": Route("read", page=True),
     "data-item": Route("read", page=True),
     "data-enqueue": Route("configure", page=True, method="post"),
+    "data-erase": Route("configure", page=True),
     "annotate": Route("label", page=True),
     "label-history": Route("label", page=True),
     "review": Route("review", page=True),

@@ -163,3 +163,30 @@ def test_the_erase_command(project: Project, tmp_path: Path) -> None:
     bad.write_text("fine\n" + "y" * 201 + "\n")
     with pytest.raises(CommandError, match="line 2"):
         call_command("erase", str(bad), project=project.slug)
+
+
+def test_an_admin_erases_one_interaction_from_its_page(
+    project: Project, member: Callable[..., Any]
+) -> None:
+    from django.test import Client
+
+    newest = edited_label(project, "page-1")
+    interaction = newest.interaction
+    admin, reviewer = Client(), Client()
+    admin.force_login(member("admin"))
+    reviewer.force_login(member("reviewer"))
+    item = reverse("data-item", kwargs={"slug": project.slug, "interaction_id": interaction.pk})
+    page = reverse("data-erase", kwargs={"slug": project.slug, "interaction_id": interaction.pk})
+    assert page in admin.get(item).content.decode()
+    assert page not in reviewer.get(item).content.decode()
+    assert reviewer.get(page).status_code == 403
+    assert reviewer.post(page).status_code == 403
+    ask = admin.get(page).content.decode()
+    assert "Erase <code>page-1</code>?" in ask
+    assert "2 labels (every version)" in ask
+    done = admin.post(page, follow=True)
+    assert done.redirect_chain[-1][0] == reverse("data-browser", kwargs={"slug": project.slug})
+    assert "Erased page-1 with 2 label(s)" in done.content.decode()
+    assert not Interaction.objects.filter(pk=interaction.pk).exists()
+    assert AuditLog.objects.filter(action="interactions.erase").count() == 1
+    assert admin.get(page).status_code == 404

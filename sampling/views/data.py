@@ -2,7 +2,8 @@
 
 Search and filter interactions, open one with everything recorded about it, and put a selection
 in the queue as a deliberate batch (no sampling run: ``pi`` stays empty and the labels stay out of
-estimates, as for every item no run selected) or as gold candidates.
+estimates, as for every item no run selected) or as gold candidates. Admins may erase one
+interaction (a privacy request) from its page.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from labeling.access import Capability, has_capability, project_access, role_in
-from labeling.models import Interaction, Project
+from labeling.access import Capability, acting_user, has_capability, project_access, role_in
+from labeling.models import Annotation, Event, Interaction, Project
+from labeling.services.erasure import interactions_erase
+from sampling.models import Inclusion
 from sampling.selectors.data_browser import (
     SIGNALS,
     BrowserFilters,
@@ -91,10 +94,47 @@ def data_item(request: HttpRequest, slug: str, interaction_id: int) -> HttpRespo
     if detail is None:
         raise Http404("No such interaction.")
     questions = project.label_schema.get("questions", [])
+    role = role_in(user=request.user, project=project)
     return render(
         request,
         "sampling/data_item.html",
-        {"project": project, **detail, "question_keys": [q["key"] for q in questions]},
+        {
+            "project": project,
+            **detail,
+            "question_keys": [q["key"] for q in questions],
+            "can_erase": has_capability(role=role, need="configure"),
+        },
+    )
+
+
+@login_required
+def data_erase(request: HttpRequest, slug: str, interaction_id: int) -> HttpResponse:
+    """Erase one interaction (admins): GET asks, naming what goes; POST erases it (a privacy
+    request; :mod:`labeling.services.erasure`) and returns to the data browser."""
+    project = project_access(user=request.user, slug=slug, need="configure")
+    interaction = Interaction.objects.filter(project=project, pk=interaction_id).first()
+    if interaction is None:
+        raise Http404("No such interaction.")
+    if request.method == "POST":
+        result = interactions_erase(
+            project=project, external_ids=[interaction.external_id], actor=acting_user(request.user)
+        )
+        messages.success(
+            request,
+            f"Erased {interaction.external_id} with {result.labels_erased} label(s), its events "
+            "and its sampling record; the estimates no longer count it.",
+        )
+        return HttpResponseRedirect(reverse("data-browser", kwargs={"slug": slug}))
+    return render(
+        request,
+        "sampling/data_erase.html",
+        {
+            "project": project,
+            "interaction": interaction,
+            "labels": Annotation.objects.filter(interaction=interaction).count(),
+            "events": Event.objects.filter(interaction=interaction).count(),
+            "considered": Inclusion.objects.filter(interaction=interaction).exists(),
+        },
     )
 
 
