@@ -186,7 +186,7 @@ def test_an_admin_erases_one_interaction_from_its_page(
     assert "2 labels (every version)" in ask
     done = admin.post(page, follow=True)
     assert done.redirect_chain[-1][0] == reverse("data-browser", kwargs={"slug": project.slug})
-    assert "Erased page-1 with 2 label(s)" in done.content.decode()
+    assert "Erased page-1 with 2 labels and everything else" in done.content.decode()
     assert not Interaction.objects.filter(pk=interaction.pk).exists()
     assert AuditLog.objects.filter(action="interactions.erase").count() == 1
     assert admin.get(page).status_code == 404

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from labeling.access import Capability, acting_user, has_capability, project_access, role_in
-from labeling.models import Annotation, Event, Interaction, Project
+from labeling.models import Annotation, Event, Interaction, Project, QueueItem
 from labeling.services.erasure import interactions_erase
 from sampling.models import Inclusion
 from sampling.selectors.data_browser import (
@@ -119,10 +119,11 @@ def data_erase(request: HttpRequest, slug: str, interaction_id: int) -> HttpResp
         result = interactions_erase(
             project=project, external_ids=[interaction.external_id], actor=acting_user(request.user)
         )
+        labels = result.labels_erased
         messages.success(
             request,
-            f"Erased {interaction.external_id} with {result.labels_erased} label(s), its events "
-            "and its sampling record; the estimates no longer count it.",
+            f"Erased {interaction.external_id} with {labels} label{'' if labels == 1 else 's'} "
+            "and everything else recorded about it; the estimates no longer count it.",
         )
         return HttpResponseRedirect(reverse("data-browser", kwargs={"slug": slug}))
     return render(
@@ -134,6 +135,7 @@ def data_erase(request: HttpRequest, slug: str, interaction_id: int) -> HttpResp
             "labels": Annotation.objects.filter(interaction=interaction).count(),
             "events": Event.objects.filter(interaction=interaction).count(),
             "considered": Inclusion.objects.filter(interaction=interaction).exists(),
+            "queued": QueueItem.objects.filter(interaction=interaction).exists(),
         },
     )
 
