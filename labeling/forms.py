@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 
 from labeling.errors import Invalid
 from labeling.models import Role, WebhookEvent
+from labeling.nul import NUL_MESSAGE, nul_path
 
 # What a service raises for input it refuses; pages catch these and show them on the form.
 SERVICE_ERRORS: tuple[type[Exception], ...] = (Invalid, ValidationError, ValueError)
@@ -41,19 +42,28 @@ def error_message(exc: Exception) -> str:
     return " ".join(map(str, detail)) if isinstance(detail, list) else str(detail)
 
 
+def json_text_parse(text: str) -> Any:
+    """JSON typed into a text box, parsed; a ValidationError that says where it is wrong. The NUL
+    character (``\\u0000`` in the text) is refused like in the API: the database cannot store it."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    if (where := nul_path(value)) is not None:
+        raise ValidationError(f"{where or 'the value'} {NUL_MESSAGE}")
+    return value
+
+
 class SchemaForm(forms.Form):
     """The label schema as JSON text, parsed here; ``labeling.schema.schema_validate`` checks it."""
 
     schema = forms.CharField(widget=forms.Textarea(attrs={"class": "code", "spellcheck": "false"}))
 
     def clean_schema(self) -> dict[str, Any]:
-        text = self.cleaned_data["schema"]
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(
-                f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-            ) from None
+        value: dict[str, Any] = json_text_parse(self.cleaned_data["schema"])
+        return value
 
 
 class MemberForm(forms.Form):

@@ -3,6 +3,7 @@ members and ingestion tokens (shown once, revocable)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -140,6 +141,9 @@ def test_schema_editor_rejects_bad_json_and_bad_schemas(
     html = admin_client.post(url, {"schema": bad}).content.decode()
     errors = field_errors(html, "schema")
     assert "questions[0]" in errors  # the message names the question
+    nul = json.dumps(before).replace('"key"', '"title": "Q\\u0000", "key"', 1)
+    html = admin_client.post(url, {"schema": nul}).content.decode()
+    assert "contains the NUL character" in field_errors(html, "schema")
     project.refresh_from_db()
     assert project.label_schema == before
 

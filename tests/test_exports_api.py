@@ -236,6 +236,17 @@ def test_exports_page_shows_service_errors_on_the_field(
         "nope: no such question; known: ['correction', 'failure_modes', 'quality']"
     ]
     assert not Export.objects.exists()
+    # The NUL character, typed as its JSON escape, is refused on the field (the database cannot
+    # store it in the export's filters).
+    response = browser.post(
+        reverse("project-exports", kwargs={"slug": project.slug}),
+        {"kind": "sft", "labels": '{"quality": {"in": ["4\\u0000"]}}', "seed": "0"},
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["labels"] == [
+        "quality.in[0] contains the NUL character (\\u0000), which cannot be stored"
+    ]
+    assert not Export.objects.exists()
 
 
 def test_exports_page_forbidden_for_annotators(

@@ -6,7 +6,6 @@ The form only translates fields into the API's ``filters``/``options`` and calls
 
 from __future__ import annotations
 
-import json
 from typing import Any, cast
 
 from django import forms
@@ -18,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from labeling.access import acting_user, project_access
 from labeling.errors import Invalid
+from labeling.forms import json_text_parse
 from labeling.models import Export
 from labeling.selectors.exports import export_list
 from labeling.services.export_kinds import export_kinds
@@ -66,10 +66,7 @@ class ExportForm(forms.Form):
         raw = self.cleaned_data.get("labels") or ""
         if not raw.strip():
             return None
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"not valid JSON: {exc}") from None
+        value: dict[str, Any] | None = json_text_parse(raw)
         return value
 
     def clean_segment(self) -> dict[str, list[str]] | None:
