@@ -297,6 +297,14 @@ def test_manage_py_export_reports_bad_input(project: Project, tmp_path: Path) ->
         call_command(
             "export", "--project", project.slug, "--kind", "nope", "--out", str(tmp_path / "x")
         )
+    with pytest.raises(
+        CommandError, match=r"--filter filter\.labels\.quality\.in\[0\] contains the NUL"
+    ):
+        call_command(
+            "export", "--project", project.slug, "--kind", "sft", "--out", str(tmp_path / "x"),
+            "--filter", 'labels={"quality": {"in": ["4\\u0000"]}}',
+        )  # fmt: skip
+    assert not Export.objects.exists()
 
 
 # --- A worker killed mid-export (a real subprocess, SIGKILL) -----------------------------------

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from labeling.errors import Invalid
 from labeling.models import Export, Project
+from labeling.nul import NUL_MESSAGE, nul_path
 from labeling.selectors.exports import ExportScan
 from labeling.services.export_kinds import export_kinds
 from labeling.services.exports import (
@@ -40,6 +41,8 @@ def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
             out[key] = raw
+        if (where := nul_path(out[key], f"{what}.{key}")) is not None:
+            raise CommandError(f"--{what} {where} {NUL_MESSAGE}")
     return out
 
 
