@@ -256,8 +256,6 @@ def _rates_by_look(
     cell = design.cell[at]
     first_day = (first - EPOCH.date()).days
     occurred = np.clip(items.occurred_us[at] // _DAY_US - first_day, 0, looks - 1)
-    selected = np.zeros((cells, looks))
-    np.add.at(selected, (cell, occurred), weight)
     responded = items.labelled[at]
     rows = at[responded]
     label_look = np.array(
@@ -267,6 +265,10 @@ def _rates_by_look(
         ],
         dtype=np.int64,
     )
+    # A labelled item had occurred by its label (an interaction stamped ahead of the clock).
+    occurred[responded] = np.minimum(occurred[responded], label_look)
+    selected = np.zeros((cells, looks))
+    np.add.at(selected, (cell, occurred), weight)
     labelled = np.zeros((cells, looks))
     np.add.at(labelled, (cell[responded], label_look), weight[responded])
     total = np.cumsum(selected, axis=1)
