@@ -28,6 +28,7 @@ from django.db import transaction
 from labeling.errors import Invalid
 from labeling.models import Annotation, AuditLog, Event, Interaction, Project
 from labeling.nul import NUL, NUL_MESSAGE
+from labeling.selectors.interactions import interaction_ids_by_external_id
 
 MAX_IDS = 10_000  # per call: one transaction, one audit row
 _CHUNK = 1_000  # ids per query
@@ -76,14 +77,7 @@ def interactions_erase(
     ids = erasure_ids_clean(external_ids)
     result = ErasureResult()
     with transaction.atomic():
-        found: dict[str, int] = {}
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            found.update(
-                Interaction.objects.filter(project=project, external_id__in=chunk).values_list(
-                    "external_id", "id"
-                )
-            )
+        found = interaction_ids_by_external_id(project_id=project.pk, external_ids=ids)
         pks = list(found.values())
         for start in range(0, len(pks), _CHUNK):
             some = pks[start : start + _CHUNK]
