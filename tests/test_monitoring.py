@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
-from labeling.models import Annotation, Project
+from labeling.models import Annotation, Interaction, Project
 from sampling import sequential
 from sampling.models import Inclusion
 from sampling.selectors.estimates import response_design
@@ -37,7 +37,14 @@ def test_a_regression_is_confirmed_with_its_day_and_sentence(project, regressed,
     body = api_as("engineer").get(URL, {"baseline": "stable"}).json()
     assert body["baseline"] == "stable"
     assert body["looks"]["every"] == "day"
-    assert body["looks"]["count"] == 21  # 20 days of traffic and today
+    # One look a day from the first day of traffic to today: 20 days of traffic and today, or 21
+    # days when the first interaction falls before the UTC midnight after the seed's start (the
+    # start is the clock minus 20 days; late in a UTC day, midnight comes before most of day 0).
+    first_traffic = min(Interaction.objects.values_list("occurred_at", flat=True))
+    expected = (dt.datetime.now(dt.UTC).date() - first_traffic.astimezone(dt.UTC).date()).days + 1
+    assert expected in (20, 21)
+    assert body["looks"]["count"] == expected
+    assert body["looks"]["first"] == first_traffic.astimezone(dt.UTC).date().isoformat()
     canary = _group(body, "canary")
     c = canary["comparison"]
     assert c["verdict"] == "regression"
