@@ -26,7 +26,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from labeling.errors import Invalid
-from labeling.models import Annotation, AuditLog, Event, Interaction, Project
+from labeling.models import AuditLog, Event, Interaction, Project
 from labeling.nul import NUL, NUL_MESSAGE
 from labeling.selectors.interactions import interaction_ids_by_external_id
 
@@ -81,9 +81,9 @@ def interactions_erase(
         pks = list(found.values())
         for start in range(0, len(pks), _CHUNK):
             some = pks[start : start + _CHUNK]
-            result.labels_erased += Annotation.objects.filter(interaction_id__in=some).count()
             _, by_model = Interaction.objects.filter(pk__in=some).delete()
             result.erased += by_model.get("labeling.Interaction", 0)
+            result.labels_erased += by_model.get("labeling.Annotation", 0)
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             result.events_erased += Event.objects.filter(

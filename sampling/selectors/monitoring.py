@@ -171,7 +171,7 @@ def group_series(
     first = max(first, today - dt.timedelta(days=MAX_LOOKS - 1))
     days = [first + dt.timedelta(days=i) for i in range((today - first).days + 1)]
     labelled_on = first_label_dates(project=project)
-    rates, run_start = _rates_by_look(
+    rates, run_start, label_look = _rates_by_look(
         design=design, labelled_on=labelled_on, first=first, looks=len(days)
     )
     cells = int(rates.shape[0])
@@ -193,9 +193,8 @@ def group_series(
                 add_n[look] += n
                 add_f[look] += f_total
         by_look: dict[int, list[int]] = defaultdict(list)
-        for index, interaction_id in enumerate(d.interaction_ids):
-            when = labelled_on.get(interaction_id)
-            by_look[_look(_day(when), first, len(days)) if when else len(days) - 1].append(index)
+        for index, look in enumerate(label_look[d.sample].tolist()):
+            by_look[look].append(index)
         raw_pi = items.pi[d.sample]
         cell = design.cell[d.sample]
         running = sequential.CellRunningPPI(cells=cells)
@@ -240,9 +239,10 @@ def _rates_by_look(
     labelled_on: dict[int, dt.datetime],
     first: dt.date,
     looks: int,
-) -> tuple[NDArray[np.float64], dict[int, int]]:
-    """Each adjustment cell's weighted response rate at each look (``cells x looks``), and the
-    look at which each labelled run has its first usable label.
+) -> tuple[NDArray[np.float64], dict[int, int], NDArray[np.int64]]:
+    """Each adjustment cell's weighted response rate at each look (``cells x looks``), the look
+    at which each labelled run has its first usable label, and each item's label look (the first
+    look that knows its label; -1 for items without one).
 
     At a look, a cell's rate is ``sum 1/pi`` over its items labelled by then over ``sum 1/pi`` over
     its selected items that had occurred by then (the selection the traffic of that day stood
@@ -277,7 +277,9 @@ def _rates_by_look(
     for run_id, look in zip(items.run_id[rows].tolist(), label_look.tolist(), strict=True):
         if look < run_start.get(run_id, looks):
             run_start[int(run_id)] = int(look)
-    return np.minimum(rates, 1.0), run_start
+    item_look = np.full(items.size, -1, dtype=np.int64)
+    item_look[rows] = label_look
+    return np.minimum(rates, 1.0), run_start, item_look
 
 
 def _points(value: float) -> str:

@@ -19,9 +19,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from labeling.access import Capability, acting_user, has_capability, project_access, role_in
-from labeling.models import Annotation, Event, Interaction, Project, QueueItem
+from labeling.models import Interaction, Project
 from labeling.services.erasure import interactions_erase
-from sampling.models import Inclusion
 from sampling.selectors.data_browser import (
     SIGNALS,
     BrowserFilters,
@@ -112,9 +111,10 @@ def data_erase(request: HttpRequest, slug: str, interaction_id: int) -> HttpResp
     """Erase one interaction (admins): GET asks, naming what goes; POST erases it (a privacy
     request; :mod:`labeling.services.erasure`) and returns to the data browser."""
     project = project_access(user=request.user, slug=slug, need="configure")
-    interaction = Interaction.objects.filter(project=project, pk=interaction_id).first()
-    if interaction is None:
+    detail = interaction_detail(project=project, interaction_id=interaction_id)
+    if detail is None:
         raise Http404("No such interaction.")
+    interaction = detail["interaction"]
     if request.method == "POST":
         result = interactions_erase(
             project=project, external_ids=[interaction.external_id], actor=acting_user(request.user)
@@ -132,10 +132,10 @@ def data_erase(request: HttpRequest, slug: str, interaction_id: int) -> HttpResp
         {
             "project": project,
             "interaction": interaction,
-            "labels": Annotation.objects.filter(interaction=interaction).count(),
-            "events": Event.objects.filter(interaction=interaction).count(),
-            "considered": Inclusion.objects.filter(interaction=interaction).exists(),
-            "queued": QueueItem.objects.filter(interaction=interaction).exists(),
+            "labels": len(detail["annotations"]),
+            "events": len(detail["events"]),
+            "considered": detail["inclusion"] is not None,
+            "queued": detail["queue_item"] is not None,
         },
     )
 
